@@ -11,12 +11,12 @@ import (
 )
 
 type eximRow struct {
-	line             int
-	sign, check      time.Time
-	address, secret  string
-	keyNum           int
-	prvs             string
-	eximValid        bool
+	line            int
+	sign, check     time.Time
+	address, secret string
+	keyNum          int
+	prvs            string
+	eximValid       bool
 }
 
 func loadEximRows(t testing.TB) []eximRow {

@@ -14,17 +14,17 @@ type Scheme string
 // foreign ones are recognised only so that an address is never signed twice
 // and can be stripped, and never verify.
 const (
-	SchemeNone          Scheme = ""
-	SchemePRVS          Scheme = "prvs"         // prvs=KDDDHHHHHH=local@domain
-	SchemePRVSSub       Scheme = "prvs-sub"     // local+prvs=KDDDHHHHHH@domain
-	SchemeVERP          Scheme = "verp"         // vrp=KDDDH{16}=RCPT=local@domain (see verp.go)
-	SchemeForeignPRVS   Scheme = "foreign-prvs" // Cisco IronPort: prvs=<9 hex>=local@domain
-	SchemeBarracuda     Scheme = "btv1"         // btv1==TAG==local@domain
-	SchemeSparkPost     Scheme = "msprvs1"      // msprvs1=TAG=local@domain
-	SchemeReversedPRVS  Scheme = "prvs-reversed"
-	SchemeSRS           Scheme = "srs" // SRS0=/SRS1=: a forwarded sender, not a tag; never signed or stripped
-	maxAddressLength           = 1024
-	defaultSubaddressDelimiter = '+'
+	SchemeNone                 Scheme = ""
+	SchemePRVS                 Scheme = "prvs"         // prvs=KDDDHHHHHH=local@domain
+	SchemePRVSSub              Scheme = "prvs-sub"     // local+prvs=KDDDHHHHHH@domain
+	SchemeVERP                 Scheme = "verp"         // vrp=KDDDH{16}=RCPT=local@domain (see verp.go)
+	SchemeForeignPRVS          Scheme = "foreign-prvs" // Cisco IronPort: prvs=<9 hex>=local@domain
+	SchemeBarracuda            Scheme = "btv1"         // btv1==TAG==local@domain
+	SchemeSparkPost            Scheme = "msprvs1"      // msprvs1=TAG=local@domain
+	SchemeReversedPRVS         Scheme = "prvs-reversed"
+	SchemeSRS                  Scheme = "srs" // SRS0=/SRS1=: a forwarded sender, not a tag; never signed or stripped
+	maxAddressLength                  = 1024
+	defaultSubaddressDelimiter        = '+'
 )
 
 // Tag is an address taken apart. Local and Domain are the untagged address
