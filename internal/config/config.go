@@ -1,0 +1,601 @@
+// Package config reads bounce-milter's one TOML configuration file, which
+// the milter, the policy service and the socketmap all share.
+//
+// Decoding is strict: an unknown key or a bad value is an error that names
+// the key and the line, because a typo in a mail filter's config silently
+// turning a check off is worse than refusing to start. Values are checked as
+// they are decoded (the types below implement encoding.TextUnmarshaler), so
+// the decoder can say where the bad value stands.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the whole file.
+type Config struct {
+	// DataDir holds the generated key file, the embedded store and state.
+	DataDir string `toml:"data_dir"`
+	// KeyFile is the default key file, for domains without their own.
+	KeyFile string `toml:"key_file"`
+	// SigningKey overrides the default key file's signing key (default: the
+	// last key listed in the file).
+	SigningKey *int `toml:"signing_key"`
+	// Lifetime of a tag in days (1-30).
+	Lifetime int `toml:"lifetime"`
+	// Mode for untagged bounces to domains that do not set their own.
+	Mode Mode `toml:"mode"`
+	// Syntax of the tags: "prvs" (prvs=KDDDHHHHHH=user@domain) or
+	// "subaddress" (user+prvs=KDDDHHHHHH@domain).
+	Syntax Syntax `toml:"syntax"`
+	// Delimiter of the sub-address syntax (default "+").
+	Delimiter Delimiter `toml:"delimiter"`
+	// Grace is how long after a domain is first switched on untagged
+	// bounces are accepted, since they can be for mail sent before signing
+	// began (Postfix retries for 5 days by default).
+	Grace Duration `toml:"grace"`
+
+	Listen   Listen            `toml:"listen"`
+	Log      Log               `toml:"log"`
+	Outbound Outbound          `toml:"outbound"`
+	Inbound  Inbound           `toml:"inbound"`
+	Domains  map[string]Domain `toml:"domains"`
+}
+
+// Listen says where the services listen: "inet:HOST:PORT" or "unix:PATH";
+// empty turns a service off.
+type Listen struct {
+	Milter    Endpoint `toml:"milter"`
+	Socketmap Endpoint `toml:"socketmap"`
+	Policy    Endpoint `toml:"policy"`
+	// Metrics is HOST:PORT for the Prometheus endpoint and /healthz.
+	Metrics string `toml:"metrics"`
+	// SocketMode is the permission of unix sockets (default 0660).
+	SocketMode string `toml:"socket_mode"`
+}
+
+// Log configures logging to stderr.
+type Log struct {
+	Format string `toml:"format"` // "text" or "json"
+	Level  string `toml:"level"`  // "debug", "info", "warn", "error"
+}
+
+// Outbound says which mail is ours to sign.
+type Outbound struct {
+	// TrustedNetworks whose clients are our users (empty by default: a
+	// loopback client is not ours by itself, content filters re-inject
+	// from loopback).
+	TrustedNetworks []Prefix `toml:"trusted_networks"`
+	// OriginatingDaemons are {daemon_name} values of Postfix services that
+	// carry our users' mail (-o milter_macro_daemon_name=ORIGINATING).
+	OriginatingDaemons []string `toml:"originating_daemons"`
+	// OptOut lists senders never to sign: "user@domain", "@domain",
+	// "user@" or glob patterns with '*'.
+	OptOut []string `toml:"opt_out"`
+	// VERPSenders lists senders whose mail gets a signed VERP return path
+	// (one per recipient is not possible in a milter; used when the
+	// message has a single recipient), same pattern syntax as OptOut.
+	VERPSenders []string `toml:"verp_senders"`
+	// OnError is what happens to outbound mail on an internal error:
+	// "accept-unsigned" (default) or "tempfail".
+	OnError Action `toml:"on_error"`
+}
+
+// Inbound says how bounces to our domains are checked.
+type Inbound struct {
+	// BounceSenders are local parts of non-null senders treated as bounce
+	// senders (default mailer-daemon, postmaster).
+	BounceSenders []string `toml:"bounce_senders"`
+	// Exempt recipients are never rejected: local parts ("abuse"), full
+	// addresses or "@domain"/glob patterns. postmaster is always exempt.
+	Exempt []string `toml:"exempt"`
+	// Relays are our own outgoing relay host names: seeing one in the
+	// Received lines of a returned original proves we sent it.
+	Relays []string `toml:"relays"`
+	// OnError is the action on an internal error: "accept" (default),
+	// "tempfail" or "reject".
+	OnError Action `toml:"on_error"`
+	// OnStoreError is the action for an untagged bounce whose decision
+	// needs the store when it cannot answer: "tempfail" (default; real
+	// MTAs retry, spam bots do not), "accept" or "reject".
+	OnStoreError Action `toml:"on_store_error"`
+	// Header is the verdict header's name.
+	Header string `toml:"header"`
+	// MaxMessageBytes caps how much of a possible bounce is buffered and
+	// analysed.
+	MaxMessageBytes Size `toml:"max_message_bytes"`
+}
+
+// Domain is one of our domains. Everything left unset follows the top level.
+type Domain struct {
+	Mode       Mode      `toml:"mode"`
+	KeyFile    string    `toml:"key_file"`
+	SigningKey *int      `toml:"signing_key"`
+	Syntax     Syntax    `toml:"syntax"`
+	Delimiter  Delimiter `toml:"delimiter"`
+	Lifetime   int       `toml:"lifetime"`
+	// Sign turns outbound signing off for the domain when false (inbound
+	// checks still run, e.g. while another host signs).
+	Sign *bool `toml:"sign"`
+	// Since is when signing began for the domain (YYYY-MM-DD). Unset, the
+	// first start that sees the domain records it in the data directory.
+	Since *toml.LocalDate `toml:"since"`
+}
+
+// Mode is what happens to an untagged bounce without evidence. The zero
+// value means "not set" (follow the top level).
+type Mode uint8
+
+// Modes, from the gentlest.
+const (
+	ModeUnset Mode = iota
+	ModeOff
+	ModeTag
+	ModeQuarantine
+	ModeReject
+)
+
+var modeNames = []string{"", "off", "tag", "quarantine", "reject"}
+
+func (m Mode) String() string { return modeNames[m] }
+
+// ParseMode checks a mode name.
+func ParseMode(s string) (Mode, error) {
+	for i, n := range modeNames[1:] {
+		if strings.EqualFold(s, n) {
+			return Mode(i + 1), nil
+		}
+	}
+	return ModeUnset, fmt.Errorf("mode %q: want off, tag, quarantine or reject", s)
+}
+
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := ParseMode(string(b))
+	*m = v
+	return err
+}
+
+// Syntax is the tag syntax.
+type Syntax uint8
+
+// Tag syntaxes.
+const (
+	SyntaxUnset Syntax = iota
+	SyntaxPRVS
+	SyntaxSubaddress
+)
+
+func (s Syntax) String() string { return [...]string{"", "prvs", "subaddress"}[s] }
+
+func (s *Syntax) UnmarshalText(b []byte) error {
+	switch strings.ToLower(string(b)) {
+	case "prvs":
+		*s = SyntaxPRVS
+	case "subaddress":
+		*s = SyntaxSubaddress
+	default:
+		return fmt.Errorf("syntax %q: want prvs or subaddress", b)
+	}
+	return nil
+}
+
+// Delimiter is a one-character sub-address delimiter.
+type Delimiter byte
+
+func (d *Delimiter) UnmarshalText(b []byte) error {
+	if len(b) != 1 || !strings.ContainsRune("+-_=.", rune(b[0])) {
+		return fmt.Errorf("delimiter %q: want one of + - _ = .", b)
+	}
+	*d = Delimiter(b[0])
+	return nil
+}
+
+// Action is a failure action.
+type Action uint8
+
+// Actions.
+const (
+	ActionUnset Action = iota
+	ActionAccept
+	ActionAcceptUnsigned
+	ActionTempfail
+	ActionReject
+)
+
+var actionNames = []string{"", "accept", "accept-unsigned", "tempfail", "reject"}
+
+func (a Action) String() string { return actionNames[a] }
+
+func (a *Action) UnmarshalText(b []byte) error {
+	for i, n := range actionNames[1:] {
+		if strings.EqualFold(string(b), n) {
+			*a = Action(i + 1)
+			return nil
+		}
+	}
+	return fmt.Errorf("action %q: want accept, accept-unsigned, tempfail or reject", b)
+}
+
+// Endpoint is a listen address, written inet:HOST:PORT or unix:PATH.
+type Endpoint struct {
+	Network, Address string // as for net.Listen; empty when off
+}
+
+func (e Endpoint) String() string {
+	switch e.Network {
+	case "":
+		return ""
+	case "unix":
+		return "unix:" + e.Address
+	}
+	return "inet:" + e.Address
+}
+
+// IsSet reports whether the endpoint is configured.
+func (e Endpoint) IsSet() bool { return e.Network != "" }
+
+// ParseEndpoint checks an endpoint and returns its network and address.
+func ParseEndpoint(s string) (network, address string, err error) {
+	kind, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return "", "", fmt.Errorf("listen address %q: want inet:HOST:PORT or unix:PATH", s)
+	}
+	switch kind {
+	case "inet", "tcp", "inet6":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil || host == "" {
+			return "", "", fmt.Errorf("listen address %q: want inet:HOST:PORT", s)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return "", "", fmt.Errorf("listen address %q: bad port %q", s, port)
+		}
+		return "tcp", rest, nil
+	case "unix", "local":
+		if !filepath.IsAbs(rest) {
+			return "", "", fmt.Errorf("listen address %q: the socket path must be absolute", s)
+		}
+		return "unix", rest, nil
+	}
+	return "", "", fmt.Errorf("listen address %q: want inet:HOST:PORT or unix:PATH", s)
+}
+
+func (e *Endpoint) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*e = Endpoint{}
+		return nil
+	}
+	n, a, err := ParseEndpoint(string(b))
+	if err != nil {
+		return err
+	}
+	*e = Endpoint{n, a}
+	return nil
+}
+
+// MustEndpoint parses an endpoint known to be good (defaults, tests).
+func MustEndpoint(s string) Endpoint {
+	var e Endpoint
+	if err := e.UnmarshalText([]byte(s)); err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// Prefix is an IP network ("192.0.2.0/24", or one address).
+type Prefix struct{ netip.Prefix }
+
+func (p *Prefix) UnmarshalText(b []byte) error {
+	s := string(b)
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("network %q: %w", s, err)
+		}
+		p.Prefix = netip.PrefixFrom(a, a.BitLen())
+		return nil
+	}
+	v, err := netip.ParsePrefix(s)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", s, err)
+	}
+	p.Prefix = v.Masked()
+	return nil
+}
+
+// Duration is a time.Duration written as "90s", "12h" or "10d".
+type Duration struct{ time.Duration }
+
+// ParseDuration parses Go durations and whole days ("10d").
+func ParseDuration(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 || n > 3650 {
+			return 0, fmt.Errorf("duration %q: want e.g. 10d, 12h, 30s", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("duration %q: want e.g. 10d, 12h, 30s", s)
+	}
+	return d, nil
+}
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	d.Duration = v
+	return err
+}
+
+// Size is a byte count written as 1048576, "512k" or "10M".
+type Size int64
+
+func (s *Size) UnmarshalText(b []byte) error {
+	str := strings.ToUpper(strings.TrimSpace(string(b)))
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(str, "K"):
+		mult, str = 1<<10, str[:len(str)-1]
+	case strings.HasSuffix(str, "M"):
+		mult, str = 1<<20, str[:len(str)-1]
+	}
+	n, err := strconv.ParseInt(str, 10, 64)
+	if err != nil || n <= 0 || n > 1<<30/mult {
+		return fmt.Errorf("size %q: want bytes, e.g. 1048576, 512k, 4M (at most 1G)", b)
+	}
+	*s = Size(n * mult)
+	return nil
+}
+
+// Default returns the configuration used with no file: everything on
+// loopback, keys and store under dataDir.
+func Default(dataDir string) *Config {
+	c := &Config{DataDir: dataDir}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir()
+	}
+	if c.KeyFile == "" {
+		c.KeyFile = filepath.Join(c.DataDir, "keys")
+	}
+	if c.Lifetime == 0 {
+		c.Lifetime = 7
+	}
+	if c.Mode == ModeUnset {
+		c.Mode = ModeReject
+	}
+	if c.Syntax == SyntaxUnset {
+		c.Syntax = SyntaxPRVS
+	}
+	if c.Delimiter == 0 {
+		c.Delimiter = '+'
+	}
+	if c.Grace.Duration == 0 {
+		c.Grace.Duration = 10 * 24 * time.Hour
+	}
+	if !c.Listen.Milter.IsSet() {
+		c.Listen.Milter = MustEndpoint("inet:127.0.0.1:8891")
+	}
+	if c.Listen.SocketMode == "" {
+		c.Listen.SocketMode = "0660"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Outbound.OriginatingDaemons == nil {
+		c.Outbound.OriginatingDaemons = []string{"ORIGINATING"}
+	}
+	if c.Outbound.OnError == ActionUnset {
+		c.Outbound.OnError = ActionAcceptUnsigned
+	}
+	if c.Inbound.BounceSenders == nil {
+		c.Inbound.BounceSenders = []string{"mailer-daemon", "postmaster"}
+	}
+	if c.Inbound.OnError == ActionUnset {
+		c.Inbound.OnError = ActionAccept
+	}
+	if c.Inbound.OnStoreError == ActionUnset {
+		c.Inbound.OnStoreError = ActionTempfail
+	}
+	if c.Inbound.Header == "" {
+		c.Inbound.Header = "X-Bounce-Check"
+	}
+	if c.Inbound.MaxMessageBytes == 0 {
+		c.Inbound.MaxMessageBytes = 1 << 20
+	}
+	if c.Domains == nil {
+		c.Domains = map[string]Domain{}
+	}
+}
+
+// DefaultDataDir is /var/lib/bounce-milter for root and
+// $XDG_STATE_HOME/bounce-milter (or ~/.local/state/bounce-milter) otherwise.
+func DefaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/bounce-milter"
+	}
+	if s := os.Getenv("XDG_STATE_HOME"); s != "" {
+		return filepath.Join(s, "bounce-milter")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "bounce-milter")
+	}
+	return "bounce-milter-data"
+}
+
+// Parse decodes a configuration file's contents; name is used in errors.
+func Parse(data []byte, name string) (*Config, error) {
+	var c Config
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, describe(err, name)
+	}
+	for d, dc := range c.Domains {
+		lower := strings.ToLower(strings.TrimSuffix(d, "."))
+		if lower == "" || strings.ContainsAny(lower, " @/") {
+			return nil, fmt.Errorf("%s: [domains.%q]: not a domain name", name, d)
+		}
+		if lower != d {
+			if _, dup := c.Domains[lower]; dup {
+				return nil, fmt.Errorf("%s: [domains.%q] and [domains.%q] are the same domain", name, d, lower)
+			}
+			delete(c.Domains, d)
+			c.Domains[lower] = dc
+		}
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &c, nil
+}
+
+// Load reads and decodes a configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// describe turns the TOML decoder's errors into one message that names the
+// file, line and key.
+func describe(err error, name string) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var msgs []string
+		for _, e := range strict.Errors {
+			row, _ := e.Position()
+			msgs = append(msgs, fmt.Sprintf("%s:%d: unknown key %q", name, row, strings.Join(e.Key(), ".")))
+		}
+		return errors.New(strings.Join(msgs, "\n"))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		if k := de.Key(); len(k) > 0 {
+			return fmt.Errorf("%s:%d: key %q: %s", name, row, strings.Join(k, "."), de.Error())
+		}
+		return fmt.Errorf("%s:%d: %s", name, row, de.Error())
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// Validate checks what single values cannot show.
+func (c *Config) Validate() error {
+	if c.Lifetime < 1 || c.Lifetime > 30 {
+		return fmt.Errorf("lifetime = %d: want 1-30 days", c.Lifetime)
+	}
+	if c.SigningKey != nil && (*c.SigningKey < 0 || *c.SigningKey > 9) {
+		return fmt.Errorf("signing_key = %d: want a digit 0-9", *c.SigningKey)
+	}
+	if _, err := strconv.ParseUint(c.Listen.SocketMode, 8, 32); err != nil {
+		return fmt.Errorf("listen.socket_mode = %q: want an octal mode such as 0660", c.Listen.SocketMode)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format = %q: want text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level = %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Outbound.OnError != ActionAcceptUnsigned && c.Outbound.OnError != ActionTempfail {
+		return fmt.Errorf("outbound.on_error = %s: want accept-unsigned or tempfail", c.Outbound.OnError)
+	}
+	if c.Inbound.OnError == ActionAcceptUnsigned || c.Inbound.OnStoreError == ActionAcceptUnsigned {
+		return fmt.Errorf("inbound: accept-unsigned is an outbound action; want accept, tempfail or reject")
+	}
+	for name, d := range c.Domains {
+		if d.Lifetime != 0 && (d.Lifetime < 1 || d.Lifetime > 30) {
+			return fmt.Errorf("domains.%q.lifetime = %d: want 1-30 days", name, d.Lifetime)
+		}
+		if d.SigningKey != nil && (*d.SigningKey < 0 || *d.SigningKey > 9) {
+			return fmt.Errorf("domains.%q.signing_key = %d: want a digit 0-9", name, *d.SigningKey)
+		}
+	}
+	return nil
+}
+
+// DomainNames lists our domains, sorted.
+func (c *Config) DomainNames() []string {
+	out := make([]string, 0, len(c.Domains))
+	for d := range c.Domains {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Effective is a domain's settings with the top level's filled in.
+type Effective struct {
+	Name       string
+	Mode       Mode
+	KeyFile    string
+	SigningKey *int
+	Syntax     Syntax
+	Delimiter  byte
+	Lifetime   int
+	Sign       bool
+	Since      time.Time
+}
+
+// For returns the effective settings of domain (lower-cased), and whether
+// it is one of ours.
+func (c *Config) For(domain string) (Effective, bool) {
+	d, ok := c.Domains[strings.ToLower(strings.TrimSuffix(domain, "."))]
+	if !ok {
+		return Effective{}, false
+	}
+	e := Effective{
+		Name: strings.ToLower(domain), Mode: c.Mode, KeyFile: c.KeyFile, SigningKey: c.SigningKey,
+		Syntax: c.Syntax, Delimiter: byte(c.Delimiter), Lifetime: c.Lifetime, Sign: true,
+	}
+	if d.Since != nil {
+		e.Since = d.Since.AsTime(time.UTC)
+	}
+	if d.Mode != ModeUnset {
+		e.Mode = d.Mode
+	}
+	if d.KeyFile != "" {
+		e.KeyFile, e.SigningKey = d.KeyFile, nil
+	}
+	if d.SigningKey != nil {
+		e.SigningKey = d.SigningKey
+	}
+	if d.Syntax != SyntaxUnset {
+		e.Syntax = d.Syntax
+	}
+	if d.Delimiter != 0 {
+		e.Delimiter = byte(d.Delimiter)
+	}
+	if d.Lifetime != 0 {
+		e.Lifetime = d.Lifetime
+	}
+	if d.Sign != nil {
+		e.Sign = *d.Sign
+	}
+	return e, true
+}
