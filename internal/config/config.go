@@ -196,7 +196,7 @@ type Delimiter byte
 
 func (d *Delimiter) UnmarshalText(b []byte) error {
 	if len(b) != 1 || !strings.ContainsRune("+-_=.", rune(b[0])) {
-		return fmt.Errorf("delimiter %q: want one of + - _ = .", b)
+		return fmt.Errorf("delimiter %q: want one of the characters \"+-_=.\"", b)
 	}
 	*d = Delimiter(b[0])
 	return nil
