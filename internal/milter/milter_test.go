@@ -1,0 +1,388 @@
+package milter
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/config"
+)
+
+var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+// fakeStore is an in-process store for protocol-level edge cases; the real
+// stores are tested against bbolt and redis-server in internal/cache.
+type fakeStore struct {
+	mu      sync.Mutex
+	sent    map[string]cache.SentMessage
+	bounces map[string]int64
+	err     error
+}
+
+func (f *fakeStore) RecordSent(_ context.Context, m cache.SentMessage) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.sent[strings.Trim(m.MessageID, "<>")] = m
+	f.sent["tag:"+m.Tag] = m
+	return nil
+}
+
+func (f *fakeStore) Inbound(_ context.Context, q cache.InboundQuery) (cache.InboundFacts, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return cache.InboundFacts{}, f.err
+	}
+	var facts cache.InboundFacts
+	for _, id := range q.MessageIDs {
+		if m, ok := f.sent[strings.Trim(id, "<>")]; ok {
+			facts.Sent = &cache.SentRecord{Sender: m.Sender, Tag: m.Tag, RecipientCount: len(m.Recipients), Time: m.Time}
+			facts.MatchedMessageID = id
+			break
+		}
+	}
+	if q.Tag != "" {
+		if m, ok := f.sent["tag:"+q.Tag]; ok {
+			facts.TagRecipients = int64(len(m.Recipients))
+		}
+		if q.Count {
+			f.bounces[q.Tag]++
+		}
+		facts.TagBounces = f.bounces[q.Tag]
+		facts.Replayed = facts.TagRecipients > 0 && facts.TagBounces > facts.TagRecipients+1
+	}
+	return facts, nil
+}
+
+func (f *fakeStore) Ping(context.Context) error { return f.err }
+func (f *fakeStore) Close() error               { return nil }
+
+// fakeAnalyzer finds Message-ID lines in the body: enough to exercise the
+// milter's plumbing; the real analysis is tested in internal/backscatter.
+type fakeAnalyzer struct{}
+
+var msgIDLine = regexp.MustCompile(`(?mi)^Message-ID:\s*(<[^>]+>)`)
+
+func (fakeAnalyzer) LooksLikeBounce(sender string, h func(string) string) bool {
+	return h("Auto-Submitted") != "" && h("Auto-Submitted") != "no"
+}
+
+func (fakeAnalyzer) Analyze(_ context.Context, raw []byte) Analysis {
+	a := Analysis{Kind: "dsn"}
+	if strings.Contains(string(raw), "Auto-Submitted: auto-replied") {
+		a.Kind = "autoreply"
+	}
+	ms := msgIDLine.FindAllSubmatch(raw, -1)
+	if len(ms) > 1 {
+		a.MessageIDs = append(a.MessageIDs, string(ms[1][1]))
+	}
+	return a
+}
+
+type harness struct {
+	t      *testing.T
+	srv    *Server
+	sock   string
+	store  *fakeStore
+	secret []byte
+}
+
+func newHarness(t *testing.T, cfgText string) *harness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(cfgText), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := backscatter.ParseKeys(strings.NewReader("2 test-secret\n"), "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), map[string]time.Time{"example.com": testNow.AddDate(0, -1, 0)})
+	eng.Now = func() time.Time { return testNow }
+	st := &fakeStore{sent: map[string]cache.SentMessage{}, bounces: map[string]int64{}}
+	srv := New(Options{Engine: eng, Store: st, Analyzer: fakeAnalyzer{}, StripInMilter: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	dir, err := os.MkdirTemp("", "bm-milter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "m.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Close()
+		os.RemoveAll(dir)
+	})
+	return &harness{t: t, srv: srv, sock: sock, store: st, secret: []byte("test-secret")}
+}
+
+const baseConfig = `
+mode = "reject"
+[domains."example.com"]
+[domains."tagmode.example"]
+mode = "tag"
+`
+
+type txn struct {
+	port    uint16
+	auth    string
+	daemon  string
+	from    string
+	rcpts   []string
+	headers [][2]string
+	body    string
+}
+
+type result struct {
+	rcptCodes []uint16
+	mods      []gomilter.ModifyAction
+	final     *gomilter.Action
+}
+
+func (h *harness) run(tx txn) result {
+	h.t.Helper()
+	macros := gomilter.NewMacroBag()
+	client := gomilter.NewClient("unix", h.sock, gomilter.WithActions(gomilter.AllClientSupportedActionMasks))
+	s, err := client.Session(macros)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer s.Close()
+	port := tx.port
+	if port == 0 {
+		port = 40000
+	}
+	if tx.port == 1 {
+		port = 0
+	}
+	macros.Set(gomilter.MacroDaemonName, tx.daemon)
+	host, addr := "client.example.net", "192.0.2.10"
+	if port == 0 {
+		host, addr = "localhost", "127.0.0.1"
+	}
+	if _, err := s.Conn(host, gomilter.FamilyInet, port, addr); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := s.Helo("client.example.net"); err != nil {
+		h.t.Fatal(err)
+	}
+	macros.Set(gomilter.MacroAuthAuthen, tx.auth)
+	if _, err := s.Mail(tx.from, ""); err != nil {
+		h.t.Fatal(err)
+	}
+	var res result
+	for _, r := range tx.rcpts {
+		act, err := s.Rcpt(r, "")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		res.rcptCodes = append(res.rcptCodes, act.SMTPCode)
+	}
+	if _, err := s.DataStart(); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, hd := range tx.headers {
+		if _, err := s.HeaderField(hd[0], hd[1], nil); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if _, err := s.HeaderEnd(); err != nil {
+		h.t.Fatal(err)
+	}
+	if tx.body == "" {
+		tx.body = "hello\r\n"
+	}
+	mods, act, err := s.BodyReadFrom(strings.NewReader(tx.body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	res.mods, res.final = mods, act
+	return res
+}
+
+func (r result) changeFrom() string {
+	for _, m := range r.mods {
+		if m.Type == gomilter.ActionChangeFrom {
+			return m.From
+		}
+	}
+	return ""
+}
+
+func (r result) header(name string) (string, bool) {
+	for _, m := range r.mods {
+		if (m.Type == gomilter.ActionInsertHeader || m.Type == gomilter.ActionAddHeader) && strings.EqualFold(m.HeaderName, name) {
+			return strings.TrimSpace(m.HeaderValue), true
+		}
+	}
+	return "", false
+}
+
+func (h *harness) sign(addr string, when time.Time) string {
+	s, err := backscatter.SignPRVS(addr, h.secret, 2, when, 7)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func TestOutboundSigning(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	for _, tc := range []struct {
+		name   string
+		tx     txn
+		signed bool
+	}{
+		{"authenticated", txn{auth: "alice", from: "alice@example.com", rcpts: []string{"bob@example.org"}}, true},
+		{"originating daemon", txn{daemon: "ORIGINATING", from: "alice@Example.COM", rcpts: []string{"bob@example.org"}}, true},
+		{"local submission", txn{port: 1, from: "alice@example.com", rcpts: []string{"bob@example.org"}}, true},
+		{"foreign domain", txn{auth: "alice", from: "alice@example.net", rcpts: []string{"bob@example.org"}}, false},
+		{"not ours", txn{from: "alice@example.com", rcpts: []string{"bob@example.org"}}, false},
+		{"null sender", txn{auth: "x", from: "", rcpts: []string{"bob@example.org"}}, false},
+		{"already tagged", txn{auth: "x", from: "prvs=0123cfcd40=alice@example.com", rcpts: []string{"bob@example.org"}}, false},
+		{"SRS", txn{auth: "x", from: "SRS0=abcd=TT=example.org=bob@example.com", rcpts: []string{"c@example.org"}}, false},
+		{"list VERP", txn{auth: "x", from: "list+bob=example.org@example.com", rcpts: []string{"bob@example.org"}}, false},
+	} {
+		tc.tx.headers = [][2]string{{"Message-ID", " <m-" + strings.ReplaceAll(tc.name, " ", "-") + "@example.com>"}, {"Subject", " hi"}}
+		res := h.run(tc.tx)
+		got := res.changeFrom()
+		if res.final.Type != gomilter.ActionAccept {
+			t.Errorf("%s: final %v", tc.name, res.final)
+		}
+		if tc.signed {
+			want := h.sign(strings.ToLower(tc.tx.from[:strings.IndexByte(tc.tx.from, '@')])+tc.tx.from[strings.IndexByte(tc.tx.from, '@'):], testNow)
+			if got != "<"+want+">" && got != want {
+				t.Errorf("%s: sender %q, want %q", tc.name, got, want)
+			}
+		} else if got != "" {
+			t.Errorf("%s: sender changed to %q", tc.name, got)
+		}
+	}
+	h.srv.stopRecords()
+	if _, ok := h.store.sent["m-authenticated@example.com"]; !ok {
+		t.Fatalf("sent record missing: %v", h.store.sent)
+	}
+}
+
+func TestInboundTags(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	valid := h.sign("user@example.com", testNow)
+	old := h.sign("user@example.com", testNow.AddDate(0, 0, -20))
+	forged := strings.Replace(valid, "=user@", "=other@", 1)
+	unknownKey := "prvs=5" + valid[6:]
+	for _, tc := range []struct {
+		name string
+		rcpt string
+		code uint16
+	}{
+		{"forged", forged, 550},
+		{"expired", old, 550},
+		{"unknown key", unknownKey, 550},
+		{"forged, domain in upper case", strings.Replace(forged, "example.com", "EXAMPLE.COM", 1), 550},
+	} {
+		res := h.run(txn{from: "", rcpts: []string{tc.rcpt}, headers: [][2]string{{"Subject", " failure"}}, body: "x\r\n"})
+		if res.rcptCodes[0] != tc.code {
+			t.Errorf("%s: RCPT %s got %d, want %d", tc.name, tc.rcpt, res.rcptCodes[0], tc.code)
+		}
+	}
+	// A valid tag: accepted, stripped, pass header; a forged verdict header removed.
+	res := h.run(txn{from: "", rcpts: []string{valid}, headers: [][2]string{{"X-Bounce-Check", " pass (forged)"}, {"Subject", " failure"}}, body: "x\r\n"})
+	if res.rcptCodes[0] >= 400 || res.final.Type != gomilter.ActionAccept {
+		t.Fatalf("valid tag: rcpt %v final %v", res.rcptCodes, res.final)
+	}
+	var deleted, added, removedHeader bool
+	for _, m := range res.mods {
+		switch {
+		case m.Type == gomilter.ActionDelRcpt && strings.Trim(m.Rcpt, "<>") == valid:
+			deleted = true
+		case m.Type == gomilter.ActionAddRcpt && strings.Trim(m.Rcpt, "<>") == "user@example.com":
+			added = true
+		case m.Type == gomilter.ActionChangeHeader && m.HeaderValue == "" && m.HeaderIndex == 1:
+			removedHeader = true
+		}
+	}
+	if v, _ := res.header("X-Bounce-Check"); !deleted || !added || !removedHeader || !strings.HasPrefix(v, "pass (valid prvs tag, key 2") {
+		t.Fatalf("valid tag: deleted %v added %v removedHeader %v header %q; mods %v", deleted, added, removedHeader, v, res.mods)
+	}
+}
+
+func TestUntaggedBounces(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	bounceBody := "Your message could not be delivered.\r\n\r\nMessage-ID: <orig-1@example.com>\r\nFrom: user@example.com\r\n"
+	// Reject mode: RCPT passes (callout probes), rejected at end of data.
+	res := h.run(txn{from: "", rcpts: []string{"user@example.com"}, headers: [][2]string{{"Message-ID", " <dsn-1@mx.example.org>"}}, body: bounceBody})
+	if res.rcptCodes[0] >= 400 || res.final.SMTPCode != 550 || !strings.Contains(res.final.SMTPReply, "no-evidence") {
+		t.Fatalf("untagged bounce: rcpt %v final %+v", res.rcptCodes, res.final)
+	}
+	// Tag mode: accepted with a fail header.
+	res = h.run(txn{from: "MAILER-DAEMON@mx.example.org", rcpts: []string{"user@tagmode.example"}, headers: [][2]string{{"Message-ID", " <dsn-2@mx.example.org>"}}, body: bounceBody})
+	if v, _ := res.header("X-Bounce-Check"); res.final.Type != gomilter.ActionAccept || !strings.HasPrefix(v, "fail (") {
+		t.Fatalf("tag mode: %+v header %q", res.final, v)
+	}
+	// postmaster and abuse are exempt.
+	res = h.run(txn{from: "", rcpts: []string{"postmaster@example.com"}, body: bounceBody})
+	if res.final.Type != gomilter.ActionAccept {
+		t.Fatalf("postmaster: %+v", res.final)
+	}
+	// Evidence from the store: the original was sent and recorded.
+	h.store.RecordSent(context.Background(), cache.SentMessage{MessageID: "<orig-1@example.com>", Tag: "prvs=x=user@example.com", Sender: "user@example.com", Recipients: []string{"a@example.org"}})
+	res = h.run(txn{from: "", rcpts: []string{"user@example.com"}, headers: [][2]string{{"Message-ID", " <dsn-3@mx.example.org>"}}, body: bounceBody})
+	if v, _ := res.header("X-Bounce-Check"); res.final.Type != gomilter.ActionAccept || !strings.Contains(v, "store:<orig-1@example.com>") {
+		t.Fatalf("store evidence: %+v header %q", res.final, v)
+	}
+	// Mixed recipients: the backscatter recipient is dropped, the exempt one kept.
+	res = h.run(txn{from: "", rcpts: []string{"other@example.com", "abuse@example.com"}, body: "no original here\r\n"})
+	var dropped bool
+	for _, m := range res.mods {
+		if m.Type == gomilter.ActionDelRcpt && strings.Trim(m.Rcpt, "<>") == "other@example.com" {
+			dropped = true
+		}
+	}
+	if res.final.Type != gomilter.ActionAccept || !dropped {
+		t.Fatalf("mixed: %+v mods %v", res.final, res.mods)
+	}
+	// Local submission is never rejected.
+	res = h.run(txn{port: 1, from: "", rcpts: []string{"user@example.com"}, body: "x\r\n"})
+	if res.final.Type != gomilter.ActionAccept {
+		t.Fatalf("local: %+v", res.final)
+	}
+	// Store down: untagged bounces are tempfailed, tagged ones still pass.
+	h.store.err = context.DeadlineExceeded
+	res = h.run(txn{from: "", rcpts: []string{"user@example.com"}, body: bounceBody})
+	if res.final.SMTPCode != 451 {
+		t.Fatalf("store down: %+v", res.final)
+	}
+	res = h.run(txn{from: "", rcpts: []string{h.sign("user@example.com", testNow)}, body: bounceBody})
+	if res.final.Type != gomilter.ActionAccept {
+		t.Fatalf("store down, valid tag: %+v", res.final)
+	}
+	// An auto-reply from a normal sender, untagged, no evidence: refused.
+	h.store.err = nil
+	res = h.run(txn{from: "someone@example.org", rcpts: []string{"user@example.com"}, headers: [][2]string{{"Auto-Submitted", " auto-replied"}}, body: "I am away\r\n"})
+	if res.final.SMTPCode != 550 {
+		t.Fatalf("auto-reply: %+v", res.final)
+	}
+	// Ordinary mail is untouched.
+	res = h.run(txn{from: "someone@example.org", rcpts: []string{"user@example.com"}, headers: [][2]string{{"Subject", " hello"}}, body: "hi\r\n"})
+	if res.final.Type != gomilter.ActionAccept || len(res.mods) != 0 {
+		t.Fatalf("ordinary: %+v %v", res.final, res.mods)
+	}
+}
