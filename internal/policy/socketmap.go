@@ -1,0 +1,233 @@
+// Package policy serves Postfix's two table-style protocols from the
+// decision engine: the socketmap that strips valid tags for
+// recipient_canonical_maps, and the policy-delegation service for
+// check_policy_service.
+package policy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+)
+
+// maxNetstring bounds a socketmap request; Postfix's own limit for a reply
+// is 100000 bytes, and a request is a map name and one address.
+const maxNetstring = 100000
+
+// Socketmap answers Postfix socketmap lookups (socketmap_table(5)): for a
+// validly tagged address of ours it answers the untagged address, for
+// anything else NOTFOUND. Used as recipient_canonical_maps it strips tags
+// before delivery, lets tagged recipients pass reject_unlisted_recipient,
+// and repairs the DSNs Postfix itself sends to tagged senders, which never
+// pass through smtpd milters.
+type Socketmap struct {
+	engine atomic.Pointer[backscatter.Engine]
+	log    *slog.Logger
+	server
+}
+
+// NewSocketmap makes a socketmap service.
+func NewSocketmap(e *backscatter.Engine, log *slog.Logger) *Socketmap {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Socketmap{log: log}
+	s.engine.Store(e)
+	s.server.handle = s.serveConn
+	return s
+}
+
+// SetEngine swaps the engine (configuration reload).
+func (s *Socketmap) SetEngine(e *backscatter.Engine) { s.engine.Store(e) }
+
+// Lookup answers one request: the reply without netstring framing.
+func (s *Socketmap) Lookup(name, key string) string {
+	e := s.engine.Load()
+	r := e.CheckRecipient(key)
+	if r.Verified == nil {
+		return "NOTFOUND "
+	}
+	return "OK " + r.Untagged
+}
+
+func (s *Socketmap) serveConn(c net.Conn) {
+	br := bufio.NewReaderSize(c, 4096)
+	bw := bufio.NewWriterSize(c, 4096)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
+		req, err := readNetstring(br, maxNetstring)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.log.Warn("socketmap: bad request; closing connection", "client", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		name, key, ok := cutSpace(req)
+		var reply string
+		if !ok || key == "" {
+			reply = "PERM request must be \"name key\""
+		} else {
+			reply = s.Lookup(name, key)
+		}
+		writeNetstring(bw, reply)
+		if br.Buffered() == 0 {
+			if err := bw.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func cutSpace(s string) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// readNetstring reads "LEN:DATA," (djb's netstrings, as Postfix's
+// socketmap client writes them).
+func readNetstring(r *bufio.Reader, max int) (string, error) {
+	n := 0
+	digits := 0
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			if digits == 0 {
+				return "", err
+			}
+			return "", fmt.Errorf("netstring length: %w", io.ErrUnexpectedEOF)
+		}
+		if b == ':' {
+			break
+		}
+		if b < '0' || b > '9' || digits > 6 {
+			return "", fmt.Errorf("netstring: bad length byte %q", b)
+		}
+		n = n*10 + int(b-'0')
+		digits++
+		if n > max {
+			return "", fmt.Errorf("netstring: length %d over %d", n, max)
+		}
+	}
+	if digits == 0 {
+		return "", errors.New("netstring: empty length")
+	}
+	buf := make([]byte, n+1)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", fmt.Errorf("netstring data: %w", err)
+	}
+	if buf[n] != ',' {
+		return "", errors.New("netstring: missing trailing comma")
+	}
+	return string(buf[:n]), nil
+}
+
+func writeNetstring(w *bufio.Writer, s string) {
+	w.WriteString(strconv.Itoa(len(s)))
+	w.WriteByte(':')
+	w.WriteString(s)
+	w.WriteByte(',')
+}
+
+// server is the accept loop shared by the socketmap and policy services:
+// one goroutine per connection, graceful shutdown waits for them.
+type server struct {
+	handle func(net.Conn)
+	mu     sync.Mutex
+	lns    []net.Listener
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.lns = append(s.lns, ln)
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer func() {
+				c.Close()
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				s.wg.Done()
+			}()
+			s.handle(c)
+		}()
+	}
+}
+
+// Shutdown stops accepting, then waits for the connections in flight to
+// finish their current request (idle ones are closed) or ctx to expire.
+func (s *server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	// Postfix keeps table connections open while idle; closing the read
+	// side makes each handler return after its current reply.
+	for c := range s.conns {
+		_ = c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,120 @@
+package policy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/config"
+)
+
+func testEngine(t *testing.T) *backscatter.Engine {
+	t.Helper()
+	cfg, err := config.Parse([]byte("[domains.\"example.com\"]\n"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, _ := backscatter.ParseKeys(strings.NewReader("1 sm-secret\n"), "k")
+	return backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), nil)
+}
+
+func startSocketmap(t *testing.T) (*Socketmap, string) {
+	t.Helper()
+	sm := NewSocketmap(testEngine(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sm.Serve(ln)
+	t.Cleanup(func() { sm.Shutdown(context.Background()) })
+	return sm, ln.Addr().String()
+}
+
+func TestSocketmapOverSocket(t *testing.T) {
+	_, addr := startSocketmap(t)
+	valid, _ := backscatter.SignPRVS("user@example.com", []byte("sm-secret"), 1, time.Now(), 7)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	// Pipelined requests on one connection are answered in order.
+	reqs := []struct{ req, want string }{
+		{"unbatv " + valid, "OK user@example.com"},
+		{"unbatv " + strings.ToUpper(valid[:5]) + valid[5:], "OK user@example.com"},
+		{"unbatv " + strings.Replace(valid, "=user@", "=root@", 1), "NOTFOUND "},
+		{"unbatv user@example.com", "NOTFOUND "},
+		{"unbatv " + strings.Replace(valid, "example.com", "example.org", 1), "NOTFOUND "},
+		{"unbatv @example.com", "NOTFOUND "},
+		{"nokey", "PERM request must be \"name key\""},
+	}
+	var sb strings.Builder
+	for _, r := range reqs {
+		sb.WriteString(netstring(r.req))
+	}
+	if _, err := io.WriteString(c, sb.String()); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reqs {
+		got, err := readNetstring(br, maxNetstring)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != r.want {
+			t.Errorf("%q: got %q, want %q", r.req, got, r.want)
+		}
+	}
+	// A malformed request closes that connection, and only that one.
+	io.WriteString(c, "1x:abc,")
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatal("connection not closed after a malformed netstring")
+	}
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, netstring("x "+valid))
+	if got, _ := readNetstring(bufio.NewReader(c2), maxNetstring); got != "OK user@example.com" {
+		t.Fatalf("after a bad client: %q", got)
+	}
+}
+
+func TestReadNetstringBad(t *testing.T) {
+	for _, in := range []string{"", ":", "3:ab", "3:abc;", "x:abc,", "99999999:", "-1:,"} {
+		if _, err := readNetstring(bufio.NewReader(strings.NewReader(in)), maxNetstring); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
+
+func netstring(s string) string {
+	var b strings.Builder
+	w := bufio.NewWriter(&b)
+	writeNetstring(w, s)
+	w.Flush()
+	return b.String()
+}
+
+func FuzzNetstring(f *testing.F) {
+	for _, s := range []string{"5:hello,", "0:,", "3:abc", "12:unbatv a@b.c,", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := readNetstring(bufio.NewReader(strings.NewReader(in)), 1000)
+		if err != nil {
+			return
+		}
+		if netstring(got) != in[:len(netstring(got))] {
+			t.Fatalf("%q parsed as %q", in, got)
+		}
+	})
+}
