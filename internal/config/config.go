@@ -45,7 +45,7 @@ type Config struct {
 	// Grace is how long after a domain is first switched on untagged
 	// bounces are accepted, since they can be for mail sent before signing
 	// began (Postfix retries for 5 days by default).
-	Grace Duration `toml:"grace"`
+	Grace *Duration `toml:"grace"`
 
 	Listen   Listen            `toml:"listen"`
 	Log      Log               `toml:"log"`
@@ -386,8 +386,8 @@ func (c *Config) applyDefaults() {
 	if c.Delimiter == 0 {
 		c.Delimiter = '+'
 	}
-	if c.Grace.Duration == 0 {
-		c.Grace.Duration = 10 * 24 * time.Hour
+	if c.Grace == nil {
+		c.Grace = &Duration{10 * 24 * time.Hour}
 	}
 	if !c.Listen.Milter.IsSet() {
 		c.Listen.Milter = MustEndpoint("inet:127.0.0.1:8891")

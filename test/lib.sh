@@ -1,0 +1,200 @@
+# Shared helpers for the end-to-end tests (test/t-NN-*/run.sh). Source it.
+# Each test gets its own directory under $T, its own Postfix instance (own
+# config directory and queue, chroot off, loopback only), its own Go SMTP
+# sink and its own bounce-milter, on free loopback ports. Only processes
+# started here are stopped, by the PIDs recorded here.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEST_NAME=$(basename "$(cd "$(dirname "$0")" && pwd)")
+T=${T:-/tmp/bm-e2e/$TEST_NAME}
+BM=${BM:-$ROOT/bin/bounce-milter}
+SINK_BIN=$T/smtpsink
+PIDS=()
+
+fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
+ok() { echo "ok - $*"; }
+
+dump_logs() {
+  for f in "$T"/pf/log/maillog "$T"/bm*.log; do
+    [ -f "$f" ] && { echo "--- $f (tail)"; tail -40 "$f"; } >&2
+  done
+  return 0
+}
+
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return; fi
+  done
+  echo "no free port" >&2; return 1
+}
+
+cleanup() {
+  local rc=$?
+  pf_down || true
+  for p in "${PIDS[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  return $rc
+}
+trap cleanup EXIT
+
+setup_dirs() {
+  [ "$(id -u)" = 0 ] || { echo "SKIP: end-to-end tests need root (Postfix master)"; exit 1; }
+  rm -rf "$T"; mkdir -p "$T"
+  [ -x "$BM" ] || (cd "$ROOT" && go build -o "$BM" ./cmd/bounce-milter)
+  (cd "$ROOT" && go build -o "$SINK_BIN" ./test/smtpsink)
+}
+
+wait_port() { # port
+  for _ in $(seq 100); do
+    ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  fail "nothing listens on port $1"
+}
+
+start_sink() { # port file
+  "$SINK_BIN" -addr "127.0.0.1:$1" -out "$2" >"$T/sink.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$1"
+}
+
+# start_bm NAME ARGS...: runs bounce-milter serve in the background.
+start_bm() {
+  local name=$1; shift
+  "$BM" serve "$@" >"$T/$name.out" 2>"$T/$name.log" &
+  local pid=$!
+  PIDS+=($pid)
+  eval "${name//-/_}_PID=$pid"
+}
+
+stop_pid() { # pid
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+# pf_up: Postfix on 127.0.0.1:$PF_PORT (the MX: mail from outside) and
+# 127.0.0.1:$SUB_PORT (submission: milter_macro_daemon_name=ORIGINATING),
+# relaying to the sink on $SINK_PORT. Our domains are relay domains whose
+# mail goes to the sink too; mail to nobody@ fails at the sink, so it
+# bounces (Postfix's own DSNs): the sink refuses nobody@ with 550. $PF_MILTER, $PF_NON_SMTPD_MILTER, $PF_EXTRA.
+pf_up() {
+  local ETC=$T/pf/etc Q=$T/pf/spool LOG=$T/pf/log
+  install -d -m 755 -o root -g root "$T/pf" "$ETC" "$Q" "$LOG"
+  chmod 755 "$T" "$(dirname "$T")"
+  : > "$LOG/maillog"
+  cat > "$ETC/main.cf" <<EOF2
+compatibility_level = 3.6
+queue_directory = $Q
+data_directory = $T/pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.example.com
+mydomain = example.com
+myorigin = example.com
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = example.com, tagmode.example
+relayhost = [127.0.0.1]:$SINK_PORT
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtp_dns_support_level = disabled
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+smtputf8_enable = no
+biff = no
+in_flow_delay = 0
+notify_classes =
+maillog_file = $LOG/maillog
+maillog_file_prefixes = $T
+smtpd_milters = ${PF_MILTER:-}
+non_smtpd_milters = ${PF_NON_SMTPD_MILTER:-}
+milter_default_action = accept
+milter_protocol = 6
+bounce_queue_lifetime = 0
+maximal_queue_lifetime = 1h
+${PF_EXTRA:-}
+EOF2
+  cat > "$ETC/master.cf" <<EOF2
+127.0.0.1:$PF_PORT inet n - n - - smtpd
+127.0.0.1:$SUB_PORT inet n - n - - smtpd -o milter_macro_daemon_name=ORIGINATING
+pickup      unix  n       -      n      60     1       pickup
+cleanup     unix  n       -      n      -      0       cleanup
+qmgr        unix  n       -      n      300    1       qmgr
+rewrite     unix  -       -      n      -      -       trivial-rewrite
+bounce      unix  -       -      n      -      0       bounce
+defer       unix  -       -      n      -      0       bounce
+trace       unix  -       -      n      -      0       bounce
+verify      unix  -       -      n      -      1       verify
+flush       unix  n       -      n      1000?  0       flush
+proxymap    unix  -       -      n      -      -       proxymap
+smtp        unix  -       -      n      -      -       smtp
+relay       unix  -       -      n      -      -       smtp
+showq       unix  n       -      n      -      -       showq
+error       unix  -       -      n      -      -       error
+retry       unix  -       -      n      -      -       error
+discard     unix  -       -      n      -      -       discard
+anvil       unix  -       -      n      -      1       anvil
+scache      unix  -       -      n      -      1       scache
+postlog     unix-dgram n  -      n      -      1       postlogd
+EOF2
+  postfix -c "$ETC" check >"$LOG/check.out" 2>&1 || { cat "$LOG/check.out" >&2; fail "postfix check"; }
+  postfix -c "$ETC" start >"$LOG/start.out" 2>&1 || { cat "$LOG/start.out" "$LOG/maillog" >&2; fail "postfix start"; }
+  wait_port "$PF_PORT"
+  PF_UP=1
+}
+
+pf_down() {
+  [ "${PF_UP:-}" = 1 ] || return 0
+  local ETC=$T/pf/etc Q=$T/pf/spool mpid
+  mpid=$(tr -d ' \n' 2>/dev/null < "$Q/pid/master.pid" || true)
+  postfix -c "$ETC" stop >/dev/null 2>&1 || true
+  if [ -n "$mpid" ]; then
+    for _ in $(seq 100); do [ -e "/proc/$mpid" ] || break; sleep 0.1; done
+    postfix -c "$ETC" abort >/dev/null 2>&1 || true
+  fi
+  PF_UP=0
+}
+
+# sink_wait N: wait until the sink has N messages.
+sink_wait() {
+  for _ in $(seq 100); do
+    [ "$(wc -l < "$SINK_OUT" 2>/dev/null || echo 0)" -ge "$1" ] && return 0
+    sleep 0.1
+  done
+  fail "sink has $(wc -l < "$SINK_OUT") messages, want $1"
+}
+
+# sink_line N: the Nth message (1-based) as JSON.
+sink_line() { sed -n "${1}p" "$SINK_OUT"; }
+json_field() { python3 -c 'import json,sys; v=json.loads(sys.stdin.read())[sys.argv[1]]; print(v if isinstance(v,str) else "\n".join(v))' "$1"; }
+
+# smtp PORT ARGS...: swaks with its transcript on stdout.
+smtp() {
+  local port=$1; shift
+  swaks --server "127.0.0.1:$port" --helo client.example.org --timeout 20 "$@" 2>&1 || true
+}
+
+expect_reply() { # transcript pattern description
+  grep -qE "$2" <<<"$1" || { echo "$1" >&2; fail "$3: no reply matching /$2/"; }
+}
+
+# sink_has N BRE: the Nth message's data has a line matching REGEX.
+# (grep -q on a pipe would cut the writer short under pipefail.)
+sink_has() {
+  local data
+  data=$(sink_line "$1" | json_field data)
+  grep -q -- "$2" <<<"$data"
+}

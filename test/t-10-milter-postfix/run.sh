@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The milter inside a real Postfix: outbound signing (submission and
+# sendmail), bounces to valid, forged, expired and unknown-key tags,
+# untagged bounces and callout probes, postmaster, Postfix's own bounces
+# through the socketmap, and mail flow with the milter stopped.
+source "$(dirname "$0")/../lib.sh"
+setup_dirs
+
+PF_PORT=$(free_port); SUB_PORT=$(free_port); SINK_PORT=$(free_port)
+MILTER_PORT=$(free_port); SM_PORT=$(free_port)
+SINK_OUT=$T/sink.jsonl
+KEYS=$T/keys
+
+printf '2 e2e-test-secret-two\n' > "$KEYS"; chmod 600 "$KEYS"
+cat > "$T/bm.toml" <<CONF
+data_dir = "$T/bm-data"
+key_file = "$KEYS"
+mode = "reject"
+grace = "0s"
+[listen]
+milter = "inet:127.0.0.1:$MILTER_PORT"
+socketmap = "inet:127.0.0.1:$SM_PORT"
+[domains."example.com"]
+[domains."tagmode.example"]
+mode = "tag"
+CONF
+
+start_sink "$SINK_PORT" "$SINK_OUT"
+start_bm bm --config "$T/bm.toml"
+wait_port "$MILTER_PORT"
+PF_MILTER="inet:127.0.0.1:$MILTER_PORT" PF_NON_SMTPD_MILTER="inet:127.0.0.1:$MILTER_PORT" \
+PF_EXTRA="recipient_canonical_maps = socketmap:inet:127.0.0.1:$SM_PORT:unbatv
+recipient_canonical_classes = envelope_recipient" pf_up
+n=0
+
+# 1. Submission (ORIGINATING) for our domain: signed with a tag verify accepts.
+out=$(smtp "$SUB_PORT" --from alice@example.com --to bob@example.org --header "Message-ID: <e2e-1@example.com>")
+expect_reply "$out" '<-  250 .*queued' "submission accepted"
+n=$((n+1)); sink_wait $n
+from=$(sink_line $n | json_field from)
+[[ $from == prvs=2?????????=alice@example.com ]] || fail "submission: sender $from, want prvs=2...=alice@example.com"
+[ "$("$BM" verify --key-file "$KEYS" "$from")" = alice@example.com ] || fail "verify refused $from"
+TAG=$from
+ok "submission signed: $from"
+
+# 1b. A foreign domain is left alone.
+out=$(smtp "$SUB_PORT" --from carol@example.net --to bob@example.org)
+n=$((n+1)); sink_wait $n
+[ "$(sink_line $n | json_field from)" = carol@example.net ] || fail "foreign domain was signed: $(sink_line $n | json_field from)"
+ok "foreign sender unsigned"
+
+# 1c. Local submission (sendmail, non_smtpd_milters): signed, never rejected.
+printf 'Subject: local\nMessage-ID: <e2e-local@example.com>\n\nhello\n' | sendmail -C "$T/pf/etc" -f dave@example.com bob@example.org
+n=$((n+1)); sink_wait $n
+from=$(sink_line $n | json_field from)
+[[ $from == prvs=2?????????=dave@example.com ]] || fail "sendmail: sender $from"
+ok "local submission signed: $from"
+
+# 1d. Mail from outside (MX port, no auth) is not ours: not signed.
+out=$(smtp "$PF_PORT" --from eve@example.com --to bob@example.org)
+n=$((n+1)); sink_wait $n
+[ "$(sink_line $n | json_field from)" = eve@example.com ] || fail "MX mail was signed"
+ok "unauthenticated mail on the MX port unsigned"
+
+# 2. A bounce to the valid tag reaches the untagged mailbox with a pass verdict.
+out=$(smtp "$PF_PORT" --from '<>' --to "$TAG" --header "Subject: Undelivered Mail Returned to Sender")
+expect_reply "$out" '<-  250 .*queued' "bounce to valid tag"
+n=$((n+1)); sink_wait $n
+[ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "valid tag not stripped: $(sink_line $n | json_field to)"
+sink_has $n '^X-Bounce-Check: pass (valid prvs tag, key 2)' || fail "no pass verdict header"
+ok "valid tag: delivered to alice@example.com with a pass verdict"
+
+# 2b. The same, with the domain in upper case.
+out=$(smtp "$PF_PORT" --from '<>' --to "${TAG/example.com/EXAMPLE.COM}")
+expect_reply "$out" '<-  250 .*queued' "bounce to valid tag, upper-case domain"
+n=$((n+1)); sink_wait $n
+ok "valid tag with upper-case domain accepted"
+
+# 3. Forged, expired and unknown-key tags: 550 at RCPT.
+forged=${TAG/=alice@/=mallory@}
+expired=$("$BM" sign --key-file "$KEYS" --date "$(date -u -d '20 days ago' +%F)" alice@example.com)
+unknown=prvs=7${TAG:6}
+for bad in "$forged" "$expired" "$unknown" "${forged/example.com/EXAMPLE.COM}"; do
+  out=$(smtp "$PF_PORT" --from '<>' --to "$bad" --quit-after RCPT)
+  expect_reply "$out" '<\*\* 550 5\.7\.1 .*(bad-signature|expired|unknown-key)' "tag $bad"
+done
+ok "forged, expired, unknown-key tags refused at RCPT"
+
+# 4. Untagged bounce: RCPT passes (callout probes), refused after DATA.
+out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --quit-after RCPT)
+expect_reply "$out" '<-  250 ' "callout probe"
+out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --header "Subject: Delivery Status Notification (Failure)" --body "Your message to x@example.org could not be delivered.")
+expect_reply "$out" '<-  250 .*Ok' "untagged bounce RCPT"
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "untagged bounce after DATA"
+ok "untagged bounce: RCPT 250, 550 after DATA"
+
+# 4b. A bounce that returns a message we sent (its Message-ID is in the
+# store) is genuine even without a tag.
+if grep -q 'store=none' "$T/bm.log"; then
+  echo "(no store in this build: store-evidence check skipped)"
+else
+  out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --header "Subject: Undeliverable: hi" \
+    --body "$(printf 'Delivery to the following recipients failed.\n\n   bob@example.org\n\n------ Original message headers ------\nMessage-ID: <e2e-1@example.com>\nFrom: alice@example.com\nTo: bob@example.org\nSubject: hi\n')")
+  expect_reply "$out" '<-  250 .*queued' "bounce with our Message-ID"
+  n=$((n+1)); sink_wait $n
+  sink_has $n '^X-Bounce-Check: pass (untagged; we sent the original: store:' || fail "no store evidence in the verdict"
+  ok "untagged bounce of a message we sent: accepted on store evidence"
+fi
+
+# 4c. Tag mode: accepted with a fail verdict.
+out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
+expect_reply "$out" '<-  250 .*queued' "tag mode"
+n=$((n+1)); sink_wait $n
+sink_has $n '^X-Bounce-Check: fail' || fail "tag mode: no fail header"
+ok "tag mode: delivered with a fail verdict"
+
+# 5. postmaster@ receives untagged bounces; a forged verdict header is removed.
+out=$(smtp "$PF_PORT" --from '<>' --to postmaster@example.com --header "X-Bounce-Check: pass (forged)")
+expect_reply "$out" '<-  250 .*queued' "postmaster"
+n=$((n+1)); sink_wait $n
+data=$(sink_line $n | json_field data)
+grep -q 'forged' <<<"$data" && fail "forged verdict header kept"
+grep -q '^X-Bounce-Check: none (exempt recipient)' <<<"$data" || fail "postmaster: no exempt verdict"
+ok "postmaster gets untagged bounces; forged verdict header removed"
+
+# 6. Postfix's own bounce of a signed message reaches the sender, untagged.
+out=$(smtp "$SUB_PORT" --from frank@example.com --to nobody@example.net)
+expect_reply "$out" '<-  250 .*queued' "mail to a failing domain"
+n=$((n+1)); sink_wait $n
+line=$(sink_line $n)
+[ "$(json_field from <<<"$line")" = "" ] || fail "Postfix bounce: sender $(json_field from <<<"$line")"
+[ "$(json_field to <<<"$line")" = frank@example.com ] || fail "Postfix bounce went to $(json_field to <<<"$line")"
+ok "Postfix's own bounce of a signed message reaches frank@example.com"
+
+grep -q 'queue_id=[0-9A-F]' "$T/bm.log" || fail "decision log lines lack the queue id"
+ok "decisions logged with the queue id"
+
+# 7. bounce-milter stopped. With the socketmap in recipient_canonical_maps,
+# Postfix defers (4xx: nothing is lost, clients retry) because the map is down.
+stop_pid "$bm_PID"
+out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --quit-after RCPT)
+expect_reply "$out" '<\*\* 4[0-9][0-9] ' "daemon down, socketmap configured"
+ok "daemon down with the socketmap configured: Postfix defers (451), nothing lost"
+
+# 7b. Milter-only deployment (no socketmap): the milter strips valid tags
+# itself, and when it is stopped mail flows (milter_default_action = accept).
+postconf -c "$T/pf/etc" -e "recipient_canonical_maps =" && postfix -c "$T/pf/etc" reload >/dev/null 2>&1
+start_bm bm --config "$T/bm.toml" --socketmap off
+wait_port "$MILTER_PORT"
+sleep 1
+out=$(smtp "$PF_PORT" --from '<>' --to "$TAG")
+expect_reply "$out" '<-  250 .*queued' "milter only: bounce to valid tag"
+n=$((n+1)); sink_wait $n
+[ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "milter did not strip the tag: $(sink_line $n | json_field to)"
+ok "milter-only: the milter strips the valid tag"
+stop_pid "$bm_PID"
+out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com)
+expect_reply "$out" '<-  250 .*queued' "milter down"
+n=$((n+1)); sink_wait $n
+ok "milter down: mail flows"
