@@ -284,7 +284,15 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 	return gomilter.RespContinue, nil
 }
 
-func (ss *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+func (ss *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer func() {
+		// A bug must not take the process (and every other session) down:
+		// let this recipient through and say so.
+		if p := recover(); p != nil {
+			ss.s.log.Error("internal error at RCPT", "queue_id", ss.queueID(), "rcpt", rcpt, "panic", fmt.Sprint(p))
+			resp, err = gomilter.RespContinue, nil
+		}
+	}()
 	if ss.e == nil {
 		return gomilter.RespContinue, nil
 	}
