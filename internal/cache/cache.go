@@ -45,6 +45,9 @@ type SentRecord struct {
 	Tag            string
 	RecipientCount int
 	Time           time.Time
+	// RecipientHashes are Hasher.Recipient of the first MaxStoredRecipients
+	// recipients (compare with a Hasher built from the same secret).
+	RecipientHashes []string
 }
 
 // InboundQuery asks about one inbound bounce or auto-reply.
@@ -83,4 +86,8 @@ type InboundFacts struct {
 	// FloodEntered is set on the message that tipped a counter over its
 	// threshold, so that entering the strict state is logged once.
 	FloodEntered bool
+	// FloodLeft is set on the first query that finds a strict state over
+	// (expired), so that leaving it is logged once. It is reported lazily:
+	// only when mail for that recipient or client arrives again.
+	FloodLeft bool
 }
