@@ -93,6 +93,14 @@ func (b *Breaker) Done(ok bool) {
 	}
 }
 
+// Cancel releases an allowed call whose outcome says nothing about the
+// backend (the caller gave up): a half-open probe slot is freed, counts stay.
+func (b *Breaker) Cancel() {
+	b.mu.Lock()
+	b.probing = false
+	b.mu.Unlock()
+}
+
 // State returns the current state.
 func (b *Breaker) State() string {
 	b.mu.Lock()
