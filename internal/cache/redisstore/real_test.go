@@ -332,11 +332,11 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	}
 	// Make sure the replica has them before the failover.
-	rc := directClient(replica.Addr)
-	defer rc.Close()
+	rcPre := directClient(replica.Addr)
+	defer rcPre.Close()
 	lastKey := s.key("m", s.h.MessageID(fmt.Sprintf("s%d.%s@example.org", 49, uniq)))
 	waitFor(t, 10*time.Second, "replication of the records", func() string {
-		if n, err := rc.Exists(ctx, lastKey).Result(); err != nil || n != 1 {
+		if n, err := rcPre.Exists(ctx, lastKey).Result(); err != nil || n != 1 {
 			return fmt.Sprint("not on the replica yet ", err)
 		}
 		return ""
@@ -388,20 +388,30 @@ func TestSentinelFailover(t *testing.T) {
 		return ""
 	})
 	elected := time.Since(failoverAt)
-	// Within a bound after the election, answers are correct again: new
-	// writes are readable, and the records from before the failover are
-	// still there (they were replicated).
+	// Within a bound after the election, answers are correct again: a
+	// record written through the store lands on the new master and is read
+	// back. (Writes that reach the old master in the moment before Sentinel
+	// demotes it are lost when it resyncs: Redis replication is
+	// asynchronous. That costs at most a tempfail for such a bounce.)
+	rc := directClient(replica.Addr)
+	defer rc.Close()
 	var recovered time.Duration
+	probe := 100000
 	waitFor(t, 15*time.Second, "correct answers from the new master", func() string {
-		if err := rec(99999); err != nil {
+		probe++
+		if err := rec(probe); err != nil {
 			return err.Error()
 		}
-		f, err := look(99999)
+		f, err := look(probe)
 		if err != nil {
 			return err.Error()
 		}
 		if f.Sent == nil {
 			return "new record not found"
+		}
+		key := s.key("m", s.h.MessageID(fmt.Sprintf("s%d.%s@example.org", probe, uniq)))
+		if n, err := rc.Exists(ctx, key).Result(); err != nil || n != 1 {
+			return fmt.Sprint("record not on the new master ", err)
 		}
 		recovered = time.Since(failoverAt)
 		return ""
@@ -422,10 +432,6 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	if role := infoField(info, "role"); role != "master" {
 		t.Fatalf("replica role %q after failover", role)
-	}
-	newKey := s.key("m", s.h.MessageID(fmt.Sprintf("s%d.%s@example.org", 99999, uniq)))
-	if n, err := rc.Exists(ctx, newKey).Result(); err != nil || n != 1 {
-		t.Fatalf("record written after the failover is not on the new master: %d %v", n, err)
 	}
 	if w := time.Duration(worst.Load()); w > budget {
 		t.Errorf("a call took %v during the failover (budget %v)", w, budget)
