@@ -20,7 +20,8 @@
 // retention are dropped on open and hourly. The file does not shrink (bbolt
 // reuses its free pages).
 //
-// Writes use db.Batch, so concurrent milter sessions share fsyncs.
+// Writes use db.Batch when other writes are in flight, so concurrent milter
+// sessions share fsyncs; a lone write commits at once.
 //
 // Flood counters are kept in memory (cache.FloodCounter): they cover
 // minutes to an hour, and persisting them would cost an fsync for every
@@ -37,6 +38,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -65,6 +67,21 @@ type Store struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	writers atomic.Int32 // write transactions in flight
+}
+
+// write runs fn in a write transaction. Alone, it commits at once
+// (db.Update); with other writers in flight it joins their batch
+// (db.Batch), so concurrent sessions share one fsync instead of queueing
+// for one each, and a lone session does not wait MaxBatchDelay.
+func (s *Store) write(fn func(*bolt.Tx) error) error {
+	n := s.writers.Add(1)
+	defer s.writers.Add(-1)
+	if n == 1 {
+		return s.db.Update(fn)
+	}
+	return s.db.Batch(fn)
 }
 
 // Path returns the file path used for cfg and dataDir.
@@ -222,7 +239,7 @@ func (s *Store) RecordSent(ctx context.Context, m cache.SentMessage) error {
 	}
 	day := dayName(p.Expires.Add(-p.TTL))
 	err = s.run(ctx, "record_sent", func() error {
-		return s.db.Batch(func(tx *bolt.Tx) error {
+		return s.write(func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucketIfNotExists(day)
 			if err != nil {
 				return err
@@ -282,7 +299,7 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 	var err error
 	if q.Count && tagKey != "" {
 		err = s.run(ctx, "inbound", func() error {
-			return s.db.Batch(func(tx *bolt.Tx) error {
+			return s.write(func(tx *bolt.Tx) error {
 				b, err := tx.CreateBucketIfNotExists(dayName(q.Now))
 				if err != nil {
 					return err
