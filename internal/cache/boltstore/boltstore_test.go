@@ -16,8 +16,11 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/cache/storetest"
 )
 
+// open opens a store with a budget wide enough for a loaded CI machine
+// (fsync under -race with packages in parallel).
 func open(t testing.TB, dir string, cfg cache.Config) *Store {
 	t.Helper()
+	cfg.Timeout = 3 * time.Second
 	s, err := Open(cfg, dir, nil)
 	if err != nil {
 		t.Fatal(err)
