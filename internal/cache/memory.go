@@ -160,3 +160,9 @@ func (s *MemoryStore) Close() error {
 	s.mu.Unlock()
 	return nil
 }
+
+// BreakerState implements Health; the memory store has no breaker.
+func (s *MemoryStore) BreakerState() string { return BreakerClosed }
+
+// DroppedRecords implements Health; the memory store drops nothing.
+func (s *MemoryStore) DroppedRecords() uint64 { return 0 }

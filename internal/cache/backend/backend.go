@@ -50,3 +50,10 @@ func Open(cfg cache.Config, dataDir string, log *slog.Logger) (cache.Store, erro
 	}
 	return nil, fmt.Errorf("store: unknown backend %q", cfg.Backend)
 }
+
+// Every store of this module reports its health.
+var (
+	_ cache.Health = (*boltstore.Store)(nil)
+	_ cache.Health = (*redisstore.Store)(nil)
+	_ cache.Health = (*cache.MemoryStore)(nil)
+)

@@ -69,7 +69,14 @@ type Store struct {
 	wg   sync.WaitGroup
 
 	writers atomic.Int32 // write transactions in flight
+	dropped atomic.Uint64
 }
+
+// BreakerState implements cache.Health: a local file needs no breaker.
+func (s *Store) BreakerState() string { return cache.BreakerClosed }
+
+// DroppedRecords implements cache.Health.
+func (s *Store) DroppedRecords() uint64 { return s.dropped.Load() }
 
 // write runs fn in a write transaction. Alone, it commits at once
 // (db.Update); with other writers in flight it joins their batch
@@ -254,7 +261,7 @@ func (s *Store) RecordSent(ctx context.Context, m cache.SentMessage) error {
 		})
 	})
 	if err != nil {
-		s.log.Warn("sent record dropped", "err", err)
+		s.log.Warn("sent record dropped", "err", err, "dropped_total", s.dropped.Add(1))
 	}
 	return err
 }
