@@ -160,8 +160,11 @@ func parseDB(s string) (int, error) {
 	return n, nil
 }
 
-// redact hides the password of a URL for error messages.
+// redact hides the passwords of a URL for error messages.
 func redact(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 && strings.Contains(strings.ToLower(raw[i:]), "password") {
+		raw = raw[:i] + "?xxxxx"
+	}
 	_, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return raw

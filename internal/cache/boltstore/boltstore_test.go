@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -157,5 +158,37 @@ func TestConcurrentSessions(t *testing.T) {
 	f, err := s.Inbound(ctx, cache.InboundQuery{Tag: "prvs=0123abcdef=c@example.org", Now: time.Now()})
 	if err != nil || f.TagRecipients != 200 || f.TagBounces != 200 {
 		t.Fatalf("after concurrent sessions: %+v %v", f, err)
+	}
+}
+
+// A stalled file (here: a write transaction held open, as a hung disk
+// would) costs a call its budget, not more.
+func TestStalledWriteFailsFast(t *testing.T) {
+	cfg := storetest.Base()
+	s, err := Open(cfg, t.TempDir(), nil) // production budget, 250 ms
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = s.RecordSent(context.Background(), cache.SentMessage{MessageID: "<stall@x>", Tag: "prvs=0123abcdef=s@x", Time: time.Now()})
+	d := time.Since(start)
+	if !errors.Is(err, cache.ErrUnavailable) || d > cfg.Timeout+250*time.Millisecond {
+		t.Fatalf("stalled write: %v after %v", err, d)
+	}
+	if s.DroppedRecords() != 1 {
+		t.Fatalf("dropped = %d", s.DroppedRecords())
+	}
+	start = time.Now()
+	_, err = s.Inbound(context.Background(), cache.InboundQuery{Tag: "prvs=0123abcdef=s@x", Count: true, Now: time.Now()})
+	if d := time.Since(start); !errors.Is(err, cache.ErrUnavailable) || d > cfg.Timeout+250*time.Millisecond {
+		t.Fatalf("stalled counted inbound: %v after %v", err, d)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
 	}
 }
