@@ -42,10 +42,14 @@ const (
 //	[store]
 //	backend = "embedded"        # or "redis" ("memory" for tests)
 //	path = ""                   # embedded: default <data_dir>/state.db
-//	timeout = "250ms"           # budget of one store call
+//	timeout = "250ms"           # budget of one store call (Redis: also the
+//	                            # socket deadline, ContextTimeoutEnabled)
 //	secret_file = ""            # key for hashing Message-IDs, tags, recipients
 //	replay_slack = 2            # bounces allowed per tag beyond its recipients
-//	retention = "336h"          # embedded: how long day buckets are kept
+//	retention = "336h"          # embedded: how long day buckets are kept; must
+//	                            # exceed the longest message TTL. Also the TTL
+//	                            # of Redis bounce counters and the TTL used
+//	                            # when a SentMessage has none
 //	breaker_failures = 3        # consecutive failures that open the breaker
 //	breaker_cooldown = "2s"     # open time before a half-open probe
 //
@@ -56,7 +60,18 @@ const (
 //	strict_for = "1h"
 //
 //	[store.redis]
-//	url = "redis://127.0.0.1:6379/0"   # or addrs/master_name/cluster below
+//	url = "redis://127.0.0.1:6379/0"   # see ParseRedisURL; or the fields below
+//	addrs = ["10.0.0.1:26379", "10.0.0.2:26379"]
+//	master_name = "mymaster"    # Sentinel (addrs are sentinels)
+//	cluster = false             # Cluster (addrs are seed nodes)
+//	username = ""               # ACL user; password = ""
+//	sentinel_username = ""      # sentinel_password = ""
+//	db = 0
+//	tls = false                 # tls_server_name, tls_ca_file,
+//	                            # tls_insecure_skip_verify
+//	key_prefix = "bm:"
+//	dial_timeout = "150ms"      # read_timeout, write_timeout = "150ms"
+//	pool_timeout = "100ms"      # pool_size = 0 (go-redis default)
 type Config struct {
 	Backend         string        `toml:"backend"`
 	Path            string        `toml:"path"`
