@@ -288,6 +288,34 @@ func TestCluster(t *testing.T) {
 		}
 		t.Logf("cluster exchanges per call (parallel, one per node touched): RecordSent %d, Inbound %d", rs, in)
 	})
+	// A master that hangs (no replica to fail over to): calls touching it
+	// fail within the budget; no retry storm across the other nodes.
+	t.Run("NodeHung", func(t *testing.T) {
+		cfg := outageCfg()
+		cfg.BreakerFailures = 1000 // measure every call
+		s := openURL(t, url, cfg)
+		ctx := context.Background()
+		if err := s.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+		nodes[1].Hang()
+		defer nodes[1].Resume()
+		var worst time.Duration
+		failed := 0
+		for i := 0; i < 10; i++ {
+			start := time.Now()
+			_, err := s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{fmt.Sprintf("h%d@x", i)}, Tag: fmt.Sprintf("prvs=0123abcdef=h%d@x", i),
+				Recipient: fmt.Sprintf("h%d@x", i), Count: true, Now: time.Now()})
+			worst = max(worst, time.Since(start))
+			if err != nil {
+				failed++
+			}
+		}
+		if worst > budget || failed == 0 {
+			t.Fatalf("one master hung: worst call %v (budget %v), %d of 10 failed", worst, budget, failed)
+		}
+		t.Logf("one of 3 masters hung: %d of 10 calls failed, worst %v", failed, worst)
+	})
 }
 
 func TestSentinelFailover(t *testing.T) {
