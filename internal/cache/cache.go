@@ -2,11 +2,68 @@
 // outbound mail that let a later bounce be recognised, per-tag bounce
 // counters (replay limit) and null-sender rate counters (flood control).
 //
-// The decision engine sees only the Store interface; the embedded (bbolt)
-// and Redis implementations live beside it. Every method does at most one
-// round trip to its backend, so a message stage costs one store call.
-// No message content is stored: Message-IDs and recipients are kept as keyed
-// hashes.
+// The decision engine sees only the Store interface and the types here;
+// package backend opens an implementation, so the engine never imports a
+// driver:
+//
+//	internal/cache             interface, types, Config, hashing, breaker,
+//	                           flood arithmetic, MemoryStore (tests)
+//	internal/cache/boltstore   embedded default: bbolt file <data_dir>/state.db
+//	internal/cache/redisstore  Redis standalone, Sentinel or Cluster
+//	internal/cache/backend     Open(cfg, dataDir, log) picks one
+//	internal/cache/storetest   conformance suite all three pass
+//
+// # What is stored
+//
+// For each signed outbound message: a record under a hash of its
+// normalised Message-ID (NormalizeMessageID) with the sender, the tag, the
+// time, the recipient count and hashes of the recipients, kept for the
+// message's TTL (the tag lifetime plus a margin, chosen by the engine); and
+// the tag's recipient count, summed over all messages signed with it. For
+// each inbound bounce counted: the tag's bounce count, and sliding-window
+// null-sender counts per recipient and per client IP. Message-IDs, tags,
+// recipients and client IPs appear only as hashes (Hasher: HMAC-SHA256 with
+// secret_file, else SHA-256); no message content is stored.
+//
+// # Replay limit
+//
+// A tag accepts as many bounces as recipients were signed with it, plus
+// replay_slack; beyond that InboundFacts.Replayed is set. One tag covers all
+// the mail a user sends in a day, so the budget is the sum over them.
+//
+// # Flood control
+//
+// More than flood.recipient_limit counted null-sender messages to one
+// recipient within flood.window (sliding), or flood.client_limit from one
+// client IP, puts that recipient (or client) in a strict state for
+// flood.strict_for: the engine then rejects untagged bounces to it even in
+// tag mode. FloodEntered / FloodLeft mark the transitions so that each is
+// logged once. Defaults: 30 per recipient and 100 per client IP per 10
+// minutes, strict for 1 hour. Windows use the query's clock (q.Now), so all
+// backends and all fleet members agree.
+//
+// # Failure policy
+//
+// A store call returns within Config.Timeout (250 ms by default) or fails
+// with an error matching ErrUnavailable; while the Redis circuit breaker is
+// open it fails in microseconds (ErrBreakerOpen). The engine then accepts
+// validly tagged bounces and applies its configured action (default
+// tempfail) to decisions that need the store. A failed RecordSent is logged
+// and counted by the store and must be ignored by the caller: outbound mail
+// is never delayed by a store outage.
+//
+// # Redis URLs (serve --redis URL, [store.redis] url)
+//
+//	redis://[user:pass@]host[:port][/db]
+//	rediss://[user:pass@]host[:port][/db]                        (TLS)
+//	redis-sentinel://[user:pass@]host[:port][,host[:port]...]/master[?db=N]
+//	rediss-sentinel://...                                        (TLS)
+//	redis-cluster://[user:pass@]host[:port][,host[:port]...]
+//	rediss-cluster://...                                         (TLS)
+//
+// Default ports 6379 (26379 for sentinels). For Sentinel the user and
+// password are the data nodes'; the sentinels' own are the query
+// parameters sentinel_username and sentinel_password. See ParseRedisURL.
 package cache
 
 import (
@@ -29,6 +86,16 @@ type Store interface {
 	Close() error
 }
 
+// Health is implemented by the stores of this module, for metrics and
+// health endpoints (assert it: st.(cache.Health)).
+type Health interface {
+	// BreakerState is "closed", "open" or "half-open" (always "closed" for
+	// stores without a breaker).
+	BreakerState() string
+	// DroppedRecords counts RecordSent writes that failed and were dropped.
+	DroppedRecords() uint64
+}
+
 // SentMessage is what is recorded for a signed outbound message.
 type SentMessage struct {
 	MessageID  string    // as found in the header, with or without <>; hashed before storing
@@ -45,6 +112,9 @@ type SentRecord struct {
 	Tag            string
 	RecipientCount int
 	Time           time.Time
+	// RecipientHashes are Hasher.Recipient of the first MaxStoredRecipients
+	// recipients (compare with a Hasher built from the same secret).
+	RecipientHashes []string
 }
 
 // InboundQuery asks about one inbound bounce or auto-reply.
@@ -83,4 +153,8 @@ type InboundFacts struct {
 	// FloodEntered is set on the message that tipped a counter over its
 	// threshold, so that entering the strict state is logged once.
 	FloodEntered bool
+	// FloodLeft is set on the first query that finds a strict state over
+	// (expired), so that leaving it is logged once. It is reported lazily:
+	// only when mail for that recipient or client arrives again.
+	FloodLeft bool
 }

@@ -1,0 +1,168 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MemoryStore is an in-process Store: the reference implementation of the
+// semantics, used by tests (of this package and of the engine). Its state
+// is lost on restart and not shared between processes, so it is not a
+// production backend.
+type MemoryStore struct {
+	cfg   Config
+	h     *Hasher
+	flood *Flood
+
+	mu        sync.Mutex
+	msgs      map[string]memMsg
+	tags      map[string]*memTag
+	lastSweep time.Time
+	closed    bool
+	// now is the clock used for expiry when a query has no Now.
+	now func() time.Time
+}
+
+type memMsg struct {
+	value   []byte
+	expires time.Time
+}
+
+type memTag struct {
+	rcpts, bounces int64
+	expires        time.Time
+}
+
+// NewMemoryStore returns an empty MemoryStore (cfg gets WithDefaults).
+func NewMemoryStore(cfg Config) *MemoryStore {
+	cfg = cfg.WithDefaults()
+	return &MemoryStore{
+		cfg: cfg, h: NewHasher(cfg.Secret), flood: NewFlood(cfg.Flood),
+		msgs: make(map[string]memMsg), tags: make(map[string]*memTag), now: time.Now,
+	}
+}
+
+var errClosed = errors.New("store is closed")
+
+// RecordSent implements Store.
+func (s *MemoryStore) RecordSent(ctx context.Context, m SentMessage) error {
+	p, err := PrepareSent(s.h, m, s.cfg.Retention)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Unavailable("memory", "record_sent", errClosed)
+	}
+	s.sweep(p.Expires.Add(-p.TTL))
+	s.msgs[p.MsgKey] = memMsg{value: p.Value, expires: p.Expires}
+	if p.TagKey != "" {
+		t := s.tags[p.TagKey]
+		if t == nil {
+			t = &memTag{}
+			s.tags[p.TagKey] = t
+		}
+		t.rcpts += p.RcptN
+		if p.Expires.After(t.expires) {
+			t.expires = p.Expires
+		}
+	}
+	return nil
+}
+
+// Inbound implements Store.
+func (s *MemoryStore) Inbound(ctx context.Context, q InboundQuery) (InboundFacts, error) {
+	var f InboundFacts
+	if q.Now.IsZero() {
+		q.Now = s.now()
+	}
+	keys, given := s.h.CleanMessageIDs(q.MessageIDs, MaxMessageIDs)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return f, Unavailable("memory", "inbound", errClosed)
+	}
+	for i, k := range keys {
+		m, ok := s.msgs[k]
+		if !ok || !q.Now.Before(m.expires) {
+			continue
+		}
+		rec, _, err := DecodeRecord(m.value)
+		if err != nil {
+			continue
+		}
+		f.Sent, f.MatchedMessageID = rec, given[i]
+		break
+	}
+	if tag := strings.ToLower(strings.TrimSpace(q.Tag)); tag != "" {
+		tk := s.h.Tag(tag)
+		t := s.tags[tk]
+		if t != nil && !q.Now.Before(t.expires) {
+			delete(s.tags, tk)
+			t = nil
+		}
+		if t == nil && q.Count {
+			// Bounces to a tag without a record still count, in case the
+			// record arrives late (another process); they expire with the
+			// retention.
+			t = &memTag{expires: q.Now.Add(s.cfg.Retention)}
+			s.tags[tk] = t
+		}
+		if t != nil {
+			if q.Count {
+				t.bounces++
+			}
+			f.TagRecipients, f.TagBounces = t.rcpts, t.bounces
+		}
+		f.Replayed = Replayed(f.TagRecipients, f.TagBounces, s.cfg.ReplaySlack)
+	}
+	s.mu.Unlock()
+	s.flood.Apply(s.h, q, &f)
+	return f, nil
+}
+
+// sweep drops expired entries, at most once a minute. s.mu is held.
+func (s *MemoryStore) sweep(now time.Time) {
+	if now.Sub(s.lastSweep) < time.Minute {
+		return
+	}
+	s.lastSweep = now
+	for k, m := range s.msgs {
+		if !now.Before(m.expires) {
+			delete(s.msgs, k)
+		}
+	}
+	for k, t := range s.tags {
+		if !now.Before(t.expires) {
+			delete(s.tags, k)
+		}
+	}
+}
+
+// Ping implements Store.
+func (s *MemoryStore) Ping(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Unavailable("memory", "ping", errClosed)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *MemoryStore) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+// BreakerState implements Health; the memory store has no breaker.
+func (s *MemoryStore) BreakerState() string { return BreakerClosed }
+
+// DroppedRecords implements Health; the memory store drops nothing.
+func (s *MemoryStore) DroppedRecords() uint64 { return 0 }

@@ -1,0 +1,260 @@
+// Package storetest is a conformance suite every cache.Store implementation
+// runs, so that the memory, embedded and Redis stores answer alike.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/cache"
+)
+
+// Factory opens a fresh, empty store with cfg (already WithDefaults).
+type Factory func(t *testing.T, cfg cache.Config) cache.Store
+
+// Base is the configuration the suite uses: small flood limits.
+func Base() cache.Config {
+	c := cache.Config{ReplaySlack: 1, Secret: []byte("test-secret")}
+	c.Flood = cache.FloodConfig{RecipientLimit: 3, ClientLimit: 5, Window: time.Minute, StrictFor: 10 * time.Minute}
+	return c.WithDefaults()
+}
+
+// T0 is a fixed time used by the suite, in the middle of a flood window.
+var T0 = time.Date(2026, 11, 26, 12, 0, 30, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// Run runs the suite. Each subtest gets its own store; uniq makes keys
+// unique so that stores sharing a server do not see each other's data.
+func Run(t *testing.T, open Factory) {
+	uniq := fmt.Sprintf("%d", time.Now().UnixNano())
+	id := func(s string) string { return "<" + s + "." + uniq + "@Example.ORG>" }
+	tag := func(s string) string { return "prvs=0123abcdef=" + s + "." + uniq + "@example.org" }
+
+	t.Run("RecordAndFind", func(t *testing.T) {
+		s := open(t, Base())
+		c := ctx(t)
+		err := s.RecordSent(c, cache.SentMessage{MessageID: id("a"), Tag: tag("alice"), Sender: "alice@example.org",
+			Recipients: []string{"x@a.test", "y@b.test"}, Time: T0, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Lookup is by normalised id: no brackets, domain case ignored.
+		// Recorded as "<a.UNIQ@Example.ORG>", looked up without brackets,
+		// with spaces and the domain in another case.
+		alt := " a." + uniq + "@example.org "
+		f, err := s.Inbound(c, cache.InboundQuery{MessageIDs: []string{"<nope@x>", alt}, Now: T0.Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Sent == nil {
+			t.Fatalf("record not found: %+v", f)
+		}
+		if f.Sent.Sender != "alice@example.org" || f.Sent.RecipientCount != 2 || f.Sent.Tag != tag("alice") || !f.Sent.Time.Equal(T0) {
+			t.Fatalf("record = %+v", *f.Sent)
+		}
+		if len(f.Sent.RecipientHashes) != 2 || f.Sent.RecipientHashes[0] != cache.NewHasher([]byte("test-secret")).Recipient("X@a.test") {
+			t.Fatalf("recipient hashes = %v", f.Sent.RecipientHashes)
+		}
+		if f.MatchedMessageID != alt {
+			t.Fatalf("matched = %q", f.MatchedMessageID)
+		}
+		// The local part is case-sensitive.
+		f, err = s.Inbound(c, cache.InboundQuery{MessageIDs: []string{"<A." + uniq + "@example.org>"}, Now: T0})
+		if err != nil || f.Sent != nil {
+			t.Fatalf("case-changed local part matched: %+v %v", f, err)
+		}
+	})
+
+	t.Run("Unknown", func(t *testing.T) {
+		s := open(t, Base())
+		f, err := s.Inbound(ctx(t), cache.InboundQuery{MessageIDs: []string{id("none")}, Tag: tag("nobody"), Now: T0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Sent != nil || f.TagRecipients != 0 || f.Replayed || f.TagBounces != 0 {
+			t.Fatalf("facts for unknown = %+v", f)
+		}
+	})
+
+	t.Run("ReplayLimit", func(t *testing.T) {
+		s := open(t, Base()) // slack 1
+		c := ctx(t)
+		tg := tag("bob")
+		for i, n := range []int{2, 1} { // 3 recipients over two messages with one tag
+			rc := make([]string, n)
+			for j := range rc {
+				rc[j] = fmt.Sprintf("r%d-%d@x.test", i, j)
+			}
+			if err := s.RecordSent(c, cache.SentMessage{MessageID: id(fmt.Sprintf("bob%d", i)), Tag: tg, Sender: "bob@example.org", Recipients: rc, Time: T0, TTL: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Not counted: a look does not spend budget.
+		f, err := s.Inbound(c, cache.InboundQuery{Tag: strings.ToUpper(tg), Now: T0})
+		if err != nil || f.TagRecipients != 3 || f.TagBounces != 0 || f.Replayed {
+			t.Fatalf("uncounted look = %+v, %v", f, err)
+		}
+		for i := 1; i <= 5; i++ {
+			f, err := s.Inbound(c, cache.InboundQuery{Tag: tg, Count: true, Now: T0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.TagRecipients != 3 || f.TagBounces != int64(i) {
+				t.Fatalf("bounce %d: %+v", i, f)
+			}
+			if want := i > 4; f.Replayed != want { // 3 recipients + slack 1
+				t.Fatalf("bounce %d: replayed = %v, want %v", i, f.Replayed, want)
+			}
+		}
+	})
+
+	t.Run("ExpiredRecordIgnored", func(t *testing.T) {
+		s := open(t, Base())
+		c := ctx(t)
+		if err := s.RecordSent(c, cache.SentMessage{MessageID: id("old"), Sender: "o@example.org", Recipients: []string{"a@b.test"}, Time: T0.Add(-3 * time.Hour), TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.Inbound(c, cache.InboundQuery{MessageIDs: []string{id("old")}, Now: T0})
+		if err != nil || f.Sent != nil {
+			t.Fatalf("expired record found: %+v %v", f, err)
+		}
+	})
+
+	t.Run("RecipientFlood", func(t *testing.T) {
+		s := open(t, Base()) // recipient limit 3 per minute, strict 10 min
+		c := ctx(t)
+		rcpt := "victim." + uniq + "@example.org"
+		entered := 0
+		for i := 1; i <= 6; i++ {
+			f, err := s.Inbound(c, cache.InboundQuery{Recipient: rcpt, Count: true, Now: T0.Add(time.Duration(i) * time.Second)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := i > 3; f.RecipientStrict != want {
+				t.Fatalf("message %d: strict = %v, want %v (%+v)", i, f.RecipientStrict, want, f)
+			}
+			if f.ClientStrict {
+				t.Fatalf("client strict without client")
+			}
+			if f.FloodEntered {
+				entered++
+				if i != 4 {
+					t.Fatalf("entered on message %d", i)
+				}
+			}
+		}
+		if entered != 1 {
+			t.Fatalf("entered %d times", entered)
+		}
+		// Another recipient is unaffected; a look (no Count) sees the state.
+		f, err := s.Inbound(c, cache.InboundQuery{Recipient: "other." + uniq + "@example.org", Count: true, Now: T0.Add(7 * time.Second)})
+		if err != nil || f.RecipientStrict {
+			t.Fatalf("other recipient: %+v %v", f, err)
+		}
+		f, err = s.Inbound(c, cache.InboundQuery{Recipient: rcpt, Now: T0.Add(9 * time.Minute)})
+		if err != nil || !f.RecipientStrict || f.FloodEntered {
+			t.Fatalf("still strict after 9m: %+v %v", f, err)
+		}
+		// After StrictFor (10m, plus the windows moved on) it is left, once.
+		f, err = s.Inbound(c, cache.InboundQuery{Recipient: rcpt, Count: true, Now: T0.Add(20 * time.Minute)})
+		if err != nil || f.RecipientStrict || !f.FloodLeft {
+			t.Fatalf("after strict_for: %+v %v", f, err)
+		}
+		f, err = s.Inbound(c, cache.InboundQuery{Recipient: rcpt, Count: true, Now: T0.Add(20*time.Minute + time.Second)})
+		if err != nil || f.RecipientStrict || f.FloodLeft {
+			t.Fatalf("left reported twice: %+v %v", f, err)
+		}
+	})
+
+	t.Run("ClientFlood", func(t *testing.T) {
+		s := open(t, Base()) // client limit 5
+		c := ctx(t)
+		ip := fmt.Sprintf("192.0.2.%d", time.Now().UnixNano()%250+1) + "-" + uniq
+		for i := 1; i <= 6; i++ {
+			f, err := s.Inbound(c, cache.InboundQuery{Recipient: fmt.Sprintf("u%d.%s@example.org", i, uniq), ClientIP: ip, Count: true, Now: T0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := i > 5; f.ClientStrict != want || f.FloodEntered != want || f.RecipientStrict {
+				t.Fatalf("message %d: %+v", i, f)
+			}
+		}
+	})
+
+	t.Run("SlidingWindow", func(t *testing.T) {
+		s := open(t, Base()) // limit 3 per minute
+		c := ctx(t)
+		rcpt := "slide." + uniq + "@example.org"
+		w0 := T0.Truncate(time.Minute)
+		hit := func(at time.Time) cache.InboundFacts {
+			f, err := s.Inbound(c, cache.InboundQuery{Recipient: rcpt, Count: true, Now: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		for i := 0; i < 3; i++ { // 3 at the end of window 0: at the limit
+			if f := hit(w0.Add(50 * time.Second)); f.RecipientStrict {
+				t.Fatal("strict at the limit")
+			}
+		}
+		// 1 s into the next window the previous three still weigh ~2.95:
+		// one more is over the limit.
+		if f := hit(w0.Add(61 * time.Second)); !f.RecipientStrict || !f.FloodEntered {
+			t.Fatalf("sliding window forgot the previous window: %+v", f)
+		}
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		s := open(t, Base())
+		c := ctx(t)
+		tg := tag("conc")
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				err := s.RecordSent(c, cache.SentMessage{MessageID: id(fmt.Sprintf("c%d", i)), Tag: tg, Sender: "c@example.org", Recipients: []string{"a@x.test"}, Time: T0, TTL: time.Hour})
+				if err != nil {
+					errs <- err
+				}
+			}(i)
+		}
+		wg.Wait()
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.Inbound(c, cache.InboundQuery{Tag: tg, Count: true, Now: T0}); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		f, err := s.Inbound(c, cache.InboundQuery{Tag: tg, MessageIDs: []string{id("c7")}, Now: T0})
+		if err != nil || f.Sent == nil || f.TagRecipients != 16 || f.TagBounces != 20 || !f.Replayed {
+			t.Fatalf("after concurrent use: %+v %v", f, err)
+		}
+	})
+
+	t.Run("Ping", func(t *testing.T) {
+		s := open(t, Base())
+		if err := s.Ping(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
