@@ -9,18 +9,22 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/cache/backend"
 	"github.com/bounce-milter/bounce-milter/internal/config"
 	"github.com/bounce-milter/bounce-milter/internal/milter"
+	"github.com/redis/go-redis/v9"
 )
 
 // storeHandle is the open store and what the services need of it.
 type storeHandle struct {
 	store cache.Store
+	cfg   cache.Config
 }
 
-func (h storeHandle) Store() cache.Store        { return h.store }
-func (h storeHandle) observer() milter.Observer { return nil }
-func (h storeHandle) timeout() time.Duration    { return 300 * time.Millisecond }
+func (h storeHandle) Store() cache.Store             { return h.store }
+func (h storeHandle) observer() milter.Observer      { return nil }
+func (h storeHandle) timeout() time.Duration         { return h.cfg.Timeout }
+func (h storeHandle) Ping(ctx context.Context) error { return h.store.Ping(ctx) }
 func (h storeHandle) Close() error {
 	if h.store == nil {
 		return nil
@@ -28,14 +32,48 @@ func (h storeHandle) Close() error {
 	return h.store.Close()
 }
 
-func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error) {
-	return storeHandle{}, "none", nil
+// redisLogger routes go-redis's own messages (failed dials, mostly) into
+// slog at debug level: the store reports outages itself, once, and a dead
+// Redis must not flood the journal.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
 }
 
-func applyRedisFlag(cfg *config.Config, url string) error {
-	if url != "" {
-		return fmt.Errorf("--redis: not available in this build")
+// openStore opens the configured store: the embedded one in the data
+// directory by default, Redis when configured.
+func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error) {
+	redis.SetLogger(redisLogger{log})
+	cc := cfg.Store.Cache()
+	st, err := backend.Open(cc, cfg.DataDir, log)
+	if err != nil {
+		return storeHandle{}, "", err
 	}
+	desc := cc.Backend
+	if cc.Backend == cache.BackendRedis {
+		desc += " " + cc.Redis.Mode()
+		ctx, cancel := context.WithTimeout(context.Background(), cc.Timeout)
+		if err := st.Ping(ctx); err != nil {
+			// Not fatal: the failure policy covers an outage, and Redis
+			// may come up after us.
+			log.Warn("store: redis does not answer yet", "err", err)
+		}
+		cancel()
+	}
+	return storeHandle{store: st, cfg: cc}, desc, nil
+}
+
+// applyRedisFlag makes --redis URL select the Redis store.
+func applyRedisFlag(cfg *config.Config, url string) error {
+	if url == "" {
+		return nil
+	}
+	if _, err := cache.ParseRedisURL(url); err != nil {
+		return fmt.Errorf("--redis: %w", err)
+	}
+	cfg.Store.Backend = cache.BackendRedis
+	cfg.Store.Redis.URL = url
 	return nil
 }
 

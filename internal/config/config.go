@@ -52,6 +52,7 @@ type Config struct {
 	Outbound Outbound          `toml:"outbound"`
 	Inbound  Inbound           `toml:"inbound"`
 	Domains  map[string]Domain `toml:"domains"`
+	Store    Store             `toml:"store"`
 }
 
 // Listen says where the services listen: "inet:HOST:PORT" or "unix:PATH";
@@ -527,6 +528,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Inbound.OnError == ActionAcceptUnsigned || c.Inbound.OnStoreError == ActionAcceptUnsigned {
 		return fmt.Errorf("inbound: accept-unsigned is an outbound action; want accept, tempfail or reject")
+	}
+	if err := c.Store.Cache().Validate(); err != nil {
+		return err
 	}
 	for name, d := range c.Domains {
 		if d.Lifetime != 0 && (d.Lifetime < 1 || d.Lifetime > 30) {
