@@ -1,0 +1,364 @@
+package backscatter
+
+import (
+	"strings"
+)
+
+// Classification works from the strongest evidence down: the RFC report
+// structures (multipart/report and its typed parts) decide on their own;
+// without them, independent weak signals (who sent it, the subject, the
+// wording of the body) must agree before a message is called a bounce, so
+// that ordinary mail that merely talks about delivery is never one.
+
+// anBounceSubjects are lower-case fragments of the subjects MTAs give
+// non-delivery and delay reports.
+var anBounceSubjects = []string{
+	"undeliver", "undelivered", "delivery status notification", "returned mail",
+	"failure notice", "delivery failure", "mail delivery failed", "delivery has failed",
+	"non-delivery", "nondeliver", "non delivery", "not delivered", "could not be delivered",
+	"couldn't be delivered", "delivery problem", "delivery notification", "warning: could not send",
+	"delayed mail", "delivery delayed", "delivery is delayed", "mail system error",
+	"returned to sender", "mail delivery system", "delivery report", "bounce notification",
+	"message not delivered", "delivery final failure", "delivery failed", "failed delivery",
+	"mail failure", "mail delivery failure", "unzustellbar", "non remis", "non recapitabile",
+	"no se puede entregar", "onbestelbaar", "returned message", "rejected:", "undeliverable",
+	"mail could not be delivered", "message delivery failure", "permanent delivery failure",
+	"delivery failure notification", "delivery notification: delivery has", "message status - undelivered",
+	"mail delivery problem", "notice of delivery failure", "delivery error", "bounced mail",
+	"message you sent", "returned to you", "delivery warning", "warning: message",
+}
+
+// anBounceStrong are body phrases that, in practice, only MTA-generated
+// reports contain.
+var anBounceStrong = []string{
+	"this is the qmail-send program",
+	"created automatically by mail delivery software",
+	"transcript of session follows",
+	"permanent fatal errors",
+	"following address(es) failed",
+	"following addresses had permanent",
+	"could not be delivered to one or more recipients",
+	"delivery to the following recipient",
+	"delivery to the following recipients failed",
+	"the following recipient(s) could not be reached",
+	"following recipients could not be reached",
+	"this is the mail system at host",
+	"i'm afraid i wasn't able to deliver",
+	"message could not be delivered",
+	"your message could not be delivered",
+	"your message couldn't be delivered",
+	"message was undeliverable",
+	"has not yet been delivered",
+	"could not be delivered to the following",
+	"unable to deliver your message",
+	"unable to deliver message to the following",
+	"was not delivered to",
+	"wasn't delivered to",
+	"failed permanently",
+	"delivery has failed to these recipients",
+	"your message did not reach some or all",
+	"original message follows",
+	"unsent message follows",
+	"undelivered message attached",
+	"this is an automatically generated delivery status notification",
+	"delivery status notification",
+	"message delivery has failed",
+	"returned mail: see transcript",
+	"the message you sent to",
+	"could not be delivered because",
+	"delivery to this recipient",
+	"permanent error. the following",
+	"this message was created automatically",
+	"message not delivered",
+	"mail delivery failed",
+	"retry time not reached",
+	"message has been delayed",
+	"delivery attempts will continue",
+	"will keep trying",
+	"reporting-mta:",
+	"final-recipient:",
+}
+
+// anBounceWeak are phrases common in bounces but also in human mail.
+var anBounceWeak = []string{
+	"user unknown", "unknown user", "no such user", "mailbox full", "over quota",
+	"host unknown", "mailbox unavailable", "does not exist", "recipient rejected",
+	"smtp error", "550 ", "554 ", "553 ", "5.1.1", "5.7.1", "rcpt to", "relay denied",
+	"permanent error", "temporary error", "undeliverable", "returned to sender",
+}
+
+// anChallengeSubjects / anChallengeBody are the wording of challenge-
+// response systems (TMDA, SpamArrest, Boxbe, Mailblocks, ChoiceMail,
+// antispam "verify you are human" pages).
+var anChallengeSubjects = []string{
+	"please confirm your message", "confirm your message", "verify your email",
+	"verification required", "please verify", "sender verification", "authentication required",
+	"is awaiting your confirmation", "challenge", "approve your message", "requires confirmation",
+	"message held", "confirmation required", "verify your message",
+}
+
+var anChallengeBody = []string{
+	"verify that you are a human", "prove that you are a human", "confirm that you are a human",
+	"you are not a spammer", "not a spam robot", "to confirm that you are", "click the link below to confirm",
+	"only accepts mail from", "approved senders", "whitelist", "spam protection", "challenge-response",
+	"please confirm your message", "confirm your e-mail", "pending messages", "verify your address",
+	"reply to this message to confirm", "tmda", "spamarrest", "boxbe", "mailblocks", "choicemail",
+	"verification request", "sender verification", "i use a challenge",
+}
+
+// anAutoreplySubjects are subject fragments of vacation and auto replies.
+var anAutoreplySubjects = []string{
+	"automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "auto-response",
+	"autoresponse", "automatic response", "out of office", "out of the office", "vacation",
+	"abwesenheit", "réponse automatique", "respuesta automática", "risposta automatica",
+	"automatisch antwoord", "auto:", "away from my", "on leave", "autosvar", "automaattinen vastaus",
+}
+
+// anMDNSubjects are the subjects of read receipts that do not use
+// multipart/report (Outlook's TNEF receipts, Notes, GroupWise).
+var anMDNSubjects = []string{
+	"read:", "read receipt", "return receipt", "gelesen:", "lu :", "lu:", "leído:", "letto:",
+	"disposition notification", "message displayed", "has been read", "delivered:",
+}
+
+func anContainsAny(s string, list []string) bool {
+	for _, p := range list {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func anHasPrefixAny(s string, list []string) bool {
+	for _, p := range list {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// anDaemonSender reports a From/sender that names the mail system itself.
+func anDaemonSender(v string) bool {
+	lv := strings.ToLower(v)
+	if strings.Contains(lv, "mailer-daemon") || strings.Contains(lv, "mailer_daemon") ||
+		strings.Contains(lv, "mail delivery") || strings.Contains(lv, "maildaemon") ||
+		strings.Contains(lv, "mail administrator") || strings.Contains(lv, "delivery status") ||
+		strings.Contains(lv, "mail-daemon") || strings.Contains(lv, "mail system") {
+		return true
+	}
+	a := anAddrOf(v)
+	local, _, _ := strings.Cut(a, "@")
+	switch local {
+	case "postmaster", "mailer-daemon", "mailerdaemon", "daemon", "mdaemon", "root",
+		"mail-daemon", "mailer", "double-bounce", "bounce", "bounces", "nobody", "noreply-dsn":
+		return true
+	}
+	return false
+}
+
+// anNullSender reports an empty Return-Path / envelope sender.
+func anNullSender(returnPath, mbox string) bool {
+	rp := strings.TrimSpace(returnPath)
+	if rp == "<>" || rp == "< >" {
+		return true
+	}
+	lm := strings.ToLower(mbox)
+	return lm == "mailer-daemon" || strings.HasPrefix(lm, "mailer-daemon@") || lm == "<>"
+}
+
+// anAutoSubmittedReply reports Auto-Submitted values that mark a reply.
+func anAutoSubmittedReply(v string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), "auto-replied")
+}
+
+// anAutoreplyHeaders reports the non-standard headers of vacation programs
+// and mailbox rules. X-Auto-Response-Suppress is deliberately absent:
+// Outlook sets it on ordinary mail too.
+func (a *anState) anAutoreplyHeaders() bool {
+	h := a.top
+	if anAutoSubmittedReply(h.Get("Auto-Submitted")) {
+		return true
+	}
+	for _, k := range []string{"X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Autoreply-From", "X-Mail-Autoreply", "X-Vacation", "X-Ms-Exchange-Inbox-Rules-Loop"} {
+		if h.Has(k) {
+			return true
+		}
+	}
+	p := strings.ToLower(strings.TrimSpace(h.Get("Precedence")))
+	return p == "auto_reply" || p == "auto-reply"
+}
+
+// classify decides the kind of the analysed message.
+func (a *anState) classify() Kind {
+	rt := strings.ToLower(a.topParams["report-type"])
+	if a.topType == "multipart/report" {
+		a.rep.Structural = true
+		switch {
+		case strings.Contains(rt, "delivery-status"):
+			return KindDSN
+		case strings.Contains(rt, "disposition-notification"):
+			return KindMDN
+		case strings.Contains(rt, "feedback-report"):
+			return KindARF
+		}
+	}
+	switch {
+	case a.hasFeedback:
+		a.rep.Structural = true
+		return KindARF
+	case a.dsnParts > 0:
+		a.rep.Structural = true
+		return KindDSN
+	case a.hasMDN:
+		a.rep.Structural = true
+		return KindMDN
+	}
+
+	h := a.top
+	subj := strings.ToLower(a.rep.Subject)
+	from := h.Get("From")
+	daemon := anDaemonSender(from) || anDaemonSender(h.Get("Sender"))
+	null := anNullSender(h.Get("Return-Path"), a.mboxSender)
+
+	var text strings.Builder
+	for _, t := range a.texts {
+		text.WriteString(anClip(t, 64<<10))
+		text.WriteByte('\n')
+	}
+	for _, t := range a.htmlTexts {
+		text.WriteString(anClip(t, 32<<10))
+		text.WriteByte('\n')
+	}
+	body := strings.ToLower(text.String())
+
+	// Challenge-response first: these systems also set auto-reply headers.
+	chSubj := anContainsAny(subj, anChallengeSubjects)
+	chBody := anContainsAny(body, anChallengeBody)
+	if chSubj && (chBody || a.anAutoreplyHeaders() || null) || chBody && strings.Contains(body, "confirm") && (a.anAutoreplyHeaders() || null || anContainsAny(body, []string{"click", "reply"})) && !anContainsAny(body, anBounceStrong) {
+		return KindChallenge
+	}
+
+	score := 0
+	if daemon {
+		score += 2
+	} else if null {
+		score++
+	}
+	if anContainsAny(subj, anBounceSubjects) {
+		score += 2
+	}
+	strong := anContainsAny(body, anBounceStrong)
+	if strong {
+		score += 2
+	}
+	if anContainsAny(body, anBounceWeak) {
+		score++
+	}
+	if len(a.originals) > 0 && (daemon || null) {
+		score++ // a returned original from the mail system
+	}
+	if h.Has("X-Failed-Recipients") {
+		score += 3
+	}
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Get("Content-Type"))), "multipart/report") {
+		score += 2 // report without (or with a damaged) report-type
+	}
+	autoHdr := a.anAutoreplyHeaders()
+	if score >= 4 || score >= 3 && (strong || daemon) {
+		return KindDSN
+	}
+	if autoHdr || anHasPrefixAny(subj, anAutoreplySubjects) && (null || daemon || a.rep.InReplyTo != "") {
+		if anHasPrefixAny(subj, anMDNSubjects) && null {
+			return KindMDN
+		}
+		return KindAutoreply
+	}
+	if null && anHasPrefixAny(subj, anMDNSubjects) {
+		return KindMDN
+	}
+	// Provider notifications (Amazon SES via SNS) carry complaint and
+	// bounce reports as JSON.
+	if strings.Contains(body, `"notificationtype"`) {
+		switch {
+		case strings.Contains(body, `"complaint"`):
+			return KindARF
+		case strings.Contains(body, `"bounce"`):
+			return KindDSN
+		}
+	}
+	return KindNotBounce
+}
+
+// extractRecipients fills Report.Recipients from the DSN fields or, for
+// non-standard bounces, from the text.
+func (a *anState) extractRecipients() {
+	if len(a.dsnRecips) > 0 {
+		a.rep.Recipients = anDSNRecipients(a.dsnRecips)
+		return
+	}
+	if v := a.top.Get("X-Failed-Recipients"); v != "" {
+		for _, s := range strings.Split(v, ",") {
+			if addr := anRecipientAddress(s); addr != "" {
+				a.rep.Recipients = append(a.rep.Recipients, BouncedRecipient{Address: addr, Action: "failed"})
+			}
+		}
+		if len(a.rep.Recipients) > 0 {
+			// Add diagnostics from the text where they match.
+			for _, r := range anTextRecipients(a.texts) {
+				for i := range a.rep.Recipients {
+					if a.rep.Recipients[i].Address == r.Address {
+						a.rep.Recipients[i].Status, a.rep.Recipients[i].Diagnostic = r.Status, r.Diagnostic
+					}
+				}
+			}
+			return
+		}
+	}
+	a.rep.Recipients = anTextRecipients(a.texts)
+	if len(a.rep.Recipients) == 0 {
+		a.rep.Recipients = anTextRecipients(a.htmlTexts)
+	}
+}
+
+// LooksLikeBounce is the milter's cheap pre-check, made on the envelope
+// sender and the header alone: can this message be a bounce or an
+// auto-reply, so that its body is worth buffering and analysing? get
+// returns the first value of a header field (case-insensitive name), ""
+// when absent. It errs on the side of yes; Analyze decides.
+func LooksLikeBounce(sender string, get func(name string) string) bool {
+	s := strings.ToLower(strings.Trim(strings.TrimSpace(sender), "<>"))
+	if s == "" {
+		return true
+	}
+	local, _, _ := strings.Cut(s, "@")
+	switch local {
+	case "mailer-daemon", "postmaster", "mailer_daemon", "mailerdaemon", "double-bounce":
+		return true
+	}
+	if get == nil {
+		return false
+	}
+	if v := strings.ToLower(strings.TrimSpace(get("Auto-Submitted"))); v != "" && v != "no" {
+		return true
+	}
+	for _, k := range []string{"X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Failed-Recipients", "X-Ms-Exchange-Inbox-Rules-Loop", "X-Vacation"} {
+		if get(k) != "" {
+			return true
+		}
+	}
+	if p := strings.ToLower(strings.TrimSpace(get("Precedence"))); p == "auto_reply" || p == "auto-reply" {
+		return true
+	}
+	ct := strings.ToLower(get("Content-Type"))
+	if strings.HasPrefix(strings.TrimSpace(ct), "multipart/report") {
+		return true
+	}
+	if anDaemonSender(get("From")) {
+		return true
+	}
+	subj := strings.ToLower(anDecodeHeader(get("Subject")))
+	return anContainsAny(subj, anBounceSubjects) || anHasPrefixAny(subj, anAutoreplySubjects) ||
+		anContainsAny(subj, anChallengeSubjects) || anHasPrefixAny(subj, anMDNSubjects)
+}

@@ -1,0 +1,123 @@
+package backscatter
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// anManifestRow is one labelled corpus message (testdata/corpus/manifest.tsv).
+type anManifestRow struct {
+	path, category, wantID string
+	wantRcpts              []string
+	basis                  string
+}
+
+func anLoadManifest(t testing.TB, dir string) []anManifestRow {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "manifest.tsv"))
+	if err != nil {
+		t.Fatalf("opening manifest: %v", err)
+	}
+	defer f.Close()
+	var rows []anManifestRow
+	sc := bufio.NewScanner(f)
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false
+			continue
+		}
+		c := strings.Split(sc.Text(), "\t")
+		if len(c) < 8 {
+			continue
+		}
+		r := anManifestRow{path: c[0], category: c[4], wantID: c[5], basis: c[7]}
+		if c[6] != "" {
+			r.wantRcpts = strings.Split(c[6], ",")
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// anKindMatches maps our six kinds onto the corpus categories. A read
+// receipt is filed under autoreply in the corpus.
+func anKindMatches(k Kind, category string) bool {
+	switch category {
+	case "bounce":
+		return k == KindDSN
+	case "autoreply":
+		return k == KindAutoreply || k == KindMDN
+	case "ordinary":
+		return k == KindNotBounce
+	default:
+		return string(k) == category
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
+func TestCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "corpus")
+	rows := anLoadManifest(t, dir)
+	if len(rows) < 400 {
+		t.Fatalf("manifest has %d rows, want the whole corpus", len(rows))
+	}
+	verbose := os.Getenv("AN_CORPUS_VERBOSE") != ""
+	var ordinaryFP, idTotal, idOK, dsnTotal, dsnOK, sisTotal, sisOK, classOK int
+	for _, r := range rows {
+		f, err := os.Open(filepath.Join(dir, r.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Analyze(f, AnalysisLimits{})
+		f.Close()
+		if err != nil {
+			t.Errorf("%s: %v", r.path, err)
+			continue
+		}
+		if anKindMatches(rep.Kind, r.category) {
+			classOK++
+		} else if verbose {
+			t.Logf("CLASS %s: got %s want %s", r.path, rep.Kind, r.category)
+		}
+		if r.category == "ordinary" && rep.Kind.IsBounceLike() {
+			ordinaryFP++
+		}
+		if r.category == "bounce" && r.wantID != "" {
+			idTotal++
+			if rep.OriginalMessageID == r.wantID {
+				idOK++
+			} else if verbose {
+				t.Logf("ID %s: got %q want %q", r.path, rep.OriginalMessageID, r.wantID)
+			}
+		}
+		if r.category == "bounce" && strings.HasSuffix(r.basis, "+dsn-fields") {
+			dsnTotal++
+			if sameSet(rep.BouncedAddresses(), r.wantRcpts) {
+				dsnOK++
+			} else if verbose {
+				t.Logf("RCPT-DSN %s: got %q want %q", r.path, rep.BouncedAddresses(), r.wantRcpts)
+			}
+		}
+		if r.category == "bounce" && strings.HasSuffix(r.basis, "+sisimai") {
+			sisTotal++
+			if sameSet(rep.BouncedAddresses(), r.wantRcpts) {
+				sisOK++
+			} else if verbose {
+				t.Logf("RCPT-SIS %s: got %q want %q", r.path, rep.BouncedAddresses(), r.wantRcpts)
+			}
+		}
+	}
+	t.Logf("class %d/%d, ordinary as bounce %d, ids %d/%d, dsn rcpts %d/%d, sisimai rcpts %d/%d",
+		classOK, len(rows), ordinaryFP, idOK, idTotal, dsnOK, dsnTotal, sisOK, sisTotal)
+}

@@ -1,0 +1,522 @@
+package backscatter
+
+import (
+	"bytes"
+	"html"
+	"mime"
+	"strings"
+
+	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/textproto"
+)
+
+// This file holds the lenient readers the analysis is built on: header
+// sections, multipart bodies and RFC 3464 field blocks. They are written by
+// hand instead of using the strict readers (net/textproto, go-message's
+// ReadHeader, mox's dsn) because real bounces break every rule: header
+// lines without a colon, weekdays in Arrival-Date, boundaries that never
+// close, per-recipient blocks without the blank line between them.
+
+// anField is one "Name: value" field, name lower-cased, value unfolded.
+type anField struct {
+	name, value string
+}
+
+// anDSNRecord is one block of delivery-status (or MDN/ARF) fields in order.
+type anDSNRecord []anField
+
+func (r anDSNRecord) get(name string) string {
+	for _, f := range r {
+		if f.name == name {
+			return f.value
+		}
+	}
+	return ""
+}
+
+func (r anDSNRecord) has(name string) bool {
+	for _, f := range r {
+		if f.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// anMaxDSNRecords bounds the per-recipient blocks kept from one part; a real
+// DSN reports on at most a few hundred recipients.
+const anMaxDSNRecords = 1000
+
+// anParseDSNFields reads a message/delivery-status body: the per-message
+// block, then per-recipient blocks. It never fails; whatever looks like a
+// field is kept. A new recipient block starts at a blank line or, when the
+// blank line is missing, at a second Final-Recipient/Original-Recipient.
+func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecord) {
+	var cur anDSNRecord
+	inRecipient := false
+	flush := func() {
+		if len(cur) == 0 {
+			return
+		}
+		if inRecipient {
+			if len(recipients) < anMaxDSNRecords {
+				recipients = append(recipients, cur)
+			}
+		} else {
+			perMessage = append(perMessage, cur...)
+		}
+		cur, inRecipient = nil, false
+	}
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
+		line = bytes.TrimRight(line, "\r")
+		if len(bytes.TrimSpace(line)) == 0 {
+			flush()
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if len(cur) > 0 {
+				last := &cur[len(cur)-1]
+				last.value = strings.TrimSpace(last.value + " " + string(bytes.TrimSpace(line)))
+			}
+			continue
+		}
+		name, value, ok := anCutField(line)
+		if !ok {
+			// Not a field: either wrapped text of the previous value or
+			// debris; appending keeps diagnostics whole and loses nothing.
+			if len(cur) > 0 {
+				last := &cur[len(cur)-1]
+				last.value = strings.TrimSpace(last.value + " " + string(bytes.TrimSpace(line)))
+			}
+			continue
+		}
+		if name == "final-recipient" || name == "original-recipient" {
+			if inRecipient && cur.has(name) {
+				flush()
+			} else if !inRecipient && len(cur) > 0 {
+				// Recipient fields right after the per-message ones.
+				perMessage = append(perMessage, cur...)
+				cur = nil
+			}
+			inRecipient = true
+		}
+		cur = append(cur, anField{name: name, value: value})
+	}
+	flush()
+	return perMessage, recipients
+}
+
+// anCutField splits "Name: value". The name must be a plausible field name
+// (RFC 5322 ftext without spaces), so prose lines containing a colon are not
+// taken as fields.
+func anCutField(line []byte) (name, value string, ok bool) {
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 || i > 76 {
+		return "", "", false
+	}
+	n := line[:i]
+	// Tolerate "Name :" (seen in old Lotus/Novell output).
+	n = bytes.TrimRight(n, " \t")
+	if len(n) == 0 {
+		return "", "", false
+	}
+	for _, c := range n {
+		if c <= ' ' || c >= 127 {
+			return "", "", false
+		}
+	}
+	return strings.ToLower(string(n)), strings.TrimSpace(string(line[i+1:])), true
+}
+
+// anRecipientAddress normalises a Final-Recipient/Original-Recipient value
+// as the corpus labels do: drop the address type ("rfc822;"), angle
+// brackets, a source route and a trailing comment, lower-case the rest.
+func anRecipientAddress(v string) string {
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, ';'); i >= 0 && i < 20 && !strings.ContainsAny(v[:i], "@<") {
+		v = v[i+1:]
+	}
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			v = v[i+1 : i+j]
+		}
+	} else if i := strings.IndexByte(v, ' '); i > 0 && strings.Contains(v[:i], "@") {
+		v = v[:i] // "user@example.com (comment)"
+	}
+	v = strings.Trim(strings.TrimSpace(v), "<>\"'")
+	if strings.HasPrefix(v, "@") {
+		if i := strings.IndexByte(v, ':'); i > 0 {
+			v = v[i+1:]
+		}
+	}
+	return strings.ToLower(strings.TrimSpace(v))
+}
+
+// dsnRecipients converts per-recipient blocks into BouncedRecipients.
+func anDSNRecipients(recs []anDSNRecord) []BouncedRecipient {
+	var out []BouncedRecipient
+	for _, r := range recs {
+		addr := r.get("final-recipient")
+		if anRecipientAddress(addr) == "" {
+			addr = r.get("original-recipient")
+		}
+		addr = anRecipientAddress(addr)
+		if addr == "" {
+			continue
+		}
+		action := strings.ToLower(strings.TrimSpace(r.get("action")))
+		if i := strings.IndexAny(action, " (;"); i > 0 {
+			action = action[:i]
+		}
+		diag := r.get("diagnostic-code")
+		if i := strings.IndexByte(diag, ';'); i >= 0 && i < 12 {
+			diag = strings.TrimSpace(diag[i+1:])
+		}
+		out = append(out, BouncedRecipient{
+			Address:    addr,
+			Action:     action,
+			Status:     anStatusCode(r.get("status")),
+			Diagnostic: anClip(diag, 500),
+		})
+	}
+	return out
+}
+
+// anStatusCode keeps the leading "x.y.z" of a Status value.
+func anStatusCode(v string) string {
+	v = strings.TrimSpace(v)
+	if i := strings.IndexAny(v, " \t("); i > 0 {
+		v = v[:i]
+	}
+	return v
+}
+
+func anClip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// anSplitHeader splits a message (or part) into its header and body. Lines
+// that are neither fields nor indented continuations are treated as
+// continuations: unindented folding is the commonest damage in returned
+// headers. A first line that is not a field means there is no header.
+func anSplitHeader(data []byte) (textproto.Header, []byte) {
+	var fields []anField
+	rest := data
+	for len(rest) > 0 {
+		line, after, found := bytes.Cut(rest, []byte("\n"))
+		if !found {
+			after = nil
+		}
+		if len(line) == 0 {
+			rest = after
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if len(fields) == 0 {
+				break // indented text: a body without header
+			}
+			if len(bytes.TrimSpace(line)) == 0 {
+				// Whitespace-only line ends the header in practice.
+				rest = after
+				break
+			}
+			fields[len(fields)-1].value += " " + string(bytes.TrimSpace(line))
+			rest = after
+			continue
+		}
+		name, _, ok := anCutField(line)
+		if !ok {
+			if len(fields) == 0 {
+				break
+			}
+			if bytes.HasPrefix(line, []byte("--")) {
+				break // a MIME boundary: header ended without blank line
+			}
+			fields[len(fields)-1].value += " " + string(bytes.TrimSpace(line))
+			rest = after
+			continue
+		}
+		i := bytes.IndexByte(line, ':')
+		v := strings.TrimSpace(string(line[i+1:]))
+		fields = append(fields, anField{name: string(bytes.TrimSpace(line[:i])), value: v})
+		_ = name
+		rest = after
+		if len(fields) > 500 {
+			break
+		}
+	}
+	var h textproto.Header
+	// go-message's Header.Add prepends, so add in reverse to keep order.
+	for i := len(fields) - 1; i >= 0; i-- {
+		h.Add(fields[i].name, fields[i].value)
+	}
+	return h, rest
+}
+
+// anSplitMultipart splits a multipart body at its boundary lines. ok is
+// false when the boundary never occurs. A missing closing delimiter ends the
+// last part at the end of the data.
+func anSplitMultipart(raw []byte, boundary string) (parts [][]byte, ok bool) {
+	if boundary == "" {
+		return nil, false
+	}
+	delim := []byte("--" + boundary)
+	start := -1 // start of the current part's content
+	pos := 0
+	for pos < len(raw) {
+		i := bytes.Index(raw[pos:], delim)
+		if i < 0 {
+			break
+		}
+		i += pos
+		// The delimiter must start a line.
+		if i > 0 && raw[i-1] != '\n' {
+			pos = i + len(delim)
+			continue
+		}
+		end := i + len(delim)
+		closing := bytes.HasPrefix(raw[end:], []byte("--"))
+		// The rest of the delimiter line must be blank (transport padding).
+		eol := bytes.IndexByte(raw[end:], '\n')
+		var lineRest []byte
+		next := len(raw)
+		if eol >= 0 {
+			lineRest = raw[end : end+eol]
+			next = end + eol + 1
+		} else {
+			lineRest = raw[end:]
+		}
+		if !closing && len(bytes.TrimSpace(lineRest)) != 0 {
+			pos = end
+			continue
+		}
+		ok = true
+		if start >= 0 {
+			stop := i
+			if stop > start && raw[stop-1] == '\n' {
+				stop--
+			}
+			if stop < start {
+				stop = start
+			}
+			parts = append(parts, raw[start:stop])
+		}
+		if closing {
+			return parts, true
+		}
+		start = next
+		pos = next
+	}
+	if start >= 0 && start < len(raw) {
+		parts = append(parts, raw[start:])
+	}
+	return parts, ok
+}
+
+// anLooseMediaType extracts the media type from a Content-Type that
+// mime.ParseMediaType rejects (duplicate or malformed parameters).
+func anLooseMediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	if !strings.Contains(ct, "/") {
+		return "text/plain"
+	}
+	return ct
+}
+
+// anLooseParams extracts the parameters that matter (boundary, report-type,
+// charset) from a malformed Content-Type.
+func anLooseParams(ct string) map[string]string {
+	out := map[string]string{}
+	for _, seg := range strings.Split(ct, ";")[1:] {
+		k, v, ok := strings.Cut(seg, "=")
+		if !ok {
+			continue
+		}
+		k = strings.ToLower(strings.TrimSpace(k))
+		v = strings.TrimSpace(v)
+		if strings.HasPrefix(v, "\"") {
+			v = strings.TrimPrefix(v, "\"")
+			if j := strings.IndexByte(v, '"'); j >= 0 {
+				v = v[:j]
+			}
+		} else if j := strings.IndexAny(v, " \t"); j >= 0 {
+			v = v[:j]
+		}
+		if _, dup := out[k]; !dup {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+var anWordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
+
+// anDecodeHeader decodes RFC 2047 encoded words; undecodable input is
+// returned as is.
+func anDecodeHeader(v string) string {
+	if !strings.Contains(v, "=?") {
+		return v
+	}
+	d, err := anWordDecoder.DecodeHeader(v)
+	if err != nil {
+		return v
+	}
+	return d
+}
+
+// anFirstMsgID returns the first message id in a header value, without <>.
+// Values that are transfer-encoding debris (a QP soft break "=" at the end,
+// HTML entities) are rejected: a wrong id is worse than none.
+func anFirstMsgID(v string) string {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return ""
+	}
+	var id string
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		rest := v[i+1:]
+		j := strings.IndexByte(rest, '>')
+		if j < 0 {
+			id = rest
+			if k := strings.IndexAny(id, " \t"); k >= 0 {
+				id = id[:k]
+			}
+		} else {
+			id = rest[:j]
+		}
+	} else {
+		id = v
+		if k := strings.IndexAny(id, " \t"); k >= 0 {
+			id = id[:k]
+		}
+	}
+	id = strings.TrimSpace(id)
+	if id == "" || strings.ContainsAny(id, " \t<") || strings.HasSuffix(id, "=") ||
+		strings.Contains(id, "&lt") || strings.Contains(id, "&gt") || strings.Contains(id, "&#") {
+		return ""
+	}
+	return id
+}
+
+// anMsgIDs returns every <id> of a References-style value.
+func anMsgIDs(v string) []string {
+	var out []string
+	for len(out) < 50 {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(v[i:], '>')
+		if j < 0 {
+			break
+		}
+		if id := strings.TrimSpace(v[i+1 : i+j]); id != "" && !strings.ContainsAny(id, " \t") {
+			out = append(out, id)
+		}
+		v = v[i+j+1:]
+	}
+	return out
+}
+
+// anAddrOf extracts a bare lower-cased address from a From/Return-Path
+// style value; "" for the null path.
+func anAddrOf(v string) string {
+	v = strings.TrimSpace(v)
+	if i := strings.LastIndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			return strings.ToLower(strings.TrimSpace(v[i+1 : i+j]))
+		}
+	}
+	for _, f := range strings.Fields(v) {
+		if strings.Contains(f, "@") {
+			return strings.ToLower(strings.Trim(f, "<>\"'(),;"))
+		}
+	}
+	return ""
+}
+
+// anReceivedHosts collects host names and IP literals from Received values.
+func anReceivedHosts(values []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range values {
+		for _, tok := range strings.FieldsFunc(v, func(r rune) bool {
+			return r == ' ' || r == '\t' || r == '(' || r == ')' || r == '[' || r == ']' || r == ';' || r == ',' || r == '='
+		}) {
+			tok = strings.ToLower(strings.TrimSuffix(tok, "."))
+			if !anHostLike(tok) || seen[tok] {
+				continue
+			}
+			seen[tok] = true
+			out = append(out, tok)
+			if len(out) >= 64 {
+				return out
+			}
+		}
+	}
+	return out
+}
+
+// anHostLike accepts dotted host names and IPv4/IPv6 literals.
+func anHostLike(s string) bool {
+	if len(s) < 3 || len(s) > 253 {
+		return false
+	}
+	if strings.HasPrefix(s, "ipv6:") {
+		s = s[5:]
+	}
+	dots, colons, letters := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			dots++
+		case c == ':':
+			colons++
+		case c >= 'a' && c <= 'z':
+			letters++
+		case c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	if colons >= 2 {
+		return dots == 0 || dots == 3
+	}
+	return colons == 0 && dots >= 1 && s[0] != '.' && s[0] != '-'
+}
+
+// anStripHTML reduces HTML to its text for the textual patterns.
+func anStripHTML(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	in := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '<':
+			in = true
+			// Block-level tags end a line.
+			if i+3 < len(s) {
+				t := strings.ToLower(s[i+1 : i+3])
+				if t == "br" || t == "p>" || t == "p " || t == "/p" || t == "di" || t == "/d" || t == "tr" || t == "li" {
+					b.WriteByte('\n')
+				}
+			}
+		case c == '>' && in:
+			in = false
+		case !in:
+			b.WriteByte(c)
+		}
+	}
+	return html.UnescapeString(b.String())
+}
