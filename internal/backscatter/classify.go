@@ -26,6 +26,8 @@ var anBounceSubjects = []string{
 	"delivery failure notification", "delivery notification: delivery has", "message status - undelivered",
 	"mail delivery problem", "notice of delivery failure", "delivery error", "bounced mail",
 	"message you sent", "returned to you", "delivery warning", "warning: message",
+	"mail failed", "returning to sender", "returned to sender", "error notification",
+	"メールエラー", "未達", "配信エラー", "送信エラー",
 }
 
 // anBounceStrong are body phrases that, in practice, only MTA-generated
@@ -77,6 +79,15 @@ var anBounceStrong = []string{
 	"will keep trying",
 	"reporting-mta:",
 	"final-recipient:",
+	"could not be delivered to",
+	"failed addresses follow",
+	"message log follows",
+	"this is the mailer-daemon",
+	"following list of recipients",
+	"had delivery problems",
+	"had fatal errors",
+	"trouble delivering your message",
+	"rejected recipient",
 }
 
 // anBounceWeak are phrases common in bounces but also in human mail.
@@ -85,6 +96,7 @@ var anBounceWeak = []string{
 	"host unknown", "mailbox unavailable", "does not exist", "recipient rejected",
 	"smtp error", "550 ", "554 ", "553 ", "5.1.1", "5.7.1", "rcpt to", "relay denied",
 	"permanent error", "temporary error", "undeliverable", "returned to sender",
+	"mailbox is full", "invalid user", "unknown host", "no valid recipients",
 }
 
 // anChallengeSubjects / anChallengeBody are the wording of challenge-
@@ -142,7 +154,7 @@ func anHasPrefixAny(s string, list []string) bool {
 // anDaemonSender reports a From/sender that names the mail system itself.
 func anDaemonSender(v string) bool {
 	lv := strings.ToLower(v)
-	if strings.Contains(lv, "mailer-daemon") || strings.Contains(lv, "mailer_daemon") ||
+	if strings.Contains(lv, "mailer-daemon") || strings.Contains(lv, "mailer daemon") || strings.Contains(lv, "mailer_daemon") ||
 		strings.Contains(lv, "mail delivery") || strings.Contains(lv, "maildaemon") ||
 		strings.Contains(lv, "mail administrator") || strings.Contains(lv, "delivery status") ||
 		strings.Contains(lv, "mail-daemon") || strings.Contains(lv, "mail system") {
@@ -151,7 +163,7 @@ func anDaemonSender(v string) bool {
 	a := anAddrOf(v)
 	local, _, _ := strings.Cut(a, "@")
 	switch local {
-	case "postmaster", "mailer-daemon", "mailerdaemon", "daemon", "mdaemon", "root",
+	case "postmaster", "post_master", "mailer-daemon", "mailerdaemon", "daemon", "mdaemon", "root",
 		"mail-daemon", "mailer", "double-bounce", "bounce", "bounces", "nobody", "noreply-dsn":
 		return true
 	}
@@ -199,7 +211,7 @@ func (a *anState) classify() Kind {
 		case strings.Contains(rt, "delivery-status"):
 			return KindDSN
 		case strings.Contains(rt, "disposition-notification"):
-			return KindMDN
+			return a.mdnKind()
 		case strings.Contains(rt, "feedback-report"):
 			return KindARF
 		}
@@ -213,7 +225,7 @@ func (a *anState) classify() Kind {
 		return KindDSN
 	case a.hasMDN:
 		a.rep.Structural = true
-		return KindMDN
+		return a.mdnKind()
 	}
 
 	h := a.top
@@ -278,13 +290,18 @@ func (a *anState) classify() Kind {
 	if null && anHasPrefixAny(subj, anMDNSubjects) {
 		return KindMDN
 	}
+	// Complaint forwards that predate ARF (Hotmail JMRP style): a complaint
+	// subject with the reported message attached.
+	if len(a.originals) > 0 && anContainsAny(subj, []string{"complaint about message", "abuse report", "spam complaint", "spam report"}) {
+		return KindARF
+	}
 	// Provider notifications (Amazon SES via SNS) carry complaint and
 	// bounce reports as JSON.
 	if strings.Contains(body, `"notificationtype"`) {
 		switch {
 		case strings.Contains(body, `"complaint"`):
 			return KindARF
-		case strings.Contains(body, `"bounce"`):
+		case strings.Contains(body, `"bounce"`), strings.Contains(body, `"delivery"`):
 			return KindDSN
 		}
 	}
@@ -294,7 +311,11 @@ func (a *anState) classify() Kind {
 // extractRecipients fills Report.Recipients from the DSN fields or, for
 // non-standard bounces, from the text.
 func (a *anState) extractRecipients() {
-	if len(a.dsnRecips) > 0 {
+	wellFormed := a.topType == "multipart/report" && strings.Contains(strings.ToLower(a.topParams["report-type"]), "delivery-status")
+	if len(a.dsnRecips) > 0 || wellFormed && a.dsnParts > 0 {
+		// A well-formed RFC 3464 report is authoritative, even when it
+		// lists no recipient: the prose of such reports often names
+		// addresses that did not fail (group members, the sender).
 		a.rep.Recipients = anDSNRecipients(a.dsnRecips)
 		return
 	}
@@ -361,4 +382,27 @@ func LooksLikeBounce(sender string, get func(name string) string) bool {
 	subj := strings.ToLower(anDecodeHeader(get("Subject")))
 	return anContainsAny(subj, anBounceSubjects) || anHasPrefixAny(subj, anAutoreplySubjects) ||
 		anContainsAny(subj, anChallengeSubjects) || anHasPrefixAny(subj, anMDNSubjects)
+}
+
+// mdnKind tells a read receipt from an MDN that reports a refusal: RFC 5429
+// Sieve "reject" returns the message as an MDN with a "deleted" (or older
+// "rejected"/"failed") disposition, which for backscatter purposes is a
+// bounce.
+func (a *anState) mdnKind() Kind {
+	d := strings.ToLower(a.mdnFields.get("disposition"))
+	if i := strings.IndexByte(d, ';'); i >= 0 {
+		d = d[i+1:]
+	}
+	for _, w := range []string{"deleted", "rejected", "failed", "denied", "error"} {
+		if strings.Contains(d, w) {
+			return KindDSN
+		}
+	}
+	// An empty disposition part: the Auto-Submitted comment or the subject
+	// still says the message was refused.
+	if d == "" && (strings.Contains(strings.ToLower(a.top.Get("Auto-Submitted")), "reject") ||
+		strings.Contains(strings.ToLower(a.rep.Subject), "rejected")) {
+		return KindDSN
+	}
+	return KindMDN
 }

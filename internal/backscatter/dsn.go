@@ -49,23 +49,46 @@ const anMaxDSNRecords = 1000
 
 // anParseDSNFields reads a message/delivery-status body: the per-message
 // block, then per-recipient blocks. It never fails; whatever looks like a
-// field is kept. A new recipient block starts at a blank line or, when the
-// blank line is missing, at a second Final-Recipient/Original-Recipient.
+// field is kept. Blocks are separated by blank lines; a block holding a
+// Final-Recipient/Original-Recipient is a recipient block (whatever the
+// order of its fields: some MTAs put Action first), and a second
+// Final-Recipient inside one block starts a new recipient when the blank
+// line is missing. Per-message fields glued to the first recipient block
+// are moved back to the per-message record.
 func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecord) {
-	var cur anDSNRecord
-	inRecipient := false
+	var block anDSNRecord
 	flush := func() {
-		if len(cur) == 0 {
+		if len(block) == 0 {
 			return
 		}
-		if inRecipient {
-			if len(recipients) < anMaxDSNRecords {
-				recipients = append(recipients, cur)
-			}
-		} else {
-			perMessage = append(perMessage, cur...)
+		if !block.has("final-recipient") && !block.has("original-recipient") {
+			perMessage = append(perMessage, block...)
+			block = nil
+			return
 		}
-		cur, inRecipient = nil, false
+		var cur anDSNRecord
+		seenRecipient := false
+		for _, f := range block {
+			isRcpt := f.name == "final-recipient" || f.name == "original-recipient"
+			if !seenRecipient && !isRcpt && anPerMessageField(f.name) {
+				perMessage = append(perMessage, f)
+				continue
+			}
+			if isRcpt {
+				if cur.has(f.name) {
+					if len(recipients) < anMaxDSNRecords {
+						recipients = append(recipients, cur)
+					}
+					cur = nil
+				}
+				seenRecipient = true
+			}
+			cur = append(cur, f)
+		}
+		if len(cur) > 0 && len(recipients) < anMaxDSNRecords {
+			recipients = append(recipients, cur)
+		}
+		block = nil
 	}
 	for len(b) > 0 {
 		var line []byte
@@ -76,9 +99,9 @@ func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecor
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if len(cur) > 0 {
-				last := &cur[len(cur)-1]
-				last.value = strings.TrimSpace(last.value + " " + string(bytes.TrimSpace(line)))
+			if len(block) > 0 {
+				last := &block[len(block)-1]
+				last.value = anClip(strings.TrimSpace(last.value+" "+string(bytes.TrimSpace(line))), 4096)
 			}
 			continue
 		}
@@ -86,26 +109,27 @@ func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecor
 		if !ok {
 			// Not a field: either wrapped text of the previous value or
 			// debris; appending keeps diagnostics whole and loses nothing.
-			if len(cur) > 0 {
-				last := &cur[len(cur)-1]
-				last.value = strings.TrimSpace(last.value + " " + string(bytes.TrimSpace(line)))
+			if len(block) > 0 {
+				last := &block[len(block)-1]
+				last.value = anClip(strings.TrimSpace(last.value+" "+string(bytes.TrimSpace(line))), 4096)
 			}
 			continue
 		}
-		if name == "final-recipient" || name == "original-recipient" {
-			if inRecipient && cur.has(name) {
-				flush()
-			} else if !inRecipient && len(cur) > 0 {
-				// Recipient fields right after the per-message ones.
-				perMessage = append(perMessage, cur...)
-				cur = nil
-			}
-			inRecipient = true
+		if len(block) < 10000 {
+			block = append(block, anField{name: name, value: value})
 		}
-		cur = append(cur, anField{name: name, value: value})
 	}
 	flush()
 	return perMessage, recipients
+}
+
+// anPerMessageField reports the RFC 3464 per-message field names.
+func anPerMessageField(name string) bool {
+	switch name {
+	case "reporting-mta", "received-from-mta", "arrival-date", "original-envelope-id", "dsn-gateway", "reporting-ua", "x-postfix-queue-id", "x-postfix-sender":
+		return true
+	}
+	return false
 }
 
 // anCutField splits "Name: value". The name must be a plausible field name

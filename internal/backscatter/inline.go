@@ -253,6 +253,14 @@ var anRecipientHints = []string{
 	"user unknown",
 	"mailbox unavailable",
 	"does not exist",
+	"list of recipients",
+	"failed addresses",
+	"delivery problems",
+	"fatal errors",
+	"failure reasons",
+	"rejected recipient",
+	"送信に失敗",
+	"送信できません",
 }
 
 // anTextRecipients finds failed recipients in the prose of a bounce.
@@ -261,7 +269,7 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 	seen := map[string]bool{}
 	add := func(addr, diag string) {
 		addr = anRecipientAddress(addr)
-		if addr == "" || seen[addr] || !strings.Contains(addr, "@") || anDaemonAddress(addr) {
+		if addr == "" || seen[addr] || !strings.Contains(addr, "@") {
 			return
 		}
 		seen[addr] = true
@@ -310,6 +318,18 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 				}
 				continue
 			}
+			// A line holding nothing but an address names the recipient in
+			// many formats (Notes, Biglobe, m-FILTER, Gmail, Exim).
+			if a := anSoleAddr(c); a != "" && (hinted || !anDaemonAddress(strings.ToLower(a))) {
+				add(a, anNextLines(lines, i+1, 3))
+				continue
+			}
+			// "User mailbox exceeds allowed size: a@b": prose, a colon, and
+			// the address closing the line.
+			if a := anTrailingAddr(c); a != "" {
+				add(a, c)
+				continue
+			}
 			if !hinted {
 				continue
 			}
@@ -319,12 +339,25 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 				add(a, anNextLines(lines, i+1, 3))
 				continue
 			}
+			found := false
 			for _, h := range anRecipientHints {
 				if k := strings.Index(lc, h); k >= 0 {
-					if a := anFirstAddr(line[k:]); a != "" {
+					if a := anFirstAddr(line[k:]); a != "" && !anDaemonAddress(strings.ToLower(a)) {
 						add(a, line)
+						found = true
 					}
 					break
+				}
+			}
+			// "... recipient <a@b> ...", "Address: <a@b>".
+			if !found {
+				for _, w := range []string{"recipient <", "recipient: <", "address: <", "address <", "recipient:", "address:"} {
+					if k := strings.Index(lc, w); k >= 0 {
+						if a := anFirstAddr(line[k:]); a != "" {
+							add(a, line)
+						}
+						break
+					}
 				}
 			}
 		}
@@ -494,4 +527,38 @@ func anFindStatus(s string) string {
 		}
 	}
 	return ""
+}
+
+// anSoleAddr returns the address when the trimmed line is only that address
+// (optionally in angle brackets or followed by a colon).
+func anSoleAddr(c string) string {
+	c = strings.TrimSuffix(strings.TrimSpace(c), ":")
+	c = strings.TrimSpace(c)
+	if strings.HasPrefix(c, "<") && strings.HasSuffix(c, ">") {
+		c = c[1 : len(c)-1]
+	}
+	if anIsAddr(c) {
+		return c
+	}
+	return ""
+}
+
+// anTrailingAddr matches a prose line (words before a colon) ending in an
+// address: "Mailbox is full: <a@b>". Header-like lines ("To: a@b") are not
+// prose and do not match.
+func anTrailingAddr(c string) string {
+	i := strings.LastIndex(c, ": ")
+	if i <= 0 || strings.HasPrefix(c, ">") || !strings.Contains(c[:i], " ") {
+		return ""
+	}
+	// SMTP commands and header-ish labels name the sender, not a recipient.
+	if p := strings.ToLower(c[:i]); strings.HasSuffix(p, "from") || strings.HasSuffix(p, "sender") || strings.HasSuffix(p, "reply-to") {
+		return ""
+	}
+	a := strings.TrimSpace(c[i+2:])
+	a = strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">")
+	if !anIsAddr(a) || anDaemonAddress(strings.ToLower(a)) {
+		return ""
+	}
+	return a
 }
