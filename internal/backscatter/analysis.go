@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"strings"
 
 	"github.com/emersion/go-message"
@@ -12,7 +13,6 @@ import (
 	// (ISO-2022-JP, windows-1252, ...) are converted before the textual
 	// patterns run. Unknown charsets stay non-fatal.
 	_ "github.com/emersion/go-message/charset"
-	"github.com/emersion/go-message/textproto"
 )
 
 // Kind is the classification of a message as seen by the bounce analysis.
@@ -152,7 +152,7 @@ var ErrAnalysisEmpty = errors.New("backscatter: empty message")
 // is analysed and Report.CapHit names the limit.
 func Analyze(r io.Reader, lim AnalysisLimits) (rep *Report, err error) {
 	lim = lim.withDefaults()
-	data, rerr := io.ReadAll(io.LimitReader(r, lim.MaxBytes+1))
+	data, rerr := anReadAll(r, lim.MaxBytes+1)
 	if len(data) == 0 {
 		if rerr != nil {
 			return nil, fmt.Errorf("backscatter: reading message: %w", rerr)
@@ -168,6 +168,45 @@ func Analyze(r io.Reader, lim AnalysisLimits) (rep *Report, err error) {
 		}
 	}()
 	return analyzeBytes(data, lim, rerr), nil
+}
+
+// anReadAll reads at most n bytes, sizing the buffer up front when the
+// reader knows its length (bytes.Reader, strings.Reader, bytes.Buffer): the
+// milter and check both hand over in-memory messages, and growing the
+// buffer was a measurable share of the analysis time.
+func anReadAll(r io.Reader, n int64) ([]byte, error) {
+	size := int64(32 << 10)
+	if l, ok := r.(interface{ Len() int }); ok {
+		size = int64(l.Len()) + 1
+	}
+	return anReadAllHint(r, int(size), n)
+}
+
+// anReadAllHint reads at most n bytes into a buffer first sized hint.
+func anReadAllHint(r io.Reader, hint int, n int64) ([]byte, error) {
+	size := int64(hint)
+	if size > n {
+		size = n
+	}
+	buf := make([]byte, 0, size)
+	for int64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		room := buf[len(buf):cap(buf)]
+		if int64(len(room)) > n-int64(len(buf)) {
+			room = room[:n-int64(len(buf))]
+		}
+		k, err := r.Read(room)
+		buf = buf[:len(buf)+k]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // analyzeBytes is Analyze on a buffer already read (at most MaxBytes+1).
@@ -212,7 +251,7 @@ func analyzeBytes(data []byte, lim AnalysisLimits, rerr error) *Report {
 type anState struct {
 	lim        AnalysisLimits
 	rep        *Report
-	top        textproto.Header
+	top        anHeader
 	mboxSender string
 	parts      int
 
@@ -235,7 +274,7 @@ type anState struct {
 
 // anOriginal is one returned original (full or header-only).
 type anOriginal struct {
-	header      textproto.Header
+	header      anHeader
 	rawHeader   []byte // header section as carried, for the lenient re-scan
 	full        []byte // whole message, nil for header-only parts
 	headersOnly bool
@@ -255,7 +294,7 @@ func (a *anState) capHit(name string) {
 
 // walk visits one MIME entity given its parsed header and raw (still
 // transfer-encoded) body.
-func (a *anState) walk(h textproto.Header, raw []byte, depth int, top bool) {
+func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 	if depth > a.lim.MaxDepth {
 		a.capHit(AnalysisCapDepth)
 		return
@@ -265,8 +304,7 @@ func (a *anState) walk(h textproto.Header, raw []byte, depth int, top bool) {
 		a.capHit(AnalysisCapParts)
 		return
 	}
-	mh := message.Header{Header: h}
-	mt, params, err := mh.ContentType()
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err != nil || mt == "" {
 		// RFC 2045 default; a broken Content-Type is read as text so the
 		// textual patterns still get a chance.
@@ -354,7 +392,7 @@ func (a *anState) walk(h textproto.Header, raw []byte, depth int, top bool) {
 
 // decodeBody undoes the transfer encoding and, for text, the charset. Both
 // errors are non-fatal: the raw bytes are better than nothing.
-func (a *anState) decodeBody(h textproto.Header, raw []byte) []byte {
+func (a *anState) decodeBody(h anHeader, raw []byte) []byte {
 	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
 	if cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary" {
 		mt := strings.ToLower(h.Get("Content-Type"))
@@ -362,7 +400,7 @@ func (a *anState) decodeBody(h textproto.Header, raw []byte) []byte {
 			return raw // fast path: nothing to decode
 		}
 	}
-	e, err := message.New(message.Header{Header: h}, bytes.NewReader(raw))
+	e, err := message.New(h.toMessage(), bytes.NewReader(raw))
 	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) || e == nil {
 		a.warn("decoding part: %v", err)
 		return raw
@@ -370,7 +408,8 @@ func (a *anState) decodeBody(h textproto.Header, raw []byte) []byte {
 	if err != nil {
 		a.warn("decoding part: %v", err)
 	}
-	out, rerr := io.ReadAll(io.LimitReader(e.Body, a.lim.MaxBytes))
+	// Decoded text is never much larger than the encoded form.
+	out, rerr := anReadAllHint(e.Body, len(raw)+512, a.lim.MaxBytes)
 	if rerr != nil {
 		// base64 with garbage, truncated QP...: keep what decoded so far
 		// and fall back to raw if that is nothing.
@@ -398,8 +437,10 @@ func (a *anState) addOriginal(body []byte, headersOnly bool) {
 func (a *anState) finish() {
 	rep := a.rep
 	a.extractOriginal()
-	a.extractRecipients()
 	rep.Kind = a.classify()
+	if rep.Kind == KindDSN {
+		a.extractRecipients()
+	}
 	if rep.Kind == KindNotBounce {
 		// Nothing of an ordinary message is "returned": do not hand ids or
 		// recipients to the decision engine.

@@ -2,6 +2,7 @@ package backscatter
 
 import (
 	"strings"
+	"sync"
 )
 
 // Classification works from the strongest evidence down: the RFC report
@@ -202,6 +203,21 @@ func (a *anState) anAutoreplyHeaders() bool {
 	return p == "auto_reply" || p == "auto-reply"
 }
 
+// anClassifyScan bounds the text of one part searched for phrases.
+const anClassifyScan = 12 << 10
+
+// anLowerASCII lower-cases ASCII letters only, so byte offsets are kept
+// (strings.ToLower may change the length of invalid UTF-8).
+func anLowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
 // classify decides the kind of the analysed message.
 func (a *anState) classify() Kind {
 	rt := strings.ToLower(a.topParams["report-type"])
@@ -234,22 +250,35 @@ func (a *anState) classify() Kind {
 	daemon := anDaemonSender(from) || anDaemonSender(h.Get("Sender"))
 	null := anNullSender(h.Get("Return-Path"), a.mboxSender)
 
+	// The report's own prose comes first; the returned original (quoted
+	// in text bounces) follows, so the first kilobytes of each text part
+	// are what the phrases are looked for in.
 	var text strings.Builder
 	for _, t := range a.texts {
-		text.WriteString(anClip(t, 64<<10))
+		text.WriteString(anClip(t, anClassifyScan))
 		text.WriteByte('\n')
 	}
 	for _, t := range a.htmlTexts {
-		text.WriteString(anClip(t, 32<<10))
+		text.WriteString(anClip(t, anClassifyScan/2))
 		text.WriteByte('\n')
 	}
-	body := strings.ToLower(text.String())
+	body := anLowerASCII(text.String())
+
+	autoHdr := a.anAutoreplyHeaders()
+	// One pass over the text answers every phrase list at once.
+	hit := anBodyPhrases().match(body)
+	strong := hit[anGroupStrong]
 
 	// Challenge-response first: these systems also set auto-reply headers.
+	// They answer the sender personally, so a challenge needs its subject
+	// or the marks of automatic mail before the body wording is weighed.
 	chSubj := anContainsAny(subj, anChallengeSubjects)
-	chBody := anContainsAny(body, anChallengeBody)
-	if chSubj && (chBody || a.anAutoreplyHeaders() || null) || chBody && strings.Contains(body, "confirm") && (a.anAutoreplyHeaders() || null || anContainsAny(body, []string{"click", "reply"})) && !anContainsAny(body, anBounceStrong) {
-		return KindChallenge
+	if chSubj || autoHdr || null {
+		chBody := hit[anGroupChallenge]
+		if chSubj && (chBody || autoHdr || null) ||
+			chBody && hit[anGroupConfirm] && !strong {
+			return KindChallenge
+		}
 	}
 
 	score := 0
@@ -261,11 +290,10 @@ func (a *anState) classify() Kind {
 	if anContainsAny(subj, anBounceSubjects) {
 		score += 2
 	}
-	strong := anContainsAny(body, anBounceStrong)
 	if strong {
 		score += 2
 	}
-	if anContainsAny(body, anBounceWeak) {
+	if hit[anGroupWeak] {
 		score++
 	}
 	if len(a.originals) > 0 && (daemon || null) {
@@ -277,7 +305,6 @@ func (a *anState) classify() Kind {
 	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Get("Content-Type"))), "multipart/report") {
 		score += 2 // report without (or with a damaged) report-type
 	}
-	autoHdr := a.anAutoreplyHeaders()
 	if score >= 4 || score >= 3 && (strong || daemon) {
 		return KindDSN
 	}
@@ -405,4 +432,156 @@ func (a *anState) mdnKind() Kind {
 		return KindDSN
 	}
 	return KindMDN
+}
+
+// Phrase groups of the body matcher.
+const (
+	anGroupStrong = iota
+	anGroupWeak
+	anGroupChallenge
+	anGroupConfirm
+	anGroups
+)
+
+var (
+	anBodyOnce    sync.Once
+	anBodyMatcher *anMatcher
+)
+
+// anBodyPhrases returns the matcher for the body phrase lists, built once.
+func anBodyPhrases() *anMatcher {
+	anBodyOnce.Do(func() {
+		anBodyMatcher = anNewMatcher([][]string{
+			anGroupStrong:    anBounceStrong,
+			anGroupWeak:      anBounceWeak,
+			anGroupChallenge: anChallengeBody,
+			anGroupConfirm:   {"confirm"},
+		})
+	})
+	return anBodyMatcher
+}
+
+// anMatcher is an Aho-Corasick automaton over byte classes: it finds which
+// phrase groups occur in a text in one pass, instead of one strings.Index
+// scan per phrase (the phrase lists have ~150 entries and dominated the
+// analysis time).
+type anMatcher struct {
+	class  [256]uint8
+	nclass int
+	delta  []int32  // state*nclass + class -> next state
+	groups []uint32 // per state: bit set of groups ending here (incl. suffixes)
+}
+
+func anNewMatcher(lists [][]string) *anMatcher {
+	m := &anMatcher{nclass: 1} // class 0: bytes in no phrase
+	for _, list := range lists {
+		for _, p := range list {
+			for i := 0; i < len(p); i++ {
+				if m.class[p[i]] == 0 {
+					m.class[p[i]] = uint8(m.nclass)
+					m.nclass++
+				}
+			}
+		}
+	}
+	// Trie with -1 for "no edge".
+	type node struct {
+		next   []int32
+		fail   int32
+		groups uint32
+	}
+	newNode := func() node {
+		n := node{next: make([]int32, m.nclass)}
+		for i := range n.next {
+			n.next[i] = -1
+		}
+		return n
+	}
+	nodes := []node{newNode()}
+	for g, list := range lists {
+		for _, p := range list {
+			s := int32(0)
+			for i := 0; i < len(p); i++ {
+				c := m.class[p[i]]
+				if nodes[s].next[c] < 0 {
+					nodes = append(nodes, newNode())
+					nodes[s].next[c] = int32(len(nodes) - 1)
+				}
+				s = nodes[s].next[c]
+			}
+			nodes[s].groups |= 1 << uint(g)
+		}
+	}
+	// Breadth-first: failure links and the full transition table.
+	queue := []int32{}
+	for c := 0; c < m.nclass; c++ {
+		if t := nodes[0].next[c]; t >= 0 {
+			nodes[t].fail = 0
+			queue = append(queue, t)
+		} else {
+			nodes[0].next[c] = 0
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		nodes[s].groups |= nodes[nodes[s].fail].groups
+		for c := 0; c < m.nclass; c++ {
+			t := nodes[s].next[c]
+			if t >= 0 {
+				nodes[t].fail = nodes[nodes[s].fail].next[c]
+				queue = append(queue, t)
+			} else {
+				nodes[s].next[c] = nodes[nodes[s].fail].next[c]
+			}
+		}
+	}
+	m.delta = make([]int32, len(nodes)*m.nclass)
+	m.groups = make([]uint32, len(nodes))
+	for i, n := range nodes {
+		copy(m.delta[i*m.nclass:], n.next)
+		m.groups[i] = n.groups
+	}
+	return m
+}
+
+// match reports which groups have a phrase occurring in text.
+func (m *anMatcher) match(text string) [anGroups]bool {
+	var found uint32
+	s := int32(0)
+	nc := int32(m.nclass)
+	for i := 0; i < len(text); i++ {
+		s = m.delta[s*nc+int32(m.class[text[i]])]
+		found |= m.groups[s]
+	}
+	var out [anGroups]bool
+	for g := range out {
+		out[g] = found&(1<<uint(g)) != 0
+	}
+	return out
+}
+
+// firstEnd returns the offset just past the first phrase of any group in
+// want (a bit set) occurring in text, or -1.
+func (m *anMatcher) firstEnd(text string, want uint32) int {
+	s := int32(0)
+	nc := int32(m.nclass)
+	for i := 0; i < len(text); i++ {
+		s = m.delta[s*nc+int32(m.class[text[i]])]
+		if m.groups[s]&want != 0 {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+var (
+	anHintOnce    sync.Once
+	anHintMatcher *anMatcher
+)
+
+// anHintPhrases returns the matcher for anRecipientHints (group 0).
+func anHintPhrases() *anMatcher {
+	anHintOnce.Do(func() { anHintMatcher = anNewMatcher([][]string{anRecipientHints}) })
+	return anHintMatcher
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -151,7 +152,18 @@ func anCutField(line []byte) (name, value string, ok bool) {
 			return "", "", false
 		}
 	}
-	return strings.ToLower(string(n)), strings.TrimSpace(string(line[i+1:])), true
+	return anLowerName(n), strings.TrimSpace(string(line[i+1:])), true
+}
+
+// anLowerName lower-cases a field name, without allocating twice for the
+// common already-canonical spellings.
+func anLowerName(n []byte) string {
+	for _, c := range n {
+		if c >= 'A' && c <= 'Z' {
+			return strings.ToLower(string(n))
+		}
+	}
+	return string(n)
 }
 
 // anRecipientAddress normalises a Final-Recipient/Original-Recipient value
@@ -225,62 +237,132 @@ func anClip(s string, n int) string {
 	return s
 }
 
+// anIsFieldLine is anCutField's test without building the strings.
+func anIsFieldLine(line string) bool {
+	i := strings.IndexByte(line, ':')
+	if i <= 0 || i > 76 {
+		return false
+	}
+	n := strings.TrimRight(line[:i], " \t")
+	if len(n) == 0 {
+		return false
+	}
+	for j := 0; j < len(n); j++ {
+		if c := n[j]; c <= ' ' || c >= 127 {
+			return false
+		}
+	}
+	return true
+}
+
 // anSplitHeader splits a message (or part) into its header and body. Lines
 // that are neither fields nor indented continuations are treated as
 // continuations: unindented folding is the commonest damage in returned
 // headers. A first line that is not a field means there is no header.
-func anSplitHeader(data []byte) (textproto.Header, []byte) {
+func anSplitHeader(data []byte) (anHeader, []byte) {
+	// The header ends at the first blank line at the latest, so only that
+	// much is converted to a string, once; field names and values are
+	// slices of it (a folded value is the only extra allocation).
+	limit := len(data)
+	if i := bytes.Index(data, []byte("\n\n")); i >= 0 {
+		limit = i + 2
+	}
+	hs := string(data[:limit])
 	var fields []anField
-	rest := data
-	for len(rest) > 0 {
-		line, after, found := bytes.Cut(rest, []byte("\n"))
+	pos := 0
+	for pos < len(hs) {
+		line, _, found := strings.Cut(hs[pos:], "\n")
+		next := pos + len(line) + 1
 		if !found {
-			after = nil
+			next = len(hs)
 		}
 		if len(line) == 0 {
-			rest = after
+			pos = next
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if len(fields) == 0 {
 				break // indented text: a body without header
 			}
-			if len(bytes.TrimSpace(line)) == 0 {
+			t := strings.TrimSpace(line)
+			if len(t) == 0 {
 				// Whitespace-only line ends the header in practice.
-				rest = after
+				pos = next
 				break
 			}
-			fields[len(fields)-1].value += " " + string(bytes.TrimSpace(line))
-			rest = after
+			fields[len(fields)-1].value += " " + t
+			pos = next
 			continue
 		}
-		name, _, ok := anCutField(line)
-		if !ok {
+		i := strings.IndexByte(line, ':')
+		if !anIsFieldLine(line) {
 			if len(fields) == 0 {
 				break
 			}
-			if bytes.HasPrefix(line, []byte("--")) {
+			if strings.HasPrefix(line, "--") {
 				break // a MIME boundary: header ended without blank line
 			}
-			fields[len(fields)-1].value += " " + string(bytes.TrimSpace(line))
-			rest = after
+			fields[len(fields)-1].value += " " + strings.TrimSpace(line)
+			pos = next
 			continue
 		}
-		i := bytes.IndexByte(line, ':')
-		v := strings.TrimSpace(string(line[i+1:]))
-		fields = append(fields, anField{name: string(bytes.TrimSpace(line[:i])), value: v})
-		_ = name
-		rest = after
+		fields = append(fields, anField{name: strings.TrimSpace(line[:i]), value: strings.TrimSpace(line[i+1:])})
+		pos = next
 		if len(fields) > 500 {
 			break
 		}
 	}
-	var h textproto.Header
-	// go-message's Header.Add prepends, so add in reverse to keep order.
-	for i := len(fields) - 1; i >= 0; i-- {
-		h.Add(fields[i].name, fields[i].value)
+	if pos > len(data) {
+		pos = len(data)
 	}
-	return h, rest
+	return anHeader(fields), data[pos:]
+}
+
+// anHeader is a parsed header section, fields in order, names as written.
+// It is a plain slice because most headers are only asked for a handful of
+// fields; go-message's map-based Header is built only for the parts whose
+// body has to be decoded.
+type anHeader []anField
+
+// Get returns the first value of the field (name case-insensitive).
+func (h anHeader) Get(name string) string {
+	for _, f := range h {
+		if strings.EqualFold(f.name, name) {
+			return f.value
+		}
+	}
+	return ""
+}
+
+// Has reports whether the field is present.
+func (h anHeader) Has(name string) bool {
+	for _, f := range h {
+		if strings.EqualFold(f.name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Values returns every value of the field in order.
+func (h anHeader) Values(name string) []string {
+	var out []string
+	for _, f := range h {
+		if strings.EqualFold(f.name, name) {
+			out = append(out, f.value)
+		}
+	}
+	return out
+}
+
+// toMessage converts to go-message's header for message.New.
+func (h anHeader) toMessage() message.Header {
+	var th textproto.Header
+	// go-message's Header.Add prepends, so add in reverse to keep order.
+	for i := len(h) - 1; i >= 0; i-- {
+		th.Add(h[i].name, h[i].value)
+	}
+	return message.Header{Header: th}
 }
 
 // anSplitMultipart splits a multipart body at its boundary lines. ok is

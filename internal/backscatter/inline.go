@@ -196,7 +196,7 @@ func anBeforeOriginal(text string) string {
 	for len(rest) > 0 {
 		line, after, _ := strings.Cut(rest, "\n")
 		c := strings.TrimSpace(line)
-		lc := strings.ToLower(c)
+		lc := anLowerASCII(c)
 		if strings.HasPrefix(lc, "received: ") || strings.HasPrefix(lc, "return-path:") {
 			return text[:off]
 		}
@@ -263,6 +263,10 @@ var anRecipientHints = []string{
 	"送信できません",
 }
 
+// anRecipientScan bounds the text of one part searched for recipients;
+// MTAs list them before any quoted original.
+const anRecipientScan = 32 << 10
+
 // anTextRecipients finds failed recipients in the prose of a bounce.
 func anTextRecipients(texts []string) []BouncedRecipient {
 	var out []BouncedRecipient
@@ -276,7 +280,7 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 		out = append(out, BouncedRecipient{Address: addr, Action: "failed", Status: anFindStatus(diag), Diagnostic: anClip(strings.TrimSpace(diag), 500)})
 	}
 	for _, t := range texts {
-		region := anBeforeOriginal(t)
+		region := anBeforeOriginal(anClip(t, anRecipientScan))
 		// Text-embedded RFC 3464 fields (a report pasted as text, or a
 		// delivery-status part the MIME reader could not reach).
 		if anContainsFold(region, "final-recipient:") || anContainsFold(region, "original-recipient:") {
@@ -290,19 +294,26 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 				return out
 			}
 		}
+		lowRegion := anLowerASCII(region)
+		// The first hint phrase anywhere: lines from the one holding it on
+		// are "hinted". One scan per phrase instead of one per line.
+		hintAt := anHintPhrases().firstEnd(lowRegion, 1)
+		if hintAt < 0 {
+			hintAt = len(lowRegion) + 1
+		} else {
+			hintAt-- // offset of the phrase's last byte: on the hint line
+		}
 		hinted := false
 		lines := strings.Split(region, "\n")
+		lower := strings.Split(lowRegion, "\n")
+		off := 0
 		for i, line := range lines {
-			lc := strings.ToLower(line)
+			lc := lower[i]
 			c := strings.TrimSpace(line)
-			if !hinted {
-				for _, h := range anRecipientHints {
-					if strings.Contains(lc, h) {
-						hinted = true
-						break
-					}
-				}
+			if off+len(line) >= hintAt && hintAt <= len(lowRegion) {
+				hinted = true
 			}
+			off += len(line) + 1
 			// Shapes that name a recipient wherever they occur.
 			if a, ok := anQmailShape(c); ok {
 				add(a, anNextLines(lines, i+1, 3))
@@ -340,6 +351,9 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 				continue
 			}
 			found := false
+			if strings.IndexByte(line, '@') < 0 {
+				continue
+			}
 			for _, h := range anRecipientHints {
 				if k := strings.Index(lc, h); k >= 0 {
 					if a := anFirstAddr(line[k:]); a != "" && !anDaemonAddress(strings.ToLower(a)) {
