@@ -221,7 +221,7 @@ func run(dir string, withSisimai bool, runs int, verbose bool) error {
 	cats := []string{"bounce", "autoreply", "challenge", "arf", "ordinary"}
 	type stats struct {
 		class, sisClass, id, sisID, rDSN, sisRDSN, rSis, sisRSis counter
-		bounceLike                                              int
+		bounceLike                                               int
 	}
 	st := map[string]*stats{}
 	for _, c := range cats {
@@ -325,7 +325,7 @@ func run(dir string, withSisimai bool, runs int, verbose bool) error {
 	fmt.Printf("  perl -MSisimai -e1 (start-up only):           %v\n", startup.Round(time.Millisecond))
 	fmt.Printf("  speed ratio, whole run (sisimai / bounce-milter incl. reads): %.0fx\n", sisTime.Seconds()/ours.Seconds())
 	if sisTime > startup {
-		fmt.Printf("  speed ratio, parsing only (sisimai minus perl start-up):      %.0fx\n", (sisTime - startup).Seconds()/ours.Seconds())
+		fmt.Printf("  speed ratio, parsing only (sisimai minus perl start-up):      %.0fx\n", (sisTime-startup).Seconds()/ours.Seconds())
 	}
 	return nil
 }

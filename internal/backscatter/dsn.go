@@ -6,8 +6,8 @@ import (
 	"mime"
 	"strings"
 
-	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 )
 
