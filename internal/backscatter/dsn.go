@@ -102,7 +102,7 @@ func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecor
 		if line[0] == ' ' || line[0] == '\t' {
 			if len(block) > 0 {
 				last := &block[len(block)-1]
-				last.value = anClip(strings.TrimSpace(last.value+" "+string(bytes.TrimSpace(line))), 4096)
+				last.value = anFold(last.value, string(bytes.TrimSpace(line)))
 			}
 			continue
 		}
@@ -112,7 +112,7 @@ func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecor
 			// debris; appending keeps diagnostics whole and loses nothing.
 			if len(block) > 0 {
 				last := &block[len(block)-1]
-				last.value = anClip(strings.TrimSpace(last.value+" "+string(bytes.TrimSpace(line))), 4096)
+				last.value = anFold(last.value, string(bytes.TrimSpace(line)))
 			}
 			continue
 		}
@@ -230,6 +230,21 @@ func anStatusCode(v string) string {
 	return v
 }
 
+// anMaxFieldValue caps an unfolded field value. Without it, a header of
+// thousands of continuation lines costs quadratic time to unfold.
+const anMaxFieldValue = 4 << 10
+
+// anFold appends a continuation line to a field value, up to the cap.
+func anFold(v, cont string) string {
+	if len(v) >= anMaxFieldValue || cont == "" {
+		return v
+	}
+	if v == "" {
+		return anClip(cont, anMaxFieldValue)
+	}
+	return anClip(v+" "+cont, anMaxFieldValue)
+}
+
 func anClip(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
@@ -262,13 +277,27 @@ func anIsFieldLine(line string) bool {
 func anSplitHeader(data []byte) (anHeader, []byte) {
 	// The header ends at the first blank line at the latest, so only that
 	// much is converted to a string, once; field names and values are
-	// slices of it (a folded value is the only extra allocation).
+	// slices of it. A folded value is a contiguous span of lines, unfolded
+	// once when the field ends, so unfolding stays linear.
 	limit := len(data)
 	if i := bytes.Index(data, []byte("\n\n")); i >= 0 {
 		limit = i + 2
 	}
 	hs := string(data[:limit])
 	var fields []anField
+	vstart, vend := 0, 0 // span of the current field's value in hs
+	folded := false
+	closeField := func() {
+		if len(fields) == 0 {
+			return
+		}
+		v := hs[vstart:vend]
+		if folded {
+			v = anUnfold(v)
+		}
+		fields[len(fields)-1].value = strings.TrimSpace(v)
+		folded = false
+	}
 	pos := 0
 	for pos < len(hs) {
 		line, _, found := strings.Cut(hs[pos:], "\n")
@@ -284,13 +313,12 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 			if len(fields) == 0 {
 				break // indented text: a body without header
 			}
-			t := strings.TrimSpace(line)
-			if len(t) == 0 {
+			if len(strings.TrimSpace(line)) == 0 {
 				// Whitespace-only line ends the header in practice.
 				pos = next
 				break
 			}
-			fields[len(fields)-1].value += " " + t
+			vend, folded = pos+len(line), true
 			pos = next
 			continue
 		}
@@ -302,20 +330,48 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 			if strings.HasPrefix(line, "--") {
 				break // a MIME boundary: header ended without blank line
 			}
-			fields[len(fields)-1].value += " " + strings.TrimSpace(line)
+			vend, folded = pos+len(line), true
 			pos = next
 			continue
 		}
-		fields = append(fields, anField{name: strings.TrimSpace(line[:i]), value: strings.TrimSpace(line[i+1:])})
+		closeField()
+		fields = append(fields, anField{name: strings.TrimSpace(line[:i])})
+		vstart, vend = pos+i+1, pos+len(line)
 		pos = next
 		if len(fields) > 500 {
 			break
 		}
 	}
+	closeField()
 	if pos > len(data) {
 		pos = len(data)
 	}
 	return anHeader(fields), data[pos:]
+}
+
+// anUnfold joins folded lines: each line break and the whitespace around it
+// become one space.
+func anUnfold(v string) string {
+	if len(v) > anMaxFieldValue*4 {
+		v = v[:anMaxFieldValue*4]
+	}
+	var b strings.Builder
+	b.Grow(len(v))
+	for len(v) > 0 {
+		line, rest, found := strings.Cut(v, "\n")
+		t := strings.TrimSpace(line)
+		if t != "" {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(t)
+		}
+		if !found {
+			break
+		}
+		v = rest
+	}
+	return b.String()
 }
 
 // anHeader is a parsed header section, fields in order, names as written.

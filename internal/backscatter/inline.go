@@ -130,7 +130,7 @@ func anScanInlineHeaders(text string) *anInlineHeader {
 		}
 		if len(block) > 0 && p > indent {
 			last := &block[len(block)-1]
-			last.value = strings.TrimSpace(last.value + " " + strings.TrimSpace(content))
+			last.value = anFold(last.value, strings.TrimSpace(content))
 			continue
 		}
 		if h := check(); h != nil {
