@@ -247,6 +247,9 @@ func analyzeBytes(data []byte, lim AnalysisLimits, rerr error) *Report {
 	return a.rep
 }
 
+// anTextDecodeCap bounds the decoded size of one text part.
+const anTextDecodeCap = 128 << 10
+
 // anState carries what the MIME walk collected.
 type anState struct {
 	lim        AnalysisLimits
@@ -339,7 +342,14 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 		return
 	}
 
-	body := a.decodeBody(h, raw)
+	// Text parts are only searched near their start (anClassifyScan,
+	// anRecipientScan, the quoted header), so decoding stops at
+	// anTextDecodeCap; returned originals are decoded whole for DKIM.
+	limit := a.lim.MaxBytes
+	if strings.HasPrefix(mt, "text/") && mt != "text/rfc822-headers" && mt != "text/rfc822-header" {
+		limit = min(limit, anTextDecodeCap)
+	}
+	body := a.decodeBody(h, raw, limit)
 	switch mt {
 	case "message/rfc822", "message/global", "message/partial", "message/news":
 		a.addOriginal(body, false)
@@ -392,12 +402,12 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 
 // decodeBody undoes the transfer encoding and, for text, the charset. Both
 // errors are non-fatal: the raw bytes are better than nothing.
-func (a *anState) decodeBody(h anHeader, raw []byte) []byte {
+func (a *anState) decodeBody(h anHeader, raw []byte, limit int64) []byte {
 	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
 	if cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary" {
 		mt := strings.ToLower(h.Get("Content-Type"))
 		if !strings.HasPrefix(strings.TrimSpace(mt), "text/") || !strings.Contains(mt, "charset") {
-			return raw // fast path: nothing to decode
+			return raw[:min(int64(len(raw)), limit)] // fast path: nothing to decode
 		}
 	}
 	e, err := message.New(h.toMessage(), bytes.NewReader(raw))
@@ -409,7 +419,7 @@ func (a *anState) decodeBody(h anHeader, raw []byte) []byte {
 		a.warn("decoding part: %v", err)
 	}
 	// Decoded text is never much larger than the encoded form.
-	out, rerr := anReadAllHint(e.Body, len(raw)+512, a.lim.MaxBytes)
+	out, rerr := anReadAllHint(e.Body, min(len(raw)+512, int(limit)), limit)
 	if rerr != nil {
 		// base64 with garbage, truncated QP...: keep what decoded so far
 		// and fall back to raw if that is nothing.
