@@ -248,7 +248,7 @@ func analyzeBytes(data []byte, lim AnalysisLimits, rerr error) *Report {
 }
 
 // anTextDecodeCap bounds the decoded size of one text part.
-const anTextDecodeCap = 128 << 10
+const anTextDecodeCap = 96 << 10
 
 // anState carries what the MIME walk collected.
 type anState struct {
@@ -346,7 +346,9 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 	// anRecipientScan, the quoted header), so decoding stops at
 	// anTextDecodeCap; returned originals are decoded whole for DKIM.
 	limit := a.lim.MaxBytes
-	if strings.HasPrefix(mt, "text/") && mt != "text/rfc822-headers" && mt != "text/rfc822-header" {
+	if mt == "text/html" {
+		limit = min(limit, anTextDecodeCap/4) // used for phrases and recipients only
+	} else if strings.HasPrefix(mt, "text/") && mt != "text/rfc822-headers" && mt != "text/rfc822-header" {
 		limit = min(limit, anTextDecodeCap)
 	}
 	body := a.decodeBody(h, raw, limit)

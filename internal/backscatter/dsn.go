@@ -279,6 +279,12 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 	// much is converted to a string, once; field names and values are
 	// slices of it. A folded value is a contiguous span of lines, unfolded
 	// once when the field ends, so unfolding stays linear.
+	if len(data) > 0 && data[0] == '\n' {
+		return nil, data[1:] // empty header
+	}
+	if len(data) > 0 && (data[0] == ' ' || data[0] == '\t' || !anIsFieldLine(string(anFirstLine(data)))) {
+		return nil, data // no header at all: a body
+	}
 	limit := len(data)
 	if i := bytes.Index(data, []byte("\n\n")); i >= 0 {
 		limit = i + 2
@@ -347,6 +353,18 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 		pos = len(data)
 	}
 	return anHeader(fields), data[pos:]
+}
+
+// anFirstLine returns data up to its first line break (at most 1000 bytes:
+// a field name is never longer).
+func anFirstLine(data []byte) []byte {
+	if len(data) > 1000 {
+		data = data[:1000]
+	}
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return data[:i]
+	}
+	return data
 }
 
 // anUnfold joins folded lines: each line break and the whitespace around it
