@@ -308,6 +308,11 @@ func (a *anState) classify() Kind {
 	if score >= 4 || score >= 3 && (strong || daemon) {
 		return KindDSN
 	}
+	// Antivirus notices to the (forged) sender are backscatter of the
+	// same kind: a virus phrase together with what was done to the mail.
+	if hit[anGroupVirus] && hit[anGroupVirusAction] {
+		return KindDSN
+	}
 	if autoHdr || anHasPrefixAny(subj, anAutoreplySubjects) && (null || daemon || a.rep.InReplyTo != "") {
 		if anHasPrefixAny(subj, anMDNSubjects) && null {
 			return KindMDN
@@ -368,6 +373,42 @@ func (a *anState) extractRecipients() {
 	if len(a.rep.Recipients) == 0 {
 		a.rep.Recipients = anTextRecipients(a.htmlTexts)
 	}
+	if len(a.rep.Recipients) == 0 {
+		// Last resort: a bounce that names no recipient returned a message
+		// sent to exactly one address; that address is what failed.
+		if to := a.originalSoleRecipient(); to != "" {
+			a.rep.Recipients = []BouncedRecipient{{Address: to, Action: "failed"}}
+		}
+	}
+}
+
+// originalSoleRecipient returns the only To: address of the returned
+// original (attached or quoted), "" when there is none, several, or Cc.
+func (a *anState) originalSoleRecipient() string {
+	var to, cc string
+	switch {
+	case len(a.originals) > 0:
+		h := a.originals[0].header
+		if anDaemonSender(h.Get("From")) || strings.Contains(strings.ToLower(h.Get("Content-Type")), "report") {
+			return "" // a returned bounce: its To is the bounce's recipient
+		}
+		to, cc = h.Get("To"), h.Get("Cc")
+	default:
+		for _, t := range a.texts {
+			if h := anScanInlineHeaders(anClip(t, anRecipientScan), false); h != nil {
+				to, cc = h.get("to"), h.get("cc")
+				break
+			}
+		}
+	}
+	if to == "" || cc != "" || strings.Count(to, "@") != 1 {
+		return ""
+	}
+	addr := anAddrOf(to)
+	if !anIsAddr(addr) {
+		return ""
+	}
+	return addr
 }
 
 // LooksLikeBounce is the milter's cheap pre-check, made on the envelope
@@ -440,6 +481,8 @@ const (
 	anGroupWeak
 	anGroupChallenge
 	anGroupConfirm
+	anGroupVirus
+	anGroupVirusAction
 	anGroups
 )
 
@@ -456,6 +499,10 @@ func anBodyPhrases() *anMatcher {
 			anGroupWeak:      anBounceWeak,
 			anGroupChallenge: anChallengeBody,
 			anGroupConfirm:   {"confirm"},
+			anGroupVirus: {"infected message", "virus detected", "contains a virus", "contained a virus",
+				"detected a virus", "virus found", "infected with", "was infected", "virus name"},
+			anGroupVirusAction: {"action taken", "has been quarantined", "was quarantined", "blocked", "has been deleted",
+				"was deleted", "was removed", "has been removed", "not delivered", "was not delivered"},
 		})
 	})
 	return anBodyMatcher

@@ -76,16 +76,19 @@ func anInlineField(s string) (name, value string, ok bool) {
 // that carries a usable Message-ID and at least one other header field.
 func anFindInlineHeader(texts []string) *anInlineHeader {
 	for _, t := range texts {
-		if h := anScanInlineHeaders(t); h != nil {
+		if h := anScanInlineHeaders(t, true); h != nil {
 			return h
 		}
 	}
 	return nil
 }
 
-func anScanInlineHeaders(text string) *anInlineHeader {
+// anScanInlineHeaders finds the first quoted header block; with needID, one
+// with a Message-ID, otherwise any block of at least two header fields that
+// names a recipient (To:).
+func anScanInlineHeaders(text string, needID bool) *anInlineHeader {
 	// Cheap exit: most text parts quote no header at all.
-	if !anContainsFold(text, "message-id") {
+	if needID && !anContainsFold(text, "message-id") {
 		return nil
 	}
 	var block []anField
@@ -105,6 +108,12 @@ func anScanInlineHeaders(text string) *anInlineHeader {
 		}
 		if id != "" && other {
 			return &anInlineHeader{fields: block, messageID: id}
+		}
+		if !needID && len(block) >= 2 {
+			h := &anInlineHeader{fields: block, messageID: id}
+			if h.get("to") != "" && (h.get("from") != "" || h.get("subject") != "") {
+				return h
+			}
 		}
 		return nil
 	}
@@ -398,6 +407,11 @@ func anQmailShape(c string) (string, bool) {
 // anSendmailShape matches "addr... reason" / "<addr>... reason" lines,
 // skipping SMTP transcript lines that merely echo it.
 func anSendmailShape(c string) (string, bool) {
+	if strings.HasPrefix(c, "<<<") {
+		// The remote server's reply in a transcript; it may concern the
+		// sender (MAIL FROM), and failed recipients are repeated unprefixed.
+		return "", false
+	}
 	c = strings.TrimLeft(c, "0123456789.- <")
 	j := strings.Index(c, "...")
 	if j <= 0 {
