@@ -580,7 +580,7 @@ func anFirstMsgID(v string) string {
 		}
 	}
 	id = strings.TrimSpace(id)
-	if id == "" || strings.ContainsAny(id, " \t<") || strings.HasSuffix(id, "=") ||
+	if id == "" || strings.ContainsAny(id, " \t<>\"") || strings.HasSuffix(id, "=") ||
 		strings.Contains(id, "&lt") || strings.Contains(id, "&gt") || strings.Contains(id, "&#") {
 		return ""
 	}
