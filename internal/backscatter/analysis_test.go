@@ -321,6 +321,12 @@ func TestMatcherAgreesWithContains(t *testing.T) {
 			t.Errorf("match(%q) = %v, want %v", tx, got, want)
 		}
 	}
+	if !m.match("Hi. THIS IS THE QMAIL-SEND Program")[anGroupStrong] {
+		t.Error("matcher does not fold ASCII case")
+	}
+	if got := m.match("nothing", "550 "); !got[anGroupWeak] || got[anGroupStrong] {
+		t.Errorf("match over several texts: %v", got)
+	}
 	h := anHintPhrases()
 	if got := h.firstEnd("abc user unknown and following address", 1); got != len("abc user unknown") {
 		t.Errorf("firstEnd = %d", got)

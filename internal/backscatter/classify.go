@@ -252,21 +252,19 @@ func (a *anState) classify() Kind {
 
 	// The report's own prose comes first; the returned original (quoted
 	// in text bounces) follows, so the first kilobytes of each text part
-	// are what the phrases are looked for in.
-	var text strings.Builder
+	// are what the phrases are looked for in. The matcher folds ASCII case
+	// itself, so the texts are scanned in place.
+	scan := make([]string, 0, len(a.texts)+len(a.htmlTexts))
 	for _, t := range a.texts {
-		text.WriteString(anClip(t, anClassifyScan))
-		text.WriteByte('\n')
+		scan = append(scan, anClip(t, anClassifyScan))
 	}
 	for _, t := range a.htmlTexts {
-		text.WriteString(anClip(t, anClassifyScan/2))
-		text.WriteByte('\n')
+		scan = append(scan, anClip(t, anClassifyScan/2))
 	}
-	body := anLowerASCII(text.String())
 
 	autoHdr := a.anAutoreplyHeaders()
 	// One pass over the text answers every phrase list at once.
-	hit := anBodyPhrases().match(body)
+	hit := anBodyPhrases().match(scan...)
 	strong := hit[anGroupStrong]
 
 	// Challenge-response first: these systems also set auto-reply headers.
@@ -329,12 +327,14 @@ func (a *anState) classify() Kind {
 	}
 	// Provider notifications (Amazon SES via SNS) carry complaint and
 	// bounce reports as JSON.
-	if strings.Contains(body, `"notificationtype"`) {
-		switch {
-		case strings.Contains(body, `"complaint"`):
-			return KindARF
-		case strings.Contains(body, `"bounce"`), strings.Contains(body, `"delivery"`):
-			return KindDSN
+	for _, t := range scan {
+		if anContainsFold(t, `"notificationtype"`) {
+			switch {
+			case anContainsFold(t, `"complaint"`):
+				return KindARF
+			case anContainsFold(t, `"bounce"`), anContainsFold(t, `"delivery"`):
+				return KindDSN
+			}
 		}
 	}
 	return KindNotBounce
@@ -531,6 +531,11 @@ func anNewMatcher(lists [][]string) *anMatcher {
 			}
 		}
 	}
+	// Phrases are lower case; upper-case ASCII shares the class of its
+	// lower-case letter, so texts need not be lowered first.
+	for c := 'A'; c <= 'Z'; c++ {
+		m.class[c] = m.class[c+32]
+	}
 	// Trie with -1 for "no edge".
 	type node struct {
 		next   []int32
@@ -592,14 +597,16 @@ func anNewMatcher(lists [][]string) *anMatcher {
 	return m
 }
 
-// match reports which groups have a phrase occurring in text.
-func (m *anMatcher) match(text string) [anGroups]bool {
+// match reports which groups have a phrase occurring in one of the texts.
+func (m *anMatcher) match(texts ...string) [anGroups]bool {
 	var found uint32
-	s := int32(0)
 	nc := int32(m.nclass)
-	for i := 0; i < len(text); i++ {
-		s = m.delta[s*nc+int32(m.class[text[i]])]
-		found |= m.groups[s]
+	for _, text := range texts {
+		s := int32(0)
+		for i := 0; i < len(text); i++ {
+			s = m.delta[s*nc+int32(m.class[text[i]])]
+			found |= m.groups[s]
+		}
 	}
 	var out [anGroups]bool
 	for g := range out {
