@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"html"
 	"mime"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-message"
@@ -625,18 +626,35 @@ func anAddrOf(v string) string {
 }
 
 // anReceivedHosts collects host names and IP literals from Received values.
+// It tokenises by hand: it runs on every returned original and
+// strings.FieldsFunc plus a lower-cased copy per token was a visible cost.
 func anReceivedHosts(values []string) []string {
 	var out []string
-	seen := map[string]bool{}
+	sep := func(c byte) bool {
+		switch c {
+		case ' ', '\t', '(', ')', '[', ']', ';', ',', '=', '<', '>':
+			return true
+		}
+		return false
+	}
 	for _, v := range values {
-		for _, tok := range strings.FieldsFunc(v, func(r rune) bool {
-			return r == ' ' || r == '\t' || r == '(' || r == ')' || r == '[' || r == ']' || r == ';' || r == ',' || r == '='
-		}) {
-			tok = strings.ToLower(strings.TrimSuffix(tok, "."))
-			if !anHostLike(tok) || seen[tok] {
+		for i := 0; i < len(v); {
+			for i < len(v) && sep(v[i]) {
+				i++
+			}
+			j := i
+			for j < len(v) && !sep(v[j]) {
+				j++
+			}
+			tok := strings.TrimSuffix(v[i:j], ".")
+			i = j
+			if len(tok) < 3 || !anHostLike(tok) {
 				continue
 			}
-			seen[tok] = true
+			tok = strings.TrimPrefix(strings.ToLower(tok), "ipv6:")
+			if slices.Contains(out, tok) {
+				continue
+			}
 			out = append(out, tok)
 			if len(out) >= 64 {
 				return out
@@ -651,7 +669,7 @@ func anHostLike(s string) bool {
 	if len(s) < 3 || len(s) > 253 {
 		return false
 	}
-	if strings.HasPrefix(s, "ipv6:") {
+	if len(s) > 5 && strings.EqualFold(s[:5], "ipv6:") {
 		s = s[5:]
 	}
 	dots, colons, letters := 0, 0, 0
@@ -662,7 +680,7 @@ func anHostLike(s string) bool {
 			dots++
 		case c == ':':
 			colons++
-		case c >= 'a' && c <= 'z':
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
 			letters++
 		case c >= '0' && c <= '9', c == '-', c == '_':
 		default:
@@ -671,6 +689,9 @@ func anHostLike(s string) bool {
 	}
 	if colons >= 2 {
 		return dots == 0 || dots == 3
+	}
+	if letters == 0 && dots != 3 {
+		return false // "4.80", "5.1.1": versions and status codes, not hosts
 	}
 	return colons == 0 && dots >= 1 && s[0] != '.' && s[0] != '-'
 }

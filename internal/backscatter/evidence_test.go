@@ -145,6 +145,17 @@ func TestCollectEvidenceRelay(t *testing.T) {
 	}
 }
 
+func TestReceivedHosts(t *testing.T) {
+	got := anReceivedHosts([]string{
+		"from Out1.Example.COM. (out1.example.com [192.0.2.7]) by mx.example.net (Exim 4.80) with esmtp id 1P1c-0001; Mon, 1 Jan 2024",
+		"from [IPv6:2001:db8::1] by relay.example.org (8.14.4/8.14.4) for <bob@example.net>; 5.1.1",
+	})
+	want := []string{"out1.example.com", "192.0.2.7", "mx.example.net", "2001:db8::1", "relay.example.org"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("hosts %q, want %q", got, want)
+	}
+}
+
 func TestAnalysisLadder(t *testing.T) {
 	cases := []struct {
 		ev   []string
