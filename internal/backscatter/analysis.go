@@ -402,13 +402,78 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 	}
 }
 
+// anDecodeQP decodes quoted-printable up to limit output bytes. Invalid
+// escapes are kept literally; soft line breaks are removed.
+func anDecodeQP(in []byte, limit int64) []byte {
+	out := make([]byte, 0, min(int64(len(in)), limit))
+	unhex := func(c byte) (byte, bool) {
+		switch {
+		case c >= '0' && c <= '9':
+			return c - '0', true
+		case c >= 'A' && c <= 'F':
+			return c - 'A' + 10, true
+		case c >= 'a' && c <= 'f':
+			return c - 'a' + 10, true
+		}
+		return 0, false
+	}
+	for i := 0; i < len(in) && int64(len(out)) < limit; i++ {
+		c := in[i]
+		if c != '=' {
+			out = append(out, c)
+			continue
+		}
+		// Soft line break: "=" then optional whitespace, then newline.
+		j := i + 1
+		for j < len(in) && (in[j] == ' ' || in[j] == '\t' || in[j] == '\r') {
+			j++
+		}
+		if j < len(in) && in[j] == '\n' {
+			i = j
+			continue
+		}
+		if j == len(in) {
+			break
+		}
+		if i+2 < len(in) {
+			if hi, ok := unhex(in[i+1]); ok {
+				if lo, ok := unhex(in[i+2]); ok {
+					out = append(out, hi<<4|lo)
+					i += 2
+					continue
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// anIsUTF8Charset reports charsets that need no conversion (absent, ASCII,
+// UTF-8).
+func anIsUTF8Charset(cs string) bool {
+	switch strings.Trim(cs, "\"' ") {
+	case "", "us-ascii", "ascii", "utf-8", "utf8", "ansi_x3.4-1968":
+		return true
+	}
+	return false
+}
+
 // decodeBody undoes the transfer encoding and, for text, the charset. Both
 // errors are non-fatal: the raw bytes are better than nothing.
 func (a *anState) decodeBody(h anHeader, raw []byte, limit int64) []byte {
 	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
+	if cte == "quoted-printable" {
+		// Decoded here, leniently: mime/quotedprintable stops at the first
+		// malformed escape, and bounces often carry damaged QP. The
+		// charset step below then sees an 8bit body.
+		raw = anDecodeQP(raw, limit)
+		cte = "8bit"
+		h = h.with("Content-Transfer-Encoding", "8bit")
+	}
 	if cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary" {
 		mt := strings.ToLower(h.Get("Content-Type"))
-		if !strings.HasPrefix(strings.TrimSpace(mt), "text/") || !strings.Contains(mt, "charset") {
+		if !strings.HasPrefix(strings.TrimSpace(mt), "text/") || anIsUTF8Charset(anLooseParams(mt)["charset"]) {
 			return raw[:min(int64(len(raw)), limit)] // fast path: nothing to decode
 		}
 	}

@@ -336,6 +336,26 @@ func TestMatcherAgreesWithContains(t *testing.T) {
 	}
 }
 
+func TestDecodeQP(t *testing.T) {
+	cases := map[string]string{
+		"a=3Db":           "a=b",
+		"soft=\nbreak":    "softbreak",
+		"soft= \t\nbreak": "softbreak",
+		"bad=ZZescape":    "bad=ZZescape",
+		"lower=3d":        "lower=",
+		"trailing=":       "trailing",
+		"=E3=81=82":       "\xe3\x81\x82",
+	}
+	for in, want := range cases {
+		if got := string(anDecodeQP([]byte(in), 1<<20)); got != want {
+			t.Errorf("anDecodeQP(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := anDecodeQP([]byte("abcdef"), 3); string(got) != "abc" {
+		t.Errorf("limit not applied: %q", got)
+	}
+}
+
 func TestSplitMultipartTolerance(t *testing.T) {
 	parts, ok := anSplitMultipart([]byte("preamble\n--b\nA\n--bx not a delimiter\n--b  \nB\n"), "b")
 	if !ok || len(parts) != 2 || string(parts[0]) != "A\n--bx not a delimiter" || string(parts[1]) != "B\n" {

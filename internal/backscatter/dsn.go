@@ -430,6 +430,26 @@ func (h anHeader) Values(name string) []string {
 	return out
 }
 
+// with returns a copy of h with the field set to value (replacing all
+// occurrences, or appended).
+func (h anHeader) with(name, value string) anHeader {
+	out := make(anHeader, 0, len(h)+1)
+	done := false
+	for _, f := range h {
+		if strings.EqualFold(f.name, name) {
+			if done {
+				continue
+			}
+			f.value, done = value, true
+		}
+		out = append(out, f)
+	}
+	if !done {
+		out = append(out, anField{name: name, value: value})
+	}
+	return out
+}
+
 // toMessage converts to go-message's header for message.New.
 func (h anHeader) toMessage() message.Header {
 	var th textproto.Header
