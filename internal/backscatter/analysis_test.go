@@ -111,6 +111,16 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 			kind: KindChallenge,
 		},
 		{
+			name: "TMDA-style challenge that mimics a bounce",
+			msg:  "From: bob-confirm+1234.abcd@example.net\nSubject: Please confirm your message\n\nThis message was created automatically by mail delivery software (TMDA).\n\nYour message attached below is being held because the address\n<alice@example.com> has not been verified.\n\nTo release your message for delivery, please send an empty message\nto the address above, or use your mailer's Reply feature.\n",
+			kind: KindChallenge,
+		},
+		{
+			name: "ordinary: web sign-up verification is no challenge",
+			msg:  "From: Service <no-reply@service.example>\nSubject: Please verify your email address\n\nThanks for signing up! Click the link below to confirm your e-mail:\nhttps://service.example/v/123\n",
+			kind: KindNotBounce,
+		},
+		{
 			name: "RFC 8098 read receipt",
 			msg:  "From: bob@example.net\nSubject: Read: hi\nContent-Type: multipart/report; report-type=disposition-notification; boundary=m\n\n--m\nContent-Type: message/disposition-notification\n\nFinal-Recipient: rfc822;bob@example.net\nOriginal-Message-ID: <orig-1@example.com>\nDisposition: manual-action/MDN-sent-manually; displayed\n\n--m--\n",
 			kind: KindMDN, id: "orig-1@example.com",
@@ -316,7 +326,7 @@ func TestMatcherAgreesWithContains(t *testing.T) {
 			anGroupChallenge: anContainsAny(tx, anChallengeBody),
 			anGroupConfirm:   strings.Contains(tx, "confirm"),
 		}
-		got[anGroupVirus], got[anGroupVirusAction] = false, false
+		got[anGroupVirus], got[anGroupVirusAction], got[anGroupYourMessage] = false, false, false
 		if got != want {
 			t.Errorf("match(%q) = %v, want %v", tx, got, want)
 		}

@@ -107,7 +107,8 @@ var anChallengeSubjects = []string{
 	"please confirm your message", "confirm your message", "verify your email",
 	"verification required", "please verify", "sender verification", "authentication required",
 	"is awaiting your confirmation", "challenge", "approve your message", "requires confirmation",
-	"message held", "confirmation required", "verify your message",
+	"message held", "confirmation required", "verify your message", "guest list",
+	"sender approval", "awaiting verification", "confirm sender", "verification request",
 }
 
 var anChallengeBody = []string{
@@ -268,12 +269,15 @@ func (a *anState) classify() Kind {
 	strong := hit[anGroupStrong]
 
 	// Challenge-response first: these systems also set auto-reply headers.
-	// They answer the sender personally, so a challenge needs its subject
-	// or the marks of automatic mail before the body wording is weighed.
+	// A challenge answers a message, so it must look like a response
+	// (automatic-mail marks, a reply id, the original, or talk of "your
+	// message"); that keeps sign-up "please verify your address" mail,
+	// which answers a web form, out.
 	chSubj := anContainsAny(subj, anChallengeSubjects)
-	if chSubj || autoHdr || null {
+	responds := null || autoHdr || a.rep.InReplyTo != "" || len(a.originals) > 0 || hit[anGroupYourMessage]
+	if responds && (chSubj || hit[anGroupChallenge]) {
 		chBody := hit[anGroupChallenge]
-		if chSubj && (chBody || autoHdr || null) ||
+		if chSubj && (chBody || autoHdr || null || hit[anGroupConfirm]) ||
 			chBody && hit[anGroupConfirm] && !strong {
 			return KindChallenge
 		}
@@ -483,6 +487,7 @@ const (
 	anGroupConfirm
 	anGroupVirus
 	anGroupVirusAction
+	anGroupYourMessage
 	anGroups
 )
 
@@ -503,6 +508,8 @@ func anBodyPhrases() *anMatcher {
 				"detected a virus", "virus found", "infected with", "was infected", "virus name"},
 			anGroupVirusAction: {"action taken", "has been quarantined", "was quarantined", "blocked", "has been deleted",
 				"was deleted", "was removed", "has been removed", "not delivered", "was not delivered"},
+			anGroupYourMessage: {"your message", "your e-mail to", "your email to", "your mail to", "message you sent",
+				"you sent", "you recently sent", "your recent message"},
 		})
 	})
 	return anBodyMatcher

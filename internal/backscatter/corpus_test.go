@@ -2,6 +2,7 @@ package backscatter
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,6 +65,33 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
+// TestCorpusLineEndingsAndEnvelope checks that the same message read with
+// CRLF line ends, or without its mbox "From " line, gives the same result:
+// the milter sees CRLF and no mbox line, the corpus mostly the opposite.
+func TestCorpusLineEndingsAndEnvelope(t *testing.T) {
+	dir := filepath.Join("testdata", "corpus")
+	for _, r := range anLoadManifest(t, dir) {
+		b, err := os.ReadFile(filepath.Join(dir, r.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lf := bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+		if bytes.HasPrefix(lf, []byte("From ")) {
+			_, rest, _ := bytes.Cut(lf, []byte("\n"))
+			lf = rest
+		}
+		crlf := bytes.ReplaceAll(lf, []byte("\n"), []byte("\r\n"))
+		a, errA := Analyze(bytes.NewReader(lf), AnalysisLimits{})
+		c, errC := Analyze(bytes.NewReader(crlf), AnalysisLimits{})
+		if errA != nil || errC != nil {
+			t.Fatalf("%s: %v %v", r.path, errA, errC)
+		}
+		if a.Kind != c.Kind || a.OriginalMessageID != c.OriginalMessageID || !slices.Equal(a.BouncedAddresses(), c.BouncedAddresses()) {
+			t.Errorf("%s: LF %s %q %q, CRLF %s %q %q", r.path, a.Kind, a.OriginalMessageID, a.BouncedAddresses(), c.Kind, c.OriginalMessageID, c.BouncedAddresses())
+		}
+	}
 }
 
 func TestCorpus(t *testing.T) {
