@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const checkDSN = `From: MAILER-DAEMON@mx.example.net
+To: alice@example.com
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+I could not deliver your message.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+Arrival-Date: Mon, 1 Jan 2024 00:00:05 +0000
+
+Final-Recipient: rfc822; <Bob@Example.NET>
+Action: failed
+Status: 5.1.1
+
+--B
+Content-Type: text/rfc822-headers
+
+Return-Path: <alice@example.com>
+Received: from out1.example.com (out1.example.com [192.0.2.7]) by mx.example.net
+From: Alice <alice@example.com>
+Message-ID: <orig-1@example.com>
+Subject: hi
+
+--B--
+`
+
+const checkPlain = "From: carol@example.org\nTo: alice@example.com\nSubject: lunch?\nMessage-ID: <p1@example.org>\n\nTomorrow at noon?\n"
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runCheck(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := cmdCheck(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func decodeLines(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestCheckJSONFields(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "dsn.eml")
+	writeFile(t, p, checkDSN)
+	code, out, errs := runCheck(t, "--json", "--relays", "example.com", p)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	// The six interface fields come first, in this order.
+	wantPrefix := `{"path":` + mustJSON(p) + `,"kind":"dsn","original_message_id":"orig-1@example.com","original_sender":"alice@example.com","bounced_recipients":["bob@example.net"],"evidence":["relay:out1.example.com"]`
+	if !strings.HasPrefix(out, wantPrefix) {
+		t.Errorf("output\n%s\nwant prefix\n%s", out, wantPrefix)
+	}
+}
+
+func mustJSON(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func TestCheckInputs(t *testing.T) {
+	dir := t.TempDir()
+	mbox := "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\n" + checkDSN + "\nFrom carol@example.org Mon Jan  1 00:00:00 2024\n" + checkPlain + ">From the desk of Carol\n"
+	writeFile(t, filepath.Join(dir, "box.mbox"), mbox)
+	writeFile(t, filepath.Join(dir, "md", "cur", "1:2,S"), checkDSN)
+	writeFile(t, filepath.Join(dir, "md", "new", "2"), checkPlain)
+	writeFile(t, filepath.Join(dir, "tree", "a", "x.eml"), checkPlain)
+	writeFile(t, filepath.Join(dir, "tree", "b.eml"), "")
+	code, out, errs := runCheck(t, "--json", filepath.Join(dir, "box.mbox"), filepath.Join(dir, "md"), filepath.Join(dir, "tree"))
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	recs := decodeLines(t, out)
+	var got []string
+	for _, r := range recs {
+		rel, _ := filepath.Rel(dir, r["path"].(string))
+		got = append(got, rel+"="+r["kind"].(string))
+		if r["bounced_recipients"] == nil || r["evidence"] == nil {
+			t.Errorf("%s: null array in %v", rel, r)
+		}
+	}
+	want := []string{"box.mbox#1=dsn", "box.mbox#2=not-bounce", "md/new/2=not-bounce", "md/cur/1:2,S=dsn", "tree/a/x.eml=not-bounce", "tree/b.eml=not-bounce"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("records %q\nwant    %q", got, want)
+	}
+}
+
+func TestCheckSplitMboxUnquotes(t *testing.T) {
+	msgs := checkSplitMbox([]byte("From a Mon Jan  1 00:00:00 2024\nSubject: x\n\n>From here\nbody\n\nFrom b Mon Jan  1 00:00:00 2024\nSubject: y\n\nz\n"))
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages, want 2", len(msgs))
+	}
+	if !bytes.Contains(msgs[0], []byte("\nFrom here\n")) {
+		t.Errorf("mboxrd quoting not undone: %q", msgs[0])
+	}
+}
+
+func TestCheckHumanAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "dsn.eml")
+	writeFile(t, p, checkDSN)
+	code, out, _ := runCheck(t, p)
+	if code != 0 || !strings.Contains(out, ": dsn") || !strings.Contains(out, "original id:  <orig-1@example.com>") || !strings.Contains(out, "bob@example.net failed 5.1.1") {
+		t.Errorf("human output (exit %d):\n%s", code, out)
+	}
+	if code, out, _ := runCheck(t, "--help"); code != 0 || !strings.Contains(out, "usage: bounce-milter check") {
+		t.Errorf("--help: exit %d, out %q", code, out)
+	}
+	if code, _, _ := runCheck(t, "--bogus", p); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+	if code, _, _ := runCheck(t); code != 2 {
+		t.Errorf("no path: exit %d, want 2", code)
+	}
+	if code, out, errs := runCheck(t, "--json", p, filepath.Join(dir, "missing")); code != 1 || !strings.Contains(errs, "missing") || len(decodeLines(t, out)) != 1 {
+		t.Errorf("missing input: exit %d, stderr %q, out %q", code, errs, out)
+	}
+}
+
+// TestCheckCorpus runs check over the whole corpus: every message is read
+// and analysed without error.
+func TestCheckCorpus(t *testing.T) {
+	dir := filepath.Join("..", "..", "internal", "backscatter", "testdata", "corpus", "messages")
+	code, out, errs := runCheck(t, "--json", dir)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	recs := decodeLines(t, out)
+	if len(recs) < 464 {
+		t.Errorf("%d records, want at least one per corpus file (464)", len(recs))
+	}
+	kinds := map[string]int{}
+	for _, r := range recs {
+		kinds[r["kind"].(string)]++
+	}
+	if kinds["dsn"] < 390 {
+		t.Errorf("only %d DSNs in the corpus output: %v", kinds["dsn"], kinds)
+	}
+}

@@ -1,0 +1,648 @@
+package backscatter
+
+import (
+	"strings"
+	"sync"
+)
+
+// Classification works from the strongest evidence down: the RFC report
+// structures (multipart/report and its typed parts) decide on their own;
+// without them, independent weak signals (who sent it, the subject, the
+// wording of the body) must agree before a message is called a bounce, so
+// that ordinary mail that merely talks about delivery is never one.
+
+// anBounceSubjects are lower-case fragments of the subjects MTAs give
+// non-delivery and delay reports.
+var anBounceSubjects = []string{
+	"undeliver", "undelivered", "delivery status notification", "returned mail",
+	"failure notice", "delivery failure", "mail delivery failed", "delivery has failed",
+	"non-delivery", "nondeliver", "non delivery", "not delivered", "could not be delivered",
+	"couldn't be delivered", "delivery problem", "delivery notification", "warning: could not send",
+	"delayed mail", "delivery delayed", "delivery is delayed", "mail system error",
+	"returned to sender", "mail delivery system", "delivery report", "bounce notification",
+	"message not delivered", "delivery final failure", "delivery failed", "failed delivery",
+	"mail failure", "mail delivery failure", "unzustellbar", "non remis", "non recapitabile",
+	"no se puede entregar", "onbestelbaar", "returned message", "rejected:", "undeliverable",
+	"mail could not be delivered", "message delivery failure", "permanent delivery failure",
+	"delivery failure notification", "delivery notification: delivery has", "message status - undelivered",
+	"mail delivery problem", "notice of delivery failure", "delivery error", "bounced mail",
+	"message you sent", "returned to you", "delivery warning", "warning: message",
+	"mail failed", "returning to sender", "returned to sender", "error notification",
+	"メールエラー", "未達", "配信エラー", "送信エラー",
+}
+
+// anBounceStrong are body phrases that, in practice, only MTA-generated
+// reports contain.
+var anBounceStrong = []string{
+	"this is the qmail-send program",
+	"created automatically by mail delivery software",
+	"transcript of session follows",
+	"permanent fatal errors",
+	"following address(es) failed",
+	"following addresses had permanent",
+	"could not be delivered to one or more recipients",
+	"delivery to the following recipient",
+	"delivery to the following recipients failed",
+	"the following recipient(s) could not be reached",
+	"following recipients could not be reached",
+	"this is the mail system at host",
+	"i'm afraid i wasn't able to deliver",
+	"message could not be delivered",
+	"your message could not be delivered",
+	"your message couldn't be delivered",
+	"message was undeliverable",
+	"has not yet been delivered",
+	"could not be delivered to the following",
+	"unable to deliver your message",
+	"unable to deliver message to the following",
+	"was not delivered to",
+	"wasn't delivered to",
+	"failed permanently",
+	"delivery has failed to these recipients",
+	"your message did not reach some or all",
+	"original message follows",
+	"unsent message follows",
+	"undelivered message attached",
+	"this is an automatically generated delivery status notification",
+	"delivery status notification",
+	"message delivery has failed",
+	"returned mail: see transcript",
+	"the message you sent to",
+	"could not be delivered because",
+	"delivery to this recipient",
+	"permanent error. the following",
+	"this message was created automatically",
+	"message not delivered",
+	"mail delivery failed",
+	"retry time not reached",
+	"message has been delayed",
+	"delivery attempts will continue",
+	"will keep trying",
+	"reporting-mta:",
+	"final-recipient:",
+	"could not be delivered to",
+	"failed addresses follow",
+	"message log follows",
+	"this is the mailer-daemon",
+	"following list of recipients",
+	"had delivery problems",
+	"had fatal errors",
+	"trouble delivering your message",
+	"rejected recipient",
+}
+
+// anBounceWeak are phrases common in bounces but also in human mail.
+var anBounceWeak = []string{
+	"user unknown", "unknown user", "no such user", "mailbox full", "over quota",
+	"host unknown", "mailbox unavailable", "does not exist", "recipient rejected",
+	"smtp error", "550 ", "554 ", "553 ", "5.1.1", "5.7.1", "rcpt to", "relay denied",
+	"permanent error", "temporary error", "undeliverable", "returned to sender",
+	"mailbox is full", "invalid user", "unknown host", "no valid recipients",
+}
+
+// anChallengeSubjects / anChallengeBody are the wording of challenge-
+// response systems (TMDA, SpamArrest, Boxbe, Mailblocks, ChoiceMail,
+// antispam "verify you are human" pages).
+var anChallengeSubjects = []string{
+	"please confirm your message", "confirm your message", "verify your email",
+	"verification required", "please verify", "sender verification", "authentication required",
+	"is awaiting your confirmation", "challenge", "approve your message", "requires confirmation",
+	"message held", "confirmation required", "verify your message", "guest list",
+	"sender approval", "awaiting verification", "confirm sender", "verification request",
+}
+
+var anChallengeBody = []string{
+	"verify that you are a human", "prove that you are a human", "confirm that you are a human",
+	"you are not a spammer", "not a spam robot", "to confirm that you are", "click the link below to confirm",
+	"only accepts mail from", "approved senders", "whitelist", "spam protection", "challenge-response",
+	"please confirm your message", "confirm your e-mail", "pending messages", "verify your address",
+	"reply to this message to confirm", "tmda", "spamarrest", "boxbe", "mailblocks", "choicemail",
+	"verification request", "sender verification", "i use a challenge",
+}
+
+// anAutoreplySubjects are subject fragments of vacation and auto replies.
+var anAutoreplySubjects = []string{
+	"automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "auto-response",
+	"autoresponse", "automatic response", "out of office", "out of the office", "vacation",
+	"abwesenheit", "réponse automatique", "respuesta automática", "risposta automatica",
+	"automatisch antwoord", "auto:", "away from my", "on leave", "autosvar", "automaattinen vastaus",
+}
+
+// anMDNSubjects are the subjects of read receipts that do not use
+// multipart/report (Outlook's TNEF receipts, Notes, GroupWise).
+var anMDNSubjects = []string{
+	"read:", "read receipt", "return receipt", "gelesen:", "lu :", "lu:", "leído:", "letto:",
+	"disposition notification", "message displayed", "has been read", "delivered:",
+}
+
+func anContainsAny(s string, list []string) bool {
+	for _, p := range list {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func anHasPrefixAny(s string, list []string) bool {
+	for _, p := range list {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// anDaemonSender reports a From/sender that names the mail system itself.
+func anDaemonSender(v string) bool {
+	lv := strings.ToLower(v)
+	if strings.Contains(lv, "mailer-daemon") || strings.Contains(lv, "mailer daemon") || strings.Contains(lv, "mailer_daemon") ||
+		strings.Contains(lv, "mail delivery") || strings.Contains(lv, "maildaemon") ||
+		strings.Contains(lv, "mail administrator") || strings.Contains(lv, "delivery status") ||
+		strings.Contains(lv, "mail-daemon") || strings.Contains(lv, "mail system") {
+		return true
+	}
+	a := anAddrOf(v)
+	local, _, _ := strings.Cut(a, "@")
+	switch local {
+	case "postmaster", "post_master", "mailer-daemon", "mailerdaemon", "daemon", "mdaemon", "root",
+		"mail-daemon", "mailer", "double-bounce", "bounce", "bounces", "nobody", "noreply-dsn":
+		return true
+	}
+	return false
+}
+
+// anNullSender reports an empty Return-Path / envelope sender.
+func anNullSender(returnPath, mbox string) bool {
+	rp := strings.TrimSpace(returnPath)
+	if rp == "<>" || rp == "< >" {
+		return true
+	}
+	lm := strings.ToLower(mbox)
+	return lm == "mailer-daemon" || strings.HasPrefix(lm, "mailer-daemon@") || lm == "<>"
+}
+
+// anAutoSubmittedReply reports Auto-Submitted values that mark a reply.
+func anAutoSubmittedReply(v string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), "auto-replied")
+}
+
+// anAutoreplyHeaders reports the non-standard headers of vacation programs
+// and mailbox rules. X-Auto-Response-Suppress is deliberately absent:
+// Outlook sets it on ordinary mail too.
+func (a *anState) anAutoreplyHeaders() bool {
+	h := a.top
+	if anAutoSubmittedReply(h.Get("Auto-Submitted")) {
+		return true
+	}
+	for _, k := range []string{"X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Autoreply-From", "X-Mail-Autoreply", "X-Vacation", "X-Ms-Exchange-Inbox-Rules-Loop"} {
+		if h.Has(k) {
+			return true
+		}
+	}
+	p := strings.ToLower(strings.TrimSpace(h.Get("Precedence")))
+	return p == "auto_reply" || p == "auto-reply"
+}
+
+// anClassifyScan bounds the text of one part searched for phrases.
+const anClassifyScan = 12 << 10
+
+// anLowerASCII lower-cases ASCII letters only, so byte offsets are kept
+// (strings.ToLower may change the length of invalid UTF-8).
+func anLowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+// classify decides the kind of the analysed message.
+func (a *anState) classify() Kind {
+	rt := strings.ToLower(a.topParams["report-type"])
+	if a.topType == "multipart/report" {
+		a.rep.Structural = true
+		switch {
+		case strings.Contains(rt, "delivery-status"):
+			return KindDSN
+		case strings.Contains(rt, "disposition-notification"):
+			return a.mdnKind()
+		case strings.Contains(rt, "feedback-report"):
+			return KindARF
+		}
+	}
+	switch {
+	case a.hasFeedback:
+		a.rep.Structural = true
+		return KindARF
+	case a.dsnParts > 0:
+		a.rep.Structural = true
+		return KindDSN
+	case a.hasMDN:
+		a.rep.Structural = true
+		return a.mdnKind()
+	}
+
+	h := a.top
+	subj := strings.ToLower(a.rep.Subject)
+	from := h.Get("From")
+	daemon := anDaemonSender(from) || anDaemonSender(h.Get("Sender"))
+	null := anNullSender(h.Get("Return-Path"), a.mboxSender)
+
+	// The report's own prose comes first; the returned original (quoted
+	// in text bounces) follows, so the first kilobytes of each text part
+	// are what the phrases are looked for in. The matcher folds ASCII case
+	// itself, so the texts are scanned in place.
+	scan := make([]string, 0, len(a.texts)+len(a.htmlTexts))
+	for _, t := range a.texts {
+		scan = append(scan, anClip(t, anClassifyScan))
+	}
+	for _, t := range a.htmlTexts {
+		scan = append(scan, anClip(t, anClassifyScan/2))
+	}
+
+	autoHdr := a.anAutoreplyHeaders()
+	// One pass over the text answers every phrase list at once.
+	hit := anBodyPhrases().match(scan...)
+	strong := hit[anGroupStrong]
+
+	// Challenge-response first: these systems also set auto-reply headers.
+	// A challenge answers a message, so it must look like a response
+	// (automatic-mail marks, a reply id, the original, or talk of "your
+	// message"); that keeps sign-up "please verify your address" mail,
+	// which answers a web form, out.
+	chSubj := anContainsAny(subj, anChallengeSubjects)
+	responds := null || autoHdr || a.rep.InReplyTo != "" || len(a.originals) > 0 || hit[anGroupYourMessage]
+	if responds && (chSubj || hit[anGroupChallenge]) {
+		chBody := hit[anGroupChallenge]
+		if chSubj && (chBody || autoHdr || null || hit[anGroupConfirm]) ||
+			chBody && hit[anGroupConfirm] && !strong {
+			return KindChallenge
+		}
+	}
+
+	score := 0
+	if daemon {
+		score += 2
+	} else if null {
+		score++
+	}
+	if anContainsAny(subj, anBounceSubjects) {
+		score += 2
+	}
+	if strong {
+		score += 2
+	}
+	if hit[anGroupWeak] {
+		score++
+	}
+	if len(a.originals) > 0 && (daemon || null) {
+		score++ // a returned original from the mail system
+	}
+	if h.Has("X-Failed-Recipients") {
+		score += 3
+	}
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Get("Content-Type"))), "multipart/report") {
+		score += 2 // report without (or with a damaged) report-type
+	}
+	if score >= 4 || score >= 3 && (strong || daemon) {
+		return KindDSN
+	}
+	// Antivirus notices to the (forged) sender are backscatter of the
+	// same kind: a virus phrase together with what was done to the mail.
+	if hit[anGroupVirus] && hit[anGroupVirusAction] {
+		return KindDSN
+	}
+	if autoHdr || anHasPrefixAny(subj, anAutoreplySubjects) && (null || daemon || a.rep.InReplyTo != "") {
+		if anHasPrefixAny(subj, anMDNSubjects) && null {
+			return KindMDN
+		}
+		return KindAutoreply
+	}
+	if null && anHasPrefixAny(subj, anMDNSubjects) {
+		return KindMDN
+	}
+	// Complaint forwards that predate ARF (Hotmail JMRP style): a complaint
+	// subject with the reported message attached.
+	if len(a.originals) > 0 && anContainsAny(subj, []string{"complaint about message", "abuse report", "spam complaint", "spam report"}) {
+		return KindARF
+	}
+	// Provider notifications (Amazon SES via SNS) carry complaint and
+	// bounce reports as JSON.
+	for _, t := range scan {
+		if anContainsFold(t, `"notificationtype"`) {
+			switch {
+			case anContainsFold(t, `"complaint"`):
+				return KindARF
+			case anContainsFold(t, `"bounce"`), anContainsFold(t, `"delivery"`):
+				return KindDSN
+			}
+		}
+	}
+	return KindNotBounce
+}
+
+// extractRecipients fills Report.Recipients from the DSN fields or, for
+// non-standard bounces, from the text.
+func (a *anState) extractRecipients() {
+	wellFormed := a.topType == "multipart/report" && strings.Contains(strings.ToLower(a.topParams["report-type"]), "delivery-status")
+	if len(a.dsnRecips) > 0 || wellFormed && a.dsnParts > 0 {
+		// A well-formed RFC 3464 report is authoritative, even when it
+		// lists no recipient: the prose of such reports often names
+		// addresses that did not fail (group members, the sender).
+		a.rep.Recipients = anDSNRecipients(a.dsnRecips)
+		return
+	}
+	if v := a.top.Get("X-Failed-Recipients"); v != "" {
+		for _, s := range strings.Split(v, ",") {
+			if addr := anRecipientAddress(s); addr != "" {
+				a.rep.Recipients = append(a.rep.Recipients, BouncedRecipient{Address: addr, Action: "failed"})
+			}
+		}
+		if len(a.rep.Recipients) > 0 {
+			// Add diagnostics from the text where they match.
+			for _, r := range anTextRecipients(a.texts) {
+				for i := range a.rep.Recipients {
+					if a.rep.Recipients[i].Address == r.Address {
+						a.rep.Recipients[i].Status, a.rep.Recipients[i].Diagnostic = r.Status, r.Diagnostic
+					}
+				}
+			}
+			return
+		}
+	}
+	a.rep.Recipients = anTextRecipients(a.texts)
+	if len(a.rep.Recipients) == 0 {
+		a.rep.Recipients = anTextRecipients(a.htmlTexts)
+	}
+	if len(a.rep.Recipients) == 0 {
+		// Last resort: a bounce that names no recipient returned a message
+		// sent to exactly one address; that address is what failed.
+		if to := a.originalSoleRecipient(); to != "" {
+			a.rep.Recipients = []BouncedRecipient{{Address: to, Action: "failed"}}
+		}
+	}
+}
+
+// originalSoleRecipient returns the only To: address of the returned
+// original (attached or quoted), "" when there is none, several, or Cc.
+func (a *anState) originalSoleRecipient() string {
+	var to, cc string
+	switch {
+	case len(a.originals) > 0:
+		h := a.originals[0].header
+		if anDaemonSender(h.Get("From")) || strings.Contains(strings.ToLower(h.Get("Content-Type")), "report") {
+			return "" // a returned bounce: its To is the bounce's recipient
+		}
+		to, cc = h.Get("To"), h.Get("Cc")
+	default:
+		for _, t := range a.texts {
+			if h := anScanInlineHeaders(anClip(t, anRecipientScan), false); h != nil {
+				to, cc = h.get("to"), h.get("cc")
+				break
+			}
+		}
+	}
+	if to == "" || cc != "" || strings.Count(to, "@") != 1 {
+		return ""
+	}
+	addr := anAddrOf(to)
+	if !anIsAddr(addr) {
+		return ""
+	}
+	return addr
+}
+
+// LooksLikeBounce is the milter's cheap pre-check, made on the envelope
+// sender and the header alone: can this message be a bounce or an
+// auto-reply, so that its body is worth buffering and analysing? get
+// returns the first value of a header field (case-insensitive name), ""
+// when absent. It errs on the side of yes; Analyze decides.
+func LooksLikeBounce(sender string, get func(name string) string) bool {
+	s := strings.ToLower(strings.Trim(strings.TrimSpace(sender), "<>"))
+	if s == "" {
+		return true
+	}
+	local, _, _ := strings.Cut(s, "@")
+	switch local {
+	case "mailer-daemon", "postmaster", "mailer_daemon", "mailerdaemon", "double-bounce":
+		return true
+	}
+	if get == nil {
+		return false
+	}
+	if v := strings.ToLower(strings.TrimSpace(get("Auto-Submitted"))); v != "" && v != "no" {
+		return true
+	}
+	for _, k := range []string{"X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Failed-Recipients", "X-Ms-Exchange-Inbox-Rules-Loop", "X-Vacation"} {
+		if get(k) != "" {
+			return true
+		}
+	}
+	if p := strings.ToLower(strings.TrimSpace(get("Precedence"))); p == "auto_reply" || p == "auto-reply" {
+		return true
+	}
+	ct := strings.ToLower(get("Content-Type"))
+	if strings.HasPrefix(strings.TrimSpace(ct), "multipart/report") {
+		return true
+	}
+	if anDaemonSender(get("From")) {
+		return true
+	}
+	subj := strings.ToLower(anDecodeHeader(get("Subject")))
+	return anContainsAny(subj, anBounceSubjects) || anHasPrefixAny(subj, anAutoreplySubjects) ||
+		anContainsAny(subj, anChallengeSubjects) || anHasPrefixAny(subj, anMDNSubjects)
+}
+
+// mdnKind tells a read receipt from an MDN that reports a refusal: RFC 5429
+// Sieve "reject" returns the message as an MDN with a "deleted" (or older
+// "rejected"/"failed") disposition, which for backscatter purposes is a
+// bounce.
+func (a *anState) mdnKind() Kind {
+	d := strings.ToLower(a.mdnFields.get("disposition"))
+	if i := strings.IndexByte(d, ';'); i >= 0 {
+		d = d[i+1:]
+	}
+	for _, w := range []string{"deleted", "rejected", "failed", "denied", "error"} {
+		if strings.Contains(d, w) {
+			return KindDSN
+		}
+	}
+	// An empty disposition part: the Auto-Submitted comment or the subject
+	// still says the message was refused.
+	if d == "" && (strings.Contains(strings.ToLower(a.top.Get("Auto-Submitted")), "reject") ||
+		strings.Contains(strings.ToLower(a.rep.Subject), "rejected")) {
+		return KindDSN
+	}
+	return KindMDN
+}
+
+// Phrase groups of the body matcher.
+const (
+	anGroupStrong = iota
+	anGroupWeak
+	anGroupChallenge
+	anGroupConfirm
+	anGroupVirus
+	anGroupVirusAction
+	anGroupYourMessage
+	anGroups
+)
+
+var (
+	anBodyOnce    sync.Once
+	anBodyMatcher *anMatcher
+)
+
+// anBodyPhrases returns the matcher for the body phrase lists, built once.
+func anBodyPhrases() *anMatcher {
+	anBodyOnce.Do(func() {
+		anBodyMatcher = anNewMatcher([][]string{
+			anGroupStrong:    anBounceStrong,
+			anGroupWeak:      anBounceWeak,
+			anGroupChallenge: anChallengeBody,
+			anGroupConfirm:   {"confirm"},
+			anGroupVirus: {"infected message", "virus detected", "contains a virus", "contained a virus",
+				"detected a virus", "virus found", "infected with", "was infected", "virus name"},
+			anGroupVirusAction: {"action taken", "has been quarantined", "was quarantined", "blocked", "has been deleted",
+				"was deleted", "was removed", "has been removed", "not delivered", "was not delivered"},
+			anGroupYourMessage: {"your message", "your e-mail to", "your email to", "your mail to", "message you sent",
+				"you sent", "you recently sent", "your recent message"},
+		})
+	})
+	return anBodyMatcher
+}
+
+// anMatcher is an Aho-Corasick automaton over byte classes: it finds which
+// phrase groups occur in a text in one pass, instead of one strings.Index
+// scan per phrase (the phrase lists have ~150 entries and dominated the
+// analysis time).
+type anMatcher struct {
+	class  [256]uint8
+	nclass int
+	delta  []int32  // state*nclass + class -> next state
+	groups []uint32 // per state: bit set of groups ending here (incl. suffixes)
+}
+
+func anNewMatcher(lists [][]string) *anMatcher {
+	m := &anMatcher{nclass: 1} // class 0: bytes in no phrase
+	for _, list := range lists {
+		for _, p := range list {
+			for i := 0; i < len(p); i++ {
+				if m.class[p[i]] == 0 {
+					m.class[p[i]] = uint8(m.nclass)
+					m.nclass++
+				}
+			}
+		}
+	}
+	// Phrases are lower case; upper-case ASCII shares the class of its
+	// lower-case letter, so texts need not be lowered first.
+	for c := 'A'; c <= 'Z'; c++ {
+		m.class[c] = m.class[c+32]
+	}
+	// Trie with -1 for "no edge".
+	type node struct {
+		next   []int32
+		fail   int32
+		groups uint32
+	}
+	newNode := func() node {
+		n := node{next: make([]int32, m.nclass)}
+		for i := range n.next {
+			n.next[i] = -1
+		}
+		return n
+	}
+	nodes := []node{newNode()}
+	for g, list := range lists {
+		for _, p := range list {
+			s := int32(0)
+			for i := 0; i < len(p); i++ {
+				c := m.class[p[i]]
+				if nodes[s].next[c] < 0 {
+					nodes = append(nodes, newNode())
+					nodes[s].next[c] = int32(len(nodes) - 1)
+				}
+				s = nodes[s].next[c]
+			}
+			nodes[s].groups |= 1 << uint(g)
+		}
+	}
+	// Breadth-first: failure links and the full transition table.
+	queue := []int32{}
+	for c := 0; c < m.nclass; c++ {
+		if t := nodes[0].next[c]; t >= 0 {
+			nodes[t].fail = 0
+			queue = append(queue, t)
+		} else {
+			nodes[0].next[c] = 0
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		nodes[s].groups |= nodes[nodes[s].fail].groups
+		for c := 0; c < m.nclass; c++ {
+			t := nodes[s].next[c]
+			if t >= 0 {
+				nodes[t].fail = nodes[nodes[s].fail].next[c]
+				queue = append(queue, t)
+			} else {
+				nodes[s].next[c] = nodes[nodes[s].fail].next[c]
+			}
+		}
+	}
+	m.delta = make([]int32, len(nodes)*m.nclass)
+	m.groups = make([]uint32, len(nodes))
+	for i, n := range nodes {
+		copy(m.delta[i*m.nclass:], n.next)
+		m.groups[i] = n.groups
+	}
+	return m
+}
+
+// match reports which groups have a phrase occurring in one of the texts.
+func (m *anMatcher) match(texts ...string) [anGroups]bool {
+	var found uint32
+	nc := int32(m.nclass)
+	for _, text := range texts {
+		s := int32(0)
+		for i := 0; i < len(text); i++ {
+			s = m.delta[s*nc+int32(m.class[text[i]])]
+			found |= m.groups[s]
+		}
+	}
+	var out [anGroups]bool
+	for g := range out {
+		out[g] = found&(1<<uint(g)) != 0
+	}
+	return out
+}
+
+// firstEnd returns the offset just past the first phrase of any group in
+// want (a bit set) occurring in text, or -1.
+func (m *anMatcher) firstEnd(text string, want uint32) int {
+	s := int32(0)
+	nc := int32(m.nclass)
+	for i := 0; i < len(text); i++ {
+		s = m.delta[s*nc+int32(m.class[text[i]])]
+		if m.groups[s]&want != 0 {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+var (
+	anHintOnce    sync.Once
+	anHintMatcher *anMatcher
+)
+
+// anHintPhrases returns the matcher for anRecipientHints (group 0).
+func anHintPhrases() *anMatcher {
+	anHintOnce.Do(func() { anHintMatcher = anNewMatcher([][]string{anRecipientHints}) })
+	return anHintMatcher
+}

@@ -1,0 +1,592 @@
+package backscatter
+
+import (
+	"strings"
+)
+
+// This file reads what non-standard bounces put in plain text: the
+// original's header quoted inline, and the failed recipients announced in
+// MTA-specific prose. The patterns are generic shapes shared by many MTAs
+// (qmail's "<addr>:", Sendmail's "addr... reason", Exim's indented list
+// after "following address(es) failed", SMTP transcripts), not the wording
+// of single providers.
+
+// anInlineHeader is a header block quoted in text.
+type anInlineHeader struct {
+	fields    []anField
+	messageID string
+}
+
+func (h *anInlineHeader) get(name string) string {
+	for _, f := range h.fields {
+		if f.name == name {
+			return f.value
+		}
+	}
+	return ""
+}
+
+func (h *anInlineHeader) values(name string) []string {
+	var out []string
+	for _, f := range h.fields {
+		if f.name == name {
+			out = append(out, f.value)
+		}
+	}
+	return out
+}
+
+// anOriginalHeaderNames are the fields whose presence next to a Message-ID
+// shows a block is a quoted message header, not prose or DSN fields.
+var anOriginalHeaderNames = map[string]bool{
+	"from": true, "to": true, "cc": true, "subject": true, "date": true,
+	"received": true, "return-path": true, "reply-to": true, "sender": true,
+	"mime-version": true, "content-type": true, "x-mailer": true,
+	"in-reply-to": true, "references": true, "delivered-to": true, "user-agent": true,
+}
+
+// anLinePrefix returns the quoting/indentation prefix length of a line:
+// whitespace and ">" quote marks.
+func anLinePrefix(line string) int {
+	i := 0
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '>') {
+		i++
+	}
+	return i
+}
+
+// anInlineField splits a quoted "Name: value" line; names are restricted to
+// header-name shape so "http://..." or prose are not fields.
+func anInlineField(s string) (name, value string, ok bool) {
+	i := strings.IndexByte(s, ':')
+	if i <= 0 || i > 40 {
+		return "", "", false
+	}
+	n := s[:i]
+	for j := 0; j < len(n); j++ {
+		c := n[j]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' && j > 0 || c == '-' && j > 0 || c == '_' && j > 0) {
+			return "", "", false
+		}
+	}
+	return strings.ToLower(n), strings.TrimSpace(s[i+1:]), true
+}
+
+// anFindInlineHeader returns the first quoted header block in the texts
+// that carries a usable Message-ID and at least one other header field.
+func anFindInlineHeader(texts []string) *anInlineHeader {
+	for _, t := range texts {
+		if h := anScanInlineHeaders(t, true); h != nil {
+			return h
+		}
+	}
+	return nil
+}
+
+// anScanInlineHeaders finds the first quoted header block; with needID, one
+// with a Message-ID, otherwise any block of at least two header fields that
+// names a recipient (To:).
+func anScanInlineHeaders(text string, needID bool) *anInlineHeader {
+	// Cheap exit: most text parts quote no header at all.
+	if needID && !anContainsFold(text, "message-id") {
+		return nil
+	}
+	var block []anField
+	indent := -1
+	check := func() *anInlineHeader {
+		if len(block) == 0 {
+			return nil
+		}
+		var id string
+		other := false
+		for _, f := range block {
+			if f.name == "message-id" && id == "" {
+				id = anFirstMsgID(f.value)
+			} else if anOriginalHeaderNames[f.name] {
+				other = true
+			}
+		}
+		if id != "" && other {
+			return &anInlineHeader{fields: block, messageID: id}
+		}
+		if !needID && len(block) >= 2 {
+			h := &anInlineHeader{fields: block, messageID: id}
+			if h.get("to") != "" && (h.get("from") != "" || h.get("subject") != "") {
+				return h
+			}
+		}
+		return nil
+	}
+	for len(text) > 0 {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		line = strings.TrimRight(line, "\r")
+		p := anLinePrefix(line)
+		content := line[p:]
+		if strings.TrimSpace(content) == "" {
+			if h := check(); h != nil {
+				return h
+			}
+			block, indent = nil, -1
+			continue
+		}
+		if name, value, ok := anInlineField(content); ok && (indent < 0 || p <= indent+1) {
+			if indent < 0 {
+				indent = p
+			}
+			block = append(block, anField{name: name, value: value})
+			continue
+		}
+		if len(block) > 0 && p > indent {
+			last := &block[len(block)-1]
+			last.value = anFold(last.value, strings.TrimSpace(content))
+			continue
+		}
+		if h := check(); h != nil {
+			return h
+		}
+		block, indent = nil, -1
+	}
+	return check()
+}
+
+// anContainsFold is a case-insensitive strings.Contains for an ASCII
+// lower-case needle, without allocating a lowered copy of the haystack.
+func anContainsFold(s, needle string) bool {
+	n := len(needle)
+	if n == 0 {
+		return true
+	}
+	first := needle[0]
+	upper := first
+	if first >= 'a' && first <= 'z' {
+		upper = first - 32
+	}
+	for i := 0; i+n <= len(s); i++ {
+		c := s[i]
+		if c != first && c != upper {
+			continue
+		}
+		if strings.EqualFold(s[i:i+n], needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// anOriginalMarkers are phrases that introduce the returned original in a
+// plain-text bounce; recipient patterns stop there so the original's own
+// To:/Cc: addresses are not taken for failed recipients.
+var anOriginalMarkers = []string{
+	"below this line is a copy",
+	"copy of the message",
+	"original message follows",
+	"unsent message follows",
+	"original message ---",
+	"--- original message",
+	"-- original message",
+	"original message headers",
+	"header of the original message",
+	"headers of the original message",
+	"returned message follows",
+	"message header follows",
+	"original-message-id",
+	"text of the original message",
+	"original message:",
+	"the original message is attached",
+	"----- message text follows",
+}
+
+// anBeforeOriginal cuts a bounce text at the start of the returned
+// original (a marker phrase or the first quoted Received/Return-Path line).
+func anBeforeOriginal(text string) string {
+	off := 0
+	rest := text
+	for len(rest) > 0 {
+		line, after, _ := strings.Cut(rest, "\n")
+		c := strings.TrimSpace(line)
+		lc := anLowerASCII(c)
+		if strings.HasPrefix(lc, "received: ") || strings.HasPrefix(lc, "return-path:") {
+			return text[:off]
+		}
+		for _, m := range anOriginalMarkers {
+			if strings.Contains(lc, m) {
+				return text[:off]
+			}
+		}
+		off += len(line) + 1
+		rest = after
+	}
+	return text
+}
+
+// anRecipientHints are phrases after which the failed recipients are
+// listed, one per line, by most MTAs that do not send RFC 3464 reports.
+var anRecipientHints = []string{
+	"following address",
+	"following recipient",
+	"following destination",
+	"following e-mail address",
+	"following email address",
+	"following mail address",
+	"permanent fatal error",
+	"could not be delivered to",
+	"couldn't be delivered to",
+	"could not deliver to",
+	"unable to deliver",
+	"not be delivered to",
+	"were not delivered",
+	"was not delivered",
+	"delivery failed",
+	"delivery has failed",
+	"delivery to the following",
+	"failed recipient",
+	"undeliverable to",
+	"invalid recipient",
+	"recipient address",
+	"unknown recipient",
+	"your message to",
+	"message to the following",
+	"delivery problem",
+	"could not be reached",
+	"failed permanently",
+	"temporary failure",
+	"has not yet been delivered",
+	"have not yet been delivered",
+	"delayed",
+	"i'm afraid i wasn't able to deliver",
+	"wasn't able to deliver",
+	"addresses had transient",
+	"rejected your message",
+	"no such user",
+	"user unknown",
+	"mailbox unavailable",
+	"does not exist",
+	"list of recipients",
+	"failed addresses",
+	"delivery problems",
+	"fatal errors",
+	"failure reasons",
+	"rejected recipient",
+	"送信に失敗",
+	"送信できません",
+}
+
+// anRecipientScan bounds the text of one part searched for recipients;
+// MTAs list them before any quoted original.
+const anRecipientScan = 32 << 10
+
+// anTextRecipients finds failed recipients in the prose of a bounce.
+func anTextRecipients(texts []string) []BouncedRecipient {
+	var out []BouncedRecipient
+	seen := map[string]bool{}
+	add := func(addr, diag string) {
+		addr = anRecipientAddress(addr)
+		if addr == "" || seen[addr] || !strings.Contains(addr, "@") {
+			return
+		}
+		seen[addr] = true
+		out = append(out, BouncedRecipient{Address: addr, Action: "failed", Status: anFindStatus(diag), Diagnostic: anClip(strings.TrimSpace(diag), 500)})
+	}
+	for _, t := range texts {
+		region := anBeforeOriginal(anClip(t, anRecipientScan))
+		// Text-embedded RFC 3464 fields (a report pasted as text, or a
+		// delivery-status part the MIME reader could not reach).
+		if anContainsFold(region, "final-recipient:") || anContainsFold(region, "original-recipient:") {
+			_, recs := anParseDSNFields([]byte(region))
+			for _, r := range anDSNRecipients(recs) {
+				if r.Action == "" || r.Action == "failed" || r.Action == "delayed" {
+					add(r.Address, r.Diagnostic)
+				}
+			}
+			if len(out) > 0 {
+				return out
+			}
+		}
+		lowRegion := anLowerASCII(region)
+		// The first hint phrase anywhere: lines from the one holding it on
+		// are "hinted". One scan per phrase instead of one per line.
+		hintAt := anHintPhrases().firstEnd(lowRegion, 1)
+		if hintAt < 0 {
+			hintAt = len(lowRegion) + 1
+		} else {
+			hintAt-- // offset of the phrase's last byte: on the hint line
+		}
+		hinted := false
+		lines := strings.Split(region, "\n")
+		lower := strings.Split(lowRegion, "\n")
+		off := 0
+		for i, line := range lines {
+			lc := lower[i]
+			c := strings.TrimSpace(line)
+			if off+len(line) >= hintAt && hintAt <= len(lowRegion) {
+				hinted = true
+			}
+			off += len(line) + 1
+			// Shapes that name a recipient wherever they occur.
+			if a, ok := anQmailShape(c); ok {
+				add(a, anNextLines(lines, i+1, 3))
+				continue
+			}
+			if a, ok := anSendmailShape(c); ok {
+				add(a, c)
+				continue
+			}
+			if j := strings.Index(lc, "rcpt to:"); j >= 0 {
+				if a := anFirstAddr(c[j:]); a != "" {
+					add(a, anNextLines(lines, i, 2))
+				}
+				continue
+			}
+			// A line holding nothing but an address names the recipient in
+			// many formats (Notes, Biglobe, m-FILTER, Gmail, Exim).
+			if a := anSoleAddr(c); a != "" && (hinted || !anDaemonAddress(strings.ToLower(a))) {
+				add(a, anNextLines(lines, i+1, 3))
+				continue
+			}
+			// "User mailbox exceeds allowed size: a@b": prose, a colon, and
+			// the address closing the line.
+			if a := anTrailingAddr(c); a != "" {
+				add(a, c)
+				continue
+			}
+			if !hinted {
+				continue
+			}
+			// After a hint: an address at the start of a line, or named on
+			// the hint line itself ("could not be delivered to <a@b>").
+			if a := anLeadingAddr(c); a != "" {
+				add(a, anNextLines(lines, i+1, 3))
+				continue
+			}
+			found := false
+			if strings.IndexByte(line, '@') < 0 {
+				continue
+			}
+			for _, h := range anRecipientHints {
+				if k := strings.Index(lc, h); k >= 0 {
+					if a := anFirstAddr(line[k:]); a != "" && !anDaemonAddress(strings.ToLower(a)) {
+						add(a, line)
+						found = true
+					}
+					break
+				}
+			}
+			// "... recipient <a@b> ...", "Address: <a@b>".
+			if !found {
+				for _, w := range []string{"recipient <", "recipient: <", "address: <", "address <", "recipient:", "address:"} {
+					if k := strings.Index(lc, w); k >= 0 {
+						if a := anFirstAddr(line[k:]); a != "" {
+							add(a, line)
+						}
+						break
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// anQmailShape matches "<addr>:" lines (qmail, Yahoo and others).
+func anQmailShape(c string) (string, bool) {
+	if len(c) < 5 || c[0] != '<' {
+		return "", false
+	}
+	j := strings.IndexByte(c, '>')
+	if j < 0 || j+1 >= len(c) || c[j+1] != ':' {
+		return "", false
+	}
+	a := c[1:j]
+	if !anIsAddr(a) {
+		return "", false
+	}
+	return a, true
+}
+
+// anSendmailShape matches "addr... reason" / "<addr>... reason" lines,
+// skipping SMTP transcript lines that merely echo it.
+func anSendmailShape(c string) (string, bool) {
+	if strings.HasPrefix(c, "<<<") {
+		// The remote server's reply in a transcript; it may concern the
+		// sender (MAIL FROM), and failed recipients are repeated unprefixed.
+		return "", false
+	}
+	c = strings.TrimLeft(c, "0123456789.- <")
+	j := strings.Index(c, "...")
+	if j <= 0 {
+		return "", false
+	}
+	a := strings.Trim(c[:j], "<> ")
+	if !anIsAddr(a) {
+		return "", false
+	}
+	return a, true
+}
+
+// anLeadingAddr returns an address that starts the (trimmed) line.
+func anLeadingAddr(c string) string {
+	c = strings.TrimLeft(c, "*-•> \t\"'")
+	c = strings.TrimPrefix(c, "<")
+	if c == "" {
+		return ""
+	}
+	end := strings.IndexAny(c, " \t>:;,\"'()")
+	if end < 0 {
+		end = len(c)
+	}
+	a := c[:end]
+	a = strings.TrimRight(a, ".")
+	if !anIsAddr(a) {
+		return ""
+	}
+	return a
+}
+
+// anFirstAddr returns the first address-looking token in s.
+func anFirstAddr(s string) string {
+	at := strings.IndexByte(s, '@')
+	for at > 0 {
+		start := at
+		for start > 0 && anAddrByte(s[start-1]) {
+			start--
+		}
+		end := at + 1
+		for end < len(s) && anAddrByte(s[end]) {
+			end++
+		}
+		a := strings.TrimRight(s[start:end], ".")
+		if anIsAddr(a) {
+			return a
+		}
+		next := strings.IndexByte(s[at+1:], '@')
+		if next < 0 {
+			break
+		}
+		at = at + 1 + next
+	}
+	return ""
+}
+
+func anAddrByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		strings.IndexByte(".!#$%&'*+/=?^_`{|}~-", c) >= 0
+}
+
+// anIsAddr accepts local@domain with a dotted (or bracketed) domain.
+func anIsAddr(a string) bool {
+	at := strings.LastIndexByte(a, '@')
+	if at <= 0 || at == len(a)-1 || len(a) > 254 {
+		return false
+	}
+	local, dom := a[:at], a[at+1:]
+	for i := 0; i < len(local); i++ {
+		if !anAddrByte(local[i]) && local[i] != '"' {
+			return false
+		}
+	}
+	if strings.HasPrefix(dom, "[") {
+		return strings.HasSuffix(dom, "]")
+	}
+	if !strings.Contains(dom, ".") || strings.HasPrefix(dom, ".") || strings.HasSuffix(dom, ".") {
+		return false
+	}
+	for i := 0; i < len(dom); i++ {
+		c := dom[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// anDaemonAddress reports the addresses bounce texts name that are never the
+// failed recipient (the reporting system itself).
+func anDaemonAddress(a string) bool {
+	local, _, _ := strings.Cut(a, "@")
+	switch local {
+	case "mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mailer_daemon", "double-bounce":
+		return true
+	}
+	return false
+}
+
+// anNextLines joins up to n following non-blank lines (the diagnostic).
+func anNextLines(lines []string, from, n int) string {
+	var b strings.Builder
+	for i := from; i < len(lines) && n > 0; i++ {
+		l := strings.TrimSpace(lines[i])
+		if l == "" {
+			if b.Len() > 0 {
+				break
+			}
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(l)
+		n--
+	}
+	return b.String()
+}
+
+// anFindStatus returns the first enhanced status code (x.y.z) in s.
+func anFindStatus(s string) string {
+	for i := 0; i+5 <= len(s); i++ {
+		c := s[i]
+		if (c == '2' || c == '4' || c == '5') && s[i+1] == '.' && (i == 0 || s[i-1] == ' ' || s[i-1] == '(' || s[i-1] == '#' || s[i-1] == '[') {
+			j := i + 2
+			k := j
+			for k < len(s) && s[k] >= '0' && s[k] <= '9' {
+				k++
+			}
+			if k == j || k-j > 3 || k >= len(s) || s[k] != '.' {
+				continue
+			}
+			m := k + 1
+			for m < len(s) && s[m] >= '0' && s[m] <= '9' {
+				m++
+			}
+			if m == k+1 || m-k-1 > 3 {
+				continue
+			}
+			return s[i:m]
+		}
+	}
+	return ""
+}
+
+// anSoleAddr returns the address when the trimmed line is only that address
+// (optionally in angle brackets or followed by a colon).
+func anSoleAddr(c string) string {
+	c = strings.TrimSuffix(strings.TrimSpace(c), ":")
+	c = strings.TrimSpace(c)
+	if strings.HasPrefix(c, "<") && strings.HasSuffix(c, ">") {
+		c = c[1 : len(c)-1]
+	}
+	if anIsAddr(c) {
+		return c
+	}
+	return ""
+}
+
+// anTrailingAddr matches a prose line (words before a colon) ending in an
+// address: "Mailbox is full: <a@b>". Header-like lines ("To: a@b") are not
+// prose and do not match.
+func anTrailingAddr(c string) string {
+	i := strings.LastIndex(c, ": ")
+	if i <= 0 || strings.HasPrefix(c, ">") || !strings.Contains(c[:i], " ") {
+		return ""
+	}
+	// SMTP commands and header-ish labels name the sender, not a recipient.
+	if p := strings.ToLower(c[:i]); strings.HasSuffix(p, "from") || strings.HasSuffix(p, "sender") || strings.HasSuffix(p, "reply-to") {
+		return ""
+	}
+	a := strings.TrimSpace(c[i+2:])
+	a = strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">")
+	if !anIsAddr(a) || anDaemonAddress(strings.ToLower(a)) {
+		return ""
+	}
+	return a
+}
