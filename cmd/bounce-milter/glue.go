@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -77,7 +76,18 @@ func applyRedisFlag(cfg *config.Config, url string) error {
 	return nil
 }
 
-func newAnalyzer(cfg *config.Config) milter.Analyzer { return nil }
+// newAnalyzer is the bounce analysis the milter runs on buffered bounces:
+// DKIM evidence for our domains, relay evidence for our relays.
+func newAnalyzer(cfg *config.Config) milter.Analyzer {
+	return milter.ReportAnalyzer{
+		Limits: backscatter.AnalysisLimits{MaxBytes: int64(cfg.Inbound.MaxMessageBytes)},
+		Evidence: backscatter.EvidenceOptions{
+			OurDomains:  cfg.DomainNames(),
+			OurRelays:   cfg.Inbound.Relays,
+			DKIMTimeout: 3 * time.Second,
+		},
+	}
+}
 
 type extraService struct {
 	name     string
@@ -87,12 +97,4 @@ type extraService struct {
 
 func startExtraServices(ctx context.Context, cfg *config.Config, e *backscatter.Engine, store storeHandle, log *slog.Logger, svc *services) ([]extraService, error) {
 	return nil, nil
-}
-
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "check [--json] PATH...", "Not built yet.", stderr)
-	if _, code, done := parseArgs(fs, args, stdout); done {
-		return code
-	}
-	return 1
 }

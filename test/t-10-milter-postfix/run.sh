@@ -34,7 +34,7 @@ recipient_canonical_classes = envelope_recipient" pf_up
 n=0
 
 # 1. Submission (ORIGINATING) for our domain: signed with a tag verify accepts.
-out=$(smtp "$SUB_PORT" --from alice@example.com --to bob@example.org --header "Message-ID: <e2e-1@example.com>")
+out=$(smtp "$SUB_PORT" --from alice@example.com --to bob@example.org --header "Message-Id: <e2e-1@example.com>")
 expect_reply "$out" '<-  250 .*queued' "submission accepted"
 n=$((n+1)); sink_wait $n
 from=$(sink_line $n | json_field from)
