@@ -84,7 +84,7 @@ func TestUsageAndHelp(t *testing.T) {
 	}
 	for name := range commands {
 		out, errOut, code := runCLI(t, name, "--help")
-		if code != 0 || !strings.Contains(out, "Usage: bounce-milter "+name) {
+		if code != 0 || !strings.Contains(strings.ToLower(out), "usage: bounce-milter "+name) {
 			t.Errorf("%s --help: code %d, stdout %q, stderr %q", name, code, out, errOut)
 		}
 	}
