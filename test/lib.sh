@@ -85,7 +85,8 @@ stop_pid() { # pid
 # 127.0.0.1:$SUB_PORT (submission: milter_macro_daemon_name=ORIGINATING),
 # relaying to the sink on $SINK_PORT. Our domains are relay domains whose
 # mail goes to the sink too; mail to nobody@ fails at the sink, so it
-# bounces (Postfix's own DSNs): the sink refuses nobody@ with 550. $PF_MILTER, $PF_NON_SMTPD_MILTER, $PF_EXTRA.
+# bounces (Postfix's own DSNs): the sink refuses nobody@ with 550. $PF_MILTER, $PF_NON_SMTPD_MILTER, $PF_EXTRA;
+# $PF_MX_ARGS and $PF_SUB_ARGS add "-o name=value" overrides to either smtpd.
 pf_up() {
   local ETC=$T/pf/etc Q=$T/pf/spool LOG=$T/pf/log
   install -d -m 755 -o root -g root "$T/pf" "$ETC" "$Q" "$LOG"
@@ -128,8 +129,8 @@ maximal_queue_lifetime = 1h
 ${PF_EXTRA:-}
 EOF2
   cat > "$ETC/master.cf" <<EOF2
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-127.0.0.1:$SUB_PORT inet n - n - - smtpd -o milter_macro_daemon_name=ORIGINATING
+127.0.0.1:$PF_PORT inet n - n - - smtpd ${PF_MX_ARGS:-}
+127.0.0.1:$SUB_PORT inet n - n - - smtpd -o milter_macro_daemon_name=ORIGINATING ${PF_SUB_ARGS:-}
 pickup      unix  n       -      n      60     1       pickup
 cleanup     unix  n       -      n      -      0       cleanup
 qmgr        unix  n       -      n      300    1       qmgr
@@ -198,3 +199,17 @@ sink_has() {
   data=$(sink_line "$1" | json_field data)
   grep -q -- "$2" <<<"$data"
 }
+
+# start_redis PORT: a throwaway redis-server on 127.0.0.1:PORT, no persistence.
+start_redis() {
+  mkdir -p "$T/redis-$1"
+  redis-server --bind 127.0.0.1 --port "$1" --save '' --appendonly no --dir "$T/redis-$1" \
+    --logfile "$T/redis-$1/log" --daemonize no >/dev/null 2>&1 &
+  local pid=$!
+  PIDS+=($pid)
+  eval "REDIS_PID_$1=$pid"
+  wait_port "$1"
+}
+
+# elapsed_ms CMD...: runs CMD, prints how long it took in milliseconds on fd 3.
+now_ms() { date +%s%3N; }
