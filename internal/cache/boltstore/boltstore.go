@@ -42,6 +42,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 )
@@ -114,7 +115,7 @@ func Open(cfg cache.Config, dataDir string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("embedded store: creating directory: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: OpenTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("embedded store %s is locked by another process (another bounce-milter using the same data directory?); "+
 			"the embedded store serves one process only, use the redis backend to share state: %w", path, err)
 	}
@@ -173,7 +174,7 @@ func (s *Store) Prune(now time.Time) (int, error) {
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for _, n := range old {
-			if err := tx.DeleteBucket(n); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(n); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 		}
