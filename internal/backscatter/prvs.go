@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -76,9 +77,10 @@ func prvsHash(secret []byte, keyNum int, stamp int, address string) [3]byte {
 	buf[2] = byte('0' + stamp/10%10)
 	buf[3] = byte('0' + stamp%10)
 	mac.Write(buf[:])
-	mac.Write([]byte(address))
+	io.WriteString(mac, address)
+	var sum [sha1.Size]byte
 	var out [3]byte
-	copy(out[:], mac.Sum(nil))
+	copy(out[:], mac.Sum(sum[:0]))
 	return out
 }
 
@@ -90,11 +92,12 @@ func SignPRVS(address string, secret []byte, keyNum int, t time.Time, lifetime i
 	if err != nil {
 		return "", err
 	}
-	val, err := prvsTagValue(local+"@"+domain, secret, keyNum, t, lifetime)
+	bare := local + "@" + domain
+	val, err := prvsTagValue(bare, secret, keyNum, t, lifetime)
 	if err != nil {
 		return "", err
 	}
-	return "prvs=" + val + "=" + local + "@" + domain, nil
+	return "prvs=" + val + "=" + bare, nil
 }
 
 // SignPRVSSubaddress returns the sub-address form local+prvs=KDDDHHHHHH@domain
@@ -121,7 +124,11 @@ func prvsTagValue(address string, secret []byte, keyNum int, t time.Time, lifeti
 	}
 	stamp := ExpiryStamp(t, lifetime)
 	h := prvsHash(secret, keyNum, stamp, address)
-	return fmt.Sprintf("%d%03d%s", keyNum, stamp, hex.EncodeToString(h[:])), nil
+	var v [10]byte
+	v[0] = byte('0' + keyNum)
+	v[1], v[2], v[3] = byte('0'+stamp/100), byte('0'+stamp/10%10), byte('0'+stamp%10)
+	hex.Encode(v[4:], h[:])
+	return string(v[:]), nil
 }
 
 // SecretLookup returns the secret of key keyNum for an address's domain, or
