@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/milter"
 )
 
 type pingStore struct {
@@ -160,5 +162,52 @@ func TestMetricsAddress(t *testing.T) {
 	_ = x.shutdown(context.Background())
 	if !strings.Contains(logs.String(), "non-loopback") {
 		t.Errorf("no warning for a non-loopback metrics address:\n%s", logs.String())
+	}
+}
+
+// TestExtraServicesMetrics: serve's glue hands the metrics to the milter
+// as its observer, starts the metrics server when listen.metrics is set,
+// and a reload (setEngine) changes the domains the metrics label.
+func TestExtraServicesMetrics(t *testing.T) {
+	cfg := config.Default(t.TempDir())
+	cfg.Domains["example.com"] = config.Domain{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, _, err := openStore(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.observer() == nil || store.observer() != milter.Observer(store.metrics) {
+		t.Fatal("the milter's observer is not the metrics")
+	}
+	svc := &services{}
+	xs, err := startExtraServices(context.Background(), cfg, nil, store, log, svc)
+	if err != nil || len(xs) != 0 {
+		t.Fatalf("no listen.metrics: %d services, %v", len(xs), err)
+	}
+	cfg.Listen.Metrics = "127.0.0.1:0"
+	xs, err = startExtraServices(context.Background(), cfg, nil, store, log, svc)
+	if err != nil || len(xs) != 1 || !strings.HasPrefix(xs[0].name, "metrics http://127.0.0.1:") {
+		t.Fatalf("listen.metrics set: %+v, %v", xs, err)
+	}
+	go xs[0].run()
+	defer xs[0].shutdown(context.Background())
+
+	base := "http://" + strings.TrimSuffix(strings.TrimPrefix(xs[0].name, "metrics http://"), "/metrics")
+	store.observer().Signed("example.org", 1)
+	_, body := get(t, base+"/metrics")
+	if !strings.Contains(body, `bounce_milter_signed_total{domain="other",key="1"} 1`) {
+		t.Fatalf("before the reload example.org is not ours:\n%s", body)
+	}
+	next := config.Default(t.TempDir())
+	next.Domains["example.org"] = config.Domain{}
+	ks, err := backscatter.ParseKeys(strings.NewReader("1 s\n"), "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.setEngine(backscatter.NewEngine(next, backscatter.NewKeyRing(ks), nil))
+	store.observer().Signed("example.org", 1)
+	_, body = get(t, base+"/metrics")
+	if !strings.Contains(body, `bounce_milter_signed_total{domain="example.org",key="1"} 1`) {
+		t.Fatalf("after the reload example.org is ours:\n%s", body)
 	}
 }
