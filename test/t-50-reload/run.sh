@@ -14,6 +14,7 @@ SINK_OUT=$T/sink.jsonl
 KEYS=$T/keys
 SECRET2=e2e-reload-secret-two-XQ3
 SECRET3=e2e-reload-secret-three-PL8
+SECRET4=e2e-reload-secret-four-in-a-bad-line-ZK1
 METRICS=http://127.0.0.1:$METRICS_PORT
 
 printf '2 %s\n' "$SECRET2" > "$KEYS"; chmod 600 "$KEYS"
@@ -95,14 +96,21 @@ sed -i "s|^key_file = .*|key_file = \"$T/keys-readable\"|" "$T/bm.toml"
 cp "$KEYS" "$T/keys-readable"; chmod 644 "$T/keys-readable"
 kill -HUP "$bm_PID"
 wait_log "$T/bm.log" '"msg":"reload refused.*lets group or others read it' 1
+# b3: the config restored, but a broken line in the key file (its error
+# must name the line, never the secret).
+cp "$T/bm.toml.good" "$T/bm.toml"
+cp "$KEYS" "$T/keys.good"
+printf '4%s\n' "$SECRET4" >> "$KEYS"
+kill -HUP "$bm_PID"
+wait_log "$T/bm.log" '"msg":"reload refused.*keys:[0-9]+: want' 1
+cp "$T/keys.good" "$KEYS"
 kill -0 "$bm_PID" 2>/dev/null || fail "bounce-milter died on a bad reload"
 submit alice@example.com
 [[ $FROM_OUT == prvs=3?????????=alice@example.com ]] || fail "after refused reloads: sender $FROM_OUT, want a key-3 tag"
 refused_at_rcpt "${TAG2/=alice@/=mallory@}"
 out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --body "Your message could not be delivered.")
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "untagged bounce after refused reloads (mode must still be reject)"
-cp "$T/bm.toml.good" "$T/bm.toml"
-ok "SIGHUP with a broken config and with a readable key file: refused, logged, old config in force, process alive"
+ok "SIGHUP with a broken config, a readable key file, a broken key line: refused, logged, old config in force, process alive"
 
 # Metrics: promtool accepts the exposition; the counters moved.
 curl -sf "$METRICS/metrics" > "$T/metrics.txt" || fail "GET /metrics"
@@ -140,7 +148,7 @@ for line in open(sys.argv[1]):
 if n < 8:
     sys.exit(f"only {n} decision lines")
 PY
-for s in "$SECRET2" "$SECRET3"; do
+for s in "$SECRET2" "$SECRET3" "$SECRET4"; do
   grep -qF -- "$s" "$T/bm.log" "$T/bm.out" && fail "the key secret $s is in the log"
 done
 ok "--log-format json: decision lines are JSON with queue_id, client, sender, rcpt, verdict, reason; no secret logged"
