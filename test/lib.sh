@@ -213,3 +213,42 @@ start_redis() {
 
 # elapsed_ms CMD...: runs CMD, prints how long it took in milliseconds on fd 3.
 now_ms() { date +%s%3N; }
+
+# --- Helpers for the reload, shutdown and metrics tests (t-50). ---
+
+# wait_log FILE ERE [N]: wait until FILE has at least N (default 1) lines
+# matching ERE.
+wait_log() {
+  local want=${3:-1}
+  for _ in $(seq 100); do
+    [ "$(grep -cE -- "$2" "$1" 2>/dev/null || true)" -ge "$want" ] && return 0
+    sleep 0.1
+  done
+  fail "$1: no line matching /$2/ (want $want)"
+}
+
+# A hand-driven SMTP session on fd 5, for transactions that must stay open
+# (swaks cannot pause mid-DATA). The transcript goes to $T/raw-smtp.log.
+smtp_open() { # port
+  exec 5<>"/dev/tcp/127.0.0.1/$1" || fail "cannot connect to port $1"
+  smtp_reply 220
+}
+smtp_send() { # line: send one line with CRLF
+  echo "C: $1" >> "$T/raw-smtp.log"
+  printf '%s\r\n' "$1" >&5
+}
+smtp_reply() { # code: read one (possibly multi-line) reply, fail unless it has this code
+  local line
+  while IFS= read -r -t 30 line <&5; do
+    line=${line%$'\r'}
+    echo "S: $line" >> "$T/raw-smtp.log"
+    [[ $line =~ ^[0-9]{3}- ]] && continue
+    [[ $line == "$1"* ]] && return 0
+    fail "SMTP: reply '$line', want $1"
+  done
+  fail "SMTP: no reply (want $1)"
+}
+smtp_close() { exec 5<&- 5>&-; }
+
+# http_status URL: the HTTP status code (000 when nothing answers).
+http_status() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" || true; }

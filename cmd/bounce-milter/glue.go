@@ -10,20 +10,21 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/cache/backend"
 	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/metrics"
 	"github.com/bounce-milter/bounce-milter/internal/milter"
 	"github.com/redis/go-redis/v9"
 )
 
 // storeHandle is the open store and what the services need of it.
 type storeHandle struct {
-	store cache.Store
-	cfg   cache.Config
+	store   cache.Store
+	cfg     cache.Config
+	metrics *metrics.Metrics // never nil; also the store's cache.Observer
 }
 
-func (h storeHandle) Store() cache.Store             { return h.store }
-func (h storeHandle) observer() milter.Observer      { return nil }
-func (h storeHandle) timeout() time.Duration         { return h.cfg.Timeout }
-func (h storeHandle) Ping(ctx context.Context) error { return h.store.Ping(ctx) }
+func (h storeHandle) Store() cache.Store        { return h.store }
+func (h storeHandle) observer() milter.Observer { return h.metrics }
+func (h storeHandle) timeout() time.Duration    { return h.cfg.Timeout }
 func (h storeHandle) Close() error {
 	if h.store == nil {
 		return nil
@@ -44,7 +45,9 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // directory by default, Redis when configured.
 func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error) {
 	redis.SetLogger(redisLogger{log})
+	m := newMetrics(cfg)
 	cc := cfg.Store.Cache()
+	cc.Observer = m
 	st, err := backend.Open(cc, cfg.DataDir, log)
 	if err != nil {
 		return storeHandle{}, "", err
@@ -60,7 +63,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 		}
 		cancel()
 	}
-	return storeHandle{store: st, cfg: cc}, desc, nil
+	return storeHandle{store: st, cfg: cc, metrics: m}, desc, nil
 }
 
 // applyRedisFlag makes --redis URL select the Redis store.
@@ -96,5 +99,15 @@ type extraService struct {
 }
 
 func startExtraServices(ctx context.Context, cfg *config.Config, e *backscatter.Engine, store storeHandle, log *slog.Logger, svc *services) ([]extraService, error) {
-	return nil, nil
+	var out []extraService
+	// A reload changes our domains: the only domain label values.
+	svc.extra = append(svc.extra, func(e *backscatter.Engine) { store.metrics.SetDomains(e.Config().DomainNames()) })
+	if cfg.Listen.Metrics != "" {
+		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), log)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }

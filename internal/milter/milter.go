@@ -49,7 +49,9 @@ type Analyzer interface {
 	Analyze(ctx context.Context, raw []byte) Analysis
 }
 
-// Observer receives one call per decision, for metrics.
+// Observer receives one call per decision, for metrics. An Observer that
+// also has a FloodEntered() method is told each time a recipient or client
+// enters the flood (strict) state.
 type Observer interface {
 	Decision(direction, verdict, reason, domain string)
 	Signed(domain string, keyNum int)
@@ -499,8 +501,8 @@ func (ss *session) outboundEOM(m gomilter.Modifier) (*gomilter.Response, error) 
 	sig := ss.e.Sign(ss.msg.sender, ss.msg.rcpts)
 	if sig.Sender == "" {
 		if sig.Domain != "" {
-			ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "sender", ss.msg.sender,
-				"verdict", "not-signed", "reason", sig.Skip, "origin", ss.msg.outbound)
+			ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
+				"sender", ss.msg.sender, "verdict", "not-signed", "reason", sig.Skip, "origin", ss.msg.outbound)
 		}
 		return gomilter.RespAccept, nil
 	}
@@ -509,8 +511,8 @@ func (ss *session) outboundEOM(m gomilter.Modifier) (*gomilter.Response, error) 
 		return ss.onInternalError(), nil
 	}
 	ss.s.obs.Signed(sig.Domain, sig.KeyNum)
-	ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "sender", ss.msg.sender,
-		"verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts))
+	ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
+		"sender", ss.msg.sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts))
 	if ss.s.opts.Store != nil {
 		ss.s.queueRecord(cache.SentMessage{
 			MessageID: ss.msg.messageID, Tag: strings.ToLower(sig.Sender), Sender: ss.msg.sender,
@@ -601,6 +603,9 @@ func (ss *session) inboundEOM(m gomilter.Modifier) (*gomilter.Response, error) {
 				}
 				in.Strict = facts.RecipientStrict || facts.ClientStrict
 				if facts.FloodEntered {
+					if f, ok := ss.s.obs.(interface{ FloodEntered() }); ok {
+						f.FloodEntered()
+					}
 					ss.s.log.Warn("flood: strict state entered", "rcpt", r.Untagged, "client", ss.clientString())
 				}
 			}

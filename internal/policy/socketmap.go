@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,9 @@ func (s *Socketmap) serveConn(c net.Conn) {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
 		req, err := readNetstring(br, maxNetstring)
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
+			// EOF: Postfix closed an idle connection; a deadline: idle
+			// too long, or shutting down. Neither is worth a warning.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("socketmap: bad request; closing connection", "client", c.RemoteAddr().String(), "err", err)
 			}
 			return

@@ -1,0 +1,150 @@
+package main
+
+// Operations: the Prometheus endpoint and /healthz.
+//
+// /healthz answers what a load balancer or systemd watchdog script needs:
+// can Postfix reach us right now? So it dials every configured listener
+// (a listener whose accept loop died still has its socket open, but a
+// dial to a closed socket fails, which is the case that loses mail
+// signing) and pings the store, each within a short timeout, and names
+// the part that failed.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/metrics"
+)
+
+// healthTimeout bounds one /healthz check (each dial and the store ping).
+const healthTimeout = time.Second
+
+// newMetrics makes the process's metrics, labelled with our domains.
+func newMetrics(cfg *config.Config) *metrics.Metrics {
+	m := metrics.New(versionString())
+	m.SetDomains(cfg.DomainNames())
+	return m
+}
+
+// healthCheck returns the /healthz check for cfg's listeners and store
+// (nil: no store, nothing to ping). The error names every failing part.
+func healthCheck(cfg *config.Config, store cache.Store) func(context.Context) error {
+	type target struct{ name, network, address string }
+	var targets []target
+	for _, l := range []struct {
+		name string
+		ep   config.Endpoint
+	}{{"milter", cfg.Listen.Milter}, {"socketmap", cfg.Listen.Socketmap}, {"policy", cfg.Listen.Policy}} {
+		if l.ep.IsSet() {
+			targets = append(targets, target{l.name, l.ep.Network, l.ep.Address})
+		}
+	}
+	return func(ctx context.Context) error {
+		errs := make([]error, len(targets)+1)
+		var wg sync.WaitGroup
+		for i, t := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				dctx, cancel := context.WithTimeout(ctx, healthTimeout)
+				defer cancel()
+				var d net.Dialer
+				c, err := d.DialContext(dctx, t.network, t.address)
+				if err != nil {
+					errs[i] = fmt.Errorf("%s listener %s: %w", t.name, t.address, err)
+					return
+				}
+				c.Close()
+			}()
+		}
+		if store != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pctx, cancel := context.WithTimeout(ctx, healthTimeout)
+				defer cancel()
+				if err := store.Ping(pctx); err != nil {
+					errs[len(targets)] = fmt.Errorf("store: %w", err)
+				}
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+}
+
+// healthHandler serves 200 "ok" when health passes, else 503 with one
+// line per failing part.
+func healthHandler(health func(context.Context) error, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*healthTimeout)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := health(ctx); err != nil {
+			log.Warn("health check failed", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "unhealthy\n%s\n", err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+}
+
+// isLoopbackHost reports whether host (from HOST:PORT) only listens on
+// loopback.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// startMetrics listens on cfg.Listen.Metrics (HOST:PORT) and serves
+// /metrics and /healthz. The metrics show our domains and mail volumes, so
+// a non-loopback address is served but warned about: put it behind a
+// firewall or a scraping proxy.
+func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Context) error, log *slog.Logger) (extraService, error) {
+	addr := cfg.Listen.Metrics
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return extraService{}, fmt.Errorf("listen.metrics = %q: want HOST:PORT: %w", addr, err)
+	}
+	if !isLoopbackHost(host) {
+		log.Warn("metrics: listening on a non-loopback address; /metrics shows domains and mail volumes, restrict access to it", "address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return extraService{}, fmt.Errorf("metrics: cannot listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("GET /healthz", healthHandler(health, log))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return extraService{
+		name: "metrics http://" + ln.Addr().String() + "/metrics",
+		run: func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		},
+		shutdown: srv.Shutdown,
+	}, nil
+}

@@ -1,0 +1,214 @@
+// Package metrics is bounce-milter's Prometheus instrumentation.
+//
+// It answers the operator's questions: what is being decided and why
+// (decisions by verdict, reason and domain), whether an old key can be
+// retired (tags signed per key number: once a key has signed nothing for a
+// tag lifetime, no valid tag can name it), whether the store is healthy
+// (latency, errors, circuit-breaker state) and whether a flood is on.
+//
+// Metrics has its own registry, not the global default one, so that only
+// what is declared here (plus the Go and process collectors) is exposed,
+// and tests can build as many as they like. Every label value comes from a
+// fixed set: a value outside it is counted as "other". In particular
+// domains are labelled only when they are ours (SetDomains), since a
+// recipient domain is chosen by whoever sends the mail, and unbounded
+// label values would let any sender grow the metrics without limit.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Other is the label value for anything outside a label's fixed set.
+const Other = "other"
+
+// Label value sets. Reasons are the engine's (internal/backscatter):
+// the tag verification reasons and the message-level ones.
+var (
+	directions = set("inbound", "outbound")
+	verdicts   = set("accept", "reject", "tempfail", "quarantine", "drop-recipient")
+	reasons    = set(
+		"valid-tag", "not-tagged", "bad-signature", "expired", "unknown-key", "foreign-tag", "malformed",
+		"replayed", "no-evidence", "flood", "evidence", "exempt", "mode-off", "grace", "store-error",
+	)
+	storeOps      = set("record_sent", "inbound", "ping")
+	breakerStates = []string{"closed", "open", "half-open"}
+)
+
+func set(vals ...string) map[string]bool {
+	m := make(map[string]bool, len(vals))
+	for _, v := range vals {
+		m[v] = true
+	}
+	return m
+}
+
+func bounded(allowed map[string]bool, v string) string {
+	if allowed[v] {
+		return v
+	}
+	return Other
+}
+
+// Metrics holds every bounce-milter metric. It implements the milter's
+// Observer (decisions, signatures, dropped records) and the store's
+// observer (ObserveStore, BreakerState). Safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	decisions    *prometheus.CounterVec
+	signed       *prometheus.CounterVec
+	dropped      prometheus.Counter
+	storeDur     *prometheus.HistogramVec
+	storeErrs    *prometheus.CounterVec
+	breaker      *prometheus.GaugeVec
+	floodStrict  prometheus.Gauge
+	floodEntered prometheus.Counter
+
+	domains atomic.Pointer[map[string]bool]
+}
+
+// New makes the metrics with their own registry; version is the build's
+// version string, exposed in bounce_milter_build_info.
+func New(version string) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bounce_milter_decisions_total",
+		Help: "Decisions about recipients of bounces and auto-replies, by direction, verdict, reason and our domain (\"other\" for anything else).",
+	}, []string{"direction", "verdict", "reason", "domain"})
+	m.signed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bounce_milter_signed_total",
+		Help: "Envelope senders signed, by domain and key number. A key that has signed nothing for a tag lifetime can be retired.",
+	}, []string{"domain", "key"})
+	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bounce_milter_store_records_dropped_total",
+		Help: "Records of signed outbound mail that could not be written to the store (their bounces then need a tag or other evidence).",
+	})
+	m.storeDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "bounce_milter_store_duration_seconds",
+		Help: "Time taken by store operations, by operation, failed ones included.",
+		// From a local bbolt write (well under a millisecond) to the
+		// store timeout (a few hundred milliseconds) and beyond.
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"op"})
+	m.storeErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bounce_milter_store_errors_total",
+		Help: "Store operations that failed, by operation.",
+	}, []string{"op"})
+	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "bounce_milter_store_breaker_state",
+		Help: "The store's circuit-breaker state: 1 for the current state (closed, open, half-open), 0 for the others.",
+	}, []string{"state"})
+	m.floodStrict = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "bounce_milter_flood_strict",
+		Help: "Recipients currently in the flood (strict) state, where untagged bounces without evidence are refused.",
+	})
+	m.floodEntered = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bounce_milter_flood_entered_total",
+		Help: "Times a recipient or client entered the flood (strict) state.",
+	})
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "bounce_milter_build_info",
+		Help: "Always 1; the labels say which build is running.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.decisions, m.signed, m.dropped, m.storeDur, m.storeErrs, m.breaker,
+		m.floodStrict, m.floodEntered, buildInfo,
+	)
+	// Series that exist from the start, so that rate() and alerts see a
+	// zero before the first event rather than nothing.
+	m.BreakerState("closed")
+	for op := range storeOps {
+		m.storeErrs.WithLabelValues(op)
+	}
+	m.SetDomains(nil)
+	return m
+}
+
+// Registry is the registry the metrics are in (for tests and extra
+// collectors).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// SetDomains sets our domains: the only values the domain label takes
+// besides "other". Called at start and on every reload.
+func (m *Metrics) SetDomains(names []string) {
+	d := make(map[string]bool, len(names))
+	for _, n := range names {
+		d[strings.ToLower(strings.TrimSuffix(n, "."))] = true
+	}
+	m.domains.Store(&d)
+}
+
+func (m *Metrics) domain(d string) string {
+	d = strings.ToLower(strings.TrimSuffix(d, "."))
+	if (*m.domains.Load())[d] {
+		return d
+	}
+	return Other
+}
+
+// Decision counts one decision (milter.Observer).
+func (m *Metrics) Decision(direction, verdict, reason, domain string) {
+	m.decisions.WithLabelValues(bounded(directions, direction), bounded(verdicts, verdict),
+		bounded(reasons, reason), m.domain(domain)).Inc()
+}
+
+// Signed counts one signed envelope sender (milter.Observer).
+func (m *Metrics) Signed(domain string, keyNum int) {
+	key := Other
+	if keyNum >= 0 && keyNum <= 9 {
+		key = strconv.Itoa(keyNum)
+	}
+	m.signed.WithLabelValues(m.domain(domain), key).Inc()
+}
+
+// RecordDropped counts a sent record the store did not take
+// (milter.Observer).
+func (m *Metrics) RecordDropped() { m.dropped.Inc() }
+
+// ObserveStore records one store operation: "record_sent", "inbound" or
+// "ping" (cache.Observer).
+func (m *Metrics) ObserveStore(op string, d time.Duration, err error) {
+	op = bounded(storeOps, op)
+	m.storeDur.WithLabelValues(op).Observe(d.Seconds())
+	if err != nil {
+		m.storeErrs.WithLabelValues(op).Inc()
+	}
+}
+
+// BreakerState records the store's circuit-breaker state: "closed",
+// "open" or "half-open" (cache.Observer). An unknown state sets all three
+// to 0, which an alert on "closed" != 1 catches.
+func (m *Metrics) BreakerState(state string) {
+	for _, s := range breakerStates {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.breaker.WithLabelValues(s).Set(v)
+	}
+}
+
+// FloodState sets how many recipients are in the flood (strict) state.
+func (m *Metrics) FloodState(recipientsStrict int) { m.floodStrict.Set(float64(recipientsStrict)) }
+
+// FloodEntered counts a recipient or client entering the strict state.
+func (m *Metrics) FloodEntered() { m.floodEntered.Inc() }

@@ -1,0 +1,144 @@
+package metrics
+
+import (
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestDecisionsBoundedLabels(t *testing.T) {
+	m := New("test-1")
+	m.SetDomains([]string{"example.com", "Example.ORG."})
+	m.Decision("inbound", "reject", "bad-signature", "EXAMPLE.com")
+	m.Decision("inbound", "reject", "bad-signature", "example.com")
+	m.Decision("inbound", "accept", "valid-tag", "example.org")
+	// Values an outsider chooses, or that are not in the fixed sets.
+	m.Decision("inbound", "reject", "no-evidence", "attacker-chosen.example")
+	m.Decision("sideways", "explode", "because", "")
+
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"inbound", "reject", "bad-signature", "example.com"}, 2},
+		{[]string{"inbound", "accept", "valid-tag", "example.org"}, 1},
+		{[]string{"inbound", "reject", "no-evidence", Other}, 1},
+		{[]string{Other, Other, Other, Other}, 1},
+	} {
+		if got := testutil.ToFloat64(m.decisions.WithLabelValues(c.labels...)); got != c.want {
+			t.Errorf("decisions%v = %v, want %v", c.labels, got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.decisions); n != 4 {
+		t.Errorf("%d decision series, want 4 (labels not bounded?)", n)
+	}
+
+	// A reload that drops a domain stops labelling it.
+	m.SetDomains([]string{"example.org"})
+	m.Decision("inbound", "reject", "bad-signature", "example.com")
+	if got := testutil.ToFloat64(m.decisions.WithLabelValues("inbound", "reject", "bad-signature", Other)); got != 1 {
+		t.Errorf("after reload: decisions for a dropped domain = %v under \"other\", want 1", got)
+	}
+}
+
+func TestSignedByKey(t *testing.T) {
+	m := New("test-1")
+	m.SetDomains([]string{"example.com"})
+	m.Signed("example.com", 2)
+	m.Signed("example.com", 2)
+	m.Signed("example.com", 3)
+	m.Signed("example.com", 42)
+	if got := testutil.ToFloat64(m.signed.WithLabelValues("example.com", "2")); got != 2 {
+		t.Errorf("signed key 2 = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.signed.WithLabelValues("example.com", "3")); got != 1 {
+		t.Errorf("signed key 3 = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.signed.WithLabelValues("example.com", Other)); got != 1 {
+		t.Errorf("signed key out of range = %v, want 1 under other", got)
+	}
+}
+
+func TestStoreAndBreaker(t *testing.T) {
+	m := New("test-1")
+	m.ObserveStore("inbound", 3*time.Millisecond, nil)
+	m.ObserveStore("inbound", 400*time.Millisecond, errors.New("timeout"))
+	m.ObserveStore("record_sent", time.Millisecond, errors.New("down"))
+	m.ObserveStore("drop table", time.Millisecond, nil)
+	m.RecordDropped()
+
+	if got := testutil.ToFloat64(m.storeErrs.WithLabelValues("inbound")); got != 1 {
+		t.Errorf("inbound errors = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.storeErrs.WithLabelValues("ping")); got != 0 {
+		t.Errorf("ping errors = %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(m.dropped); got != 1 {
+		t.Errorf("dropped = %v, want 1", got)
+	}
+	want := `
+# HELP bounce_milter_store_breaker_state The store's circuit-breaker state: 1 for the current state (closed, open, half-open), 0 for the others.
+# TYPE bounce_milter_store_breaker_state gauge
+bounce_milter_store_breaker_state{state="closed"} 0
+bounce_milter_store_breaker_state{state="half-open"} 0
+bounce_milter_store_breaker_state{state="open"} 1
+`
+	m.BreakerState("open")
+	if err := testutil.CollectAndCompare(m.breaker, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`bounce_milter_store_duration_seconds_count{op="inbound"} 2`,
+		`bounce_milter_store_duration_seconds_bucket{op="inbound",le="0.005"} 1`,
+		`bounce_milter_store_duration_seconds_count{op="other"} 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.storeDur); n != 3 {
+		t.Errorf("%d histogram series, want 3 (inbound, record_sent, other)", n)
+	}
+}
+
+func TestExposition(t *testing.T) {
+	m := New("v1.2.3")
+	m.SetDomains([]string{"example.com"})
+	m.Decision("inbound", "reject", "expired", "example.com")
+	m.FloodState(3)
+	m.FloodEntered()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	out := string(body)
+	for _, want := range []string{
+		`bounce_milter_build_info{goversion="go`,
+		`version="v1.2.3"} 1`,
+		`bounce_milter_decisions_total{direction="inbound",domain="example.com",reason="expired",verdict="reject"} 1`,
+		`bounce_milter_flood_strict 3`,
+		`bounce_milter_flood_entered_total 1`,
+		`bounce_milter_store_breaker_state{state="closed"} 1`,
+		`bounce_milter_store_errors_total{op="record_sent"} 0`,
+		"go_goroutines ",
+		"process_cpu_seconds_total ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+	// Lint the exposition the way promtool check metrics does.
+	problems, err := testutil.GatherAndLint(m.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
