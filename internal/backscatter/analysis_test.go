@@ -116,6 +116,11 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 			kind: KindChallenge,
 		},
 		{
+			name: "ordinary: list discussion quoting a bounce",
+			msg:  "From: carol@example.org\nList-Id: <users.lists.example.org>\nSubject: Re: Undelivered Mail Returned to Sender\n\n> Your message could not be delivered to bob\n> Transcript of session follows\n> 550 user unknown\nDo you know why?\n",
+			kind: KindNotBounce,
+		},
+		{
 			name: "ordinary: web sign-up verification is no challenge",
 			msg:  "From: Service <no-reply@service.example>\nSubject: Please verify your email address\n\nThanks for signing up! Click the link below to confirm your e-mail:\nhttps://service.example/v/123\n",
 			kind: KindNotBounce,

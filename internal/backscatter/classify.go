@@ -307,7 +307,13 @@ func (a *anState) classify() Kind {
 	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Get("Content-Type"))), "multipart/report") {
 		score += 2 // report without (or with a damaged) report-type
 	}
-	if score >= 4 || score >= 3 && (strong || daemon) {
+	// Mailing-list traffic that merely discusses or quotes a bounce comes
+	// from a person through the list; it needs more than wording.
+	listMail := !daemon && !null && (h.Has("List-Id") || h.Has("List-Unsubscribe") || h.Has("Mailing-List"))
+	switch {
+	case listMail && score >= 6:
+		return KindDSN
+	case !listMail && (score >= 4 || score >= 3 && (strong || daemon)):
 		return KindDSN
 	}
 	// Antivirus notices to the (forged) sender are backscatter of the
