@@ -588,4 +588,25 @@ func (a *anState) extractOriginal() {
 	if rep.OriginalSender == "" && len(a.arfFields) > 0 {
 		rep.OriginalSender = anAddrOf(a.arfFields.get("original-mail-from"))
 	}
+	if rep.OriginalSender == "" {
+		// Postfix names the envelope sender in its per-message DSN fields.
+		if addr := anRecipientAddress(a.dsnMessage.get("x-postfix-sender")); anIsAddr(addr) {
+			rep.OriginalSender = addr
+		}
+	}
+	if rep.OriginalSender == "" && chosen != nil {
+		// "(envelope-from <a@b>)" in the original's Received lines (Exim).
+		for _, v := range chosen.header.Values("Received") {
+			if i := strings.Index(strings.ToLower(v), "envelope-from"); i >= 0 {
+				seg := v[i+len("envelope-from"):]
+				if j := strings.IndexByte(seg, ')'); j >= 0 {
+					seg = seg[:j]
+				}
+				if addr := anAddrOf(seg); anIsAddr(addr) {
+					rep.OriginalSender = addr
+					break
+				}
+			}
+		}
+	}
 }

@@ -173,6 +173,17 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 	}
 }
 
+func TestAnalyzeOriginalSenderFallbacks(t *testing.T) {
+	postfix := anAnalyzeString(t, "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\nX-Postfix-Sender: rfc822; Alice@Example.com\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--b--\n")
+	if postfix.OriginalSender != "alice@example.com" {
+		t.Errorf("X-Postfix-Sender: got %q", postfix.OriginalSender)
+	}
+	exim := anAnalyzeString(t, "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nSubject: Mail delivery failed\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--b\nContent-Type: text/rfc822-headers\n\nReceived: from a by b with esmtp (envelope-from <carol@example.com>)\n\tid 1 for <bob@example.net>\nMessage-ID: <x@example.com>\nFrom: alice@example.com\n\n--b--\n")
+	if exim.OriginalSender != "carol@example.com" || exim.OriginalFrom != "alice@example.com" {
+		t.Errorf("envelope-from: sender %q from %q", exim.OriginalSender, exim.OriginalFrom)
+	}
+}
+
 func TestAnalyzeRecipientDetails(t *testing.T) {
 	rep := anAnalyzeString(t, "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n"+
 		"Final-Recipient: rfc822; bob@example.net\nAction: failed (permanent)\nStatus: 5.1.1 (user unknown)\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.net>:\n  user unknown\n\n--b--\n")
