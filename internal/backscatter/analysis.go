@@ -576,7 +576,9 @@ func (a *anState) extractOriginal() {
 			rep.Original = chosen.full
 		}
 		rep.ReceivedHosts = anReceivedHosts(chosen.header.Values("Received"))
-	} else if inline == nil && len(a.texts) > 0 && a.rep.OriginalMessageID == "" {
+	} else if inline == nil {
+		// The id came from an MDN field or a bare part; a quoted header
+		// may still name the sender and relays.
 		inline = anFindInlineHeader(a.texts)
 	}
 	if chosen == nil && inline != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"mime/quotedprintable"
 	"slices"
 	"strings"
@@ -400,5 +399,4 @@ func TestSplitMultipartTolerance(t *testing.T) {
 	if _, ok := anSplitMultipart([]byte("no boundary here"), "b"); ok {
 		t.Error("missing boundary reported as found")
 	}
-	_ = io.EOF
 }
