@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,10 +157,12 @@ func wholeRun(files []string, n int) (time.Duration, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			buf := make([]byte, 0, 256<<10) // reused: a batch tool need not allocate per file
 			for p := range next {
-				b, err := os.ReadFile(p)
+				var err error
+				buf, err = readInto(buf[:0], p)
 				if err == nil {
-					_, err = backscatter.Analyze(bytes.NewReader(b), backscatter.AnalysisLimits{})
+					_, err = backscatter.Analyze(bytes.NewReader(buf), backscatter.AnalysisLimits{})
 				}
 				if err != nil {
 					mu.Lock()
@@ -177,6 +180,28 @@ func wholeRun(files []string, n int) (time.Duration, error) {
 	close(next)
 	wg.Wait()
 	return time.Since(start), firstErr
+}
+
+// readInto reads the file at p into buf (grown as needed).
+func readInto(buf []byte, p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return buf, err
+	}
+	defer f.Close()
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func bestWholeRun(files []string, n, runs int) (time.Duration, error) {
