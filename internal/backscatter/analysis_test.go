@@ -193,6 +193,21 @@ func TestAnalyzeOriginalSenderFallbacks(t *testing.T) {
 	}
 }
 
+func TestAnalyzeSESNotifications(t *testing.T) {
+	plain := `{"notificationType":"Bounce","bounce":{"bouncedRecipients":[{"emailAddress":"Bob@example.net","action":"failed","status":"5.1.1","diagnosticCode":"smtp; 550 user unknown"},{"emailAddress":"carol@example.net"}]},"mail":{"source":"alice@example.com"}}`
+	escaped := `{"Type" : "Notification", "Message" : "` + strings.ReplaceAll(plain, `"`, `\"`) + `"}`
+	complaint := `{"notificationType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":"bob@example.net"}]}}`
+	for name, body := range map[string]string{"plain": plain, "SNS-escaped": escaped} {
+		rep := anAnalyzeString(t, "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"+body+"\n")
+		if rep.Kind != KindDSN || !slices.Equal(rep.BouncedAddresses(), []string{"bob@example.net", "carol@example.net"}) || rep.Recipients[0].Status != "5.1.1" {
+			t.Errorf("%s: kind %s recipients %+v", name, rep.Kind, rep.Recipients)
+		}
+	}
+	if rep := anAnalyzeString(t, "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"+complaint+"\n"); rep.Kind != KindARF {
+		t.Errorf("complaint: kind %s", rep.Kind)
+	}
+}
+
 func TestAnalyzeRecipientDetails(t *testing.T) {
 	rep := anAnalyzeString(t, "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n"+
 		"Final-Recipient: rfc822; bob@example.net\nAction: failed (permanent)\nStatus: 5.1.1 (user unknown)\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.net>:\n  user unknown\n\n--b--\n")

@@ -346,11 +346,16 @@ func (a *anState) classify() Kind {
 	// Provider notifications (Amazon SES via SNS) carry complaint and
 	// bounce reports as JSON.
 	for _, t := range scan {
-		if anContainsFold(t, `"notificationtype"`) {
+		lt := anLowerASCII(anClip(t, 4096))
+		if i := strings.Index(lt, "notificationtype"); i >= 0 {
+			// The value follows within a few bytes, quotes possibly
+			// escaped (SNS wraps the SES JSON in a string).
+			v := lt[i+len("notificationtype"):]
+			v = anClip(strings.TrimLeft(v, `\": `), 16)
 			switch {
-			case anContainsFold(t, `"complaint"`):
+			case strings.HasPrefix(v, "complaint"):
 				return KindARF
-			case anContainsFold(t, `"bounce"`), anContainsFold(t, `"delivery"`):
+			case strings.HasPrefix(v, "bounce"), strings.HasPrefix(v, "delivery"):
 				return KindDSN
 			}
 		}
@@ -387,7 +392,10 @@ func (a *anState) extractRecipients() {
 			return
 		}
 	}
-	a.rep.Recipients = anTextRecipients(a.texts)
+	a.rep.Recipients = anJSONRecipients(a.texts)
+	if len(a.rep.Recipients) == 0 {
+		a.rep.Recipients = anTextRecipients(a.texts)
+	}
 	if len(a.rep.Recipients) == 0 {
 		a.rep.Recipients = anTextRecipients(a.htmlTexts)
 	}

@@ -590,3 +590,72 @@ func anTrailingAddr(c string) string {
 	}
 	return a
 }
+
+// anJSONRecipients reads the recipients of a provider notification in
+// JSON (Amazon SES through SNS: "bouncedRecipients":[{"emailAddress":...}],
+// possibly as an escaped string inside the SNS envelope). It scans instead
+// of decoding: these notifications arrive re-wrapped by mail systems, which
+// breaks strict JSON.
+func anJSONRecipients(texts []string) []BouncedRecipient {
+	var out []BouncedRecipient
+	for _, t := range texts {
+		t = anClip(t, anRecipientScan)
+		if !anContainsFold(t, "recipients") {
+			continue
+		}
+		t = strings.ReplaceAll(t, `\"`, `"`)
+		lt := anLowerASCII(t)
+		for _, key := range []string{`"bouncedrecipients"`, `"delayedrecipients"`} {
+			i := strings.Index(lt, key)
+			if i < 0 {
+				continue
+			}
+			end := strings.IndexByte(lt[i:], ']')
+			if end < 0 {
+				end = len(lt) - i
+			}
+			arr, larr := t[i:i+end], lt[i:i+end]
+			action := "failed"
+			if key == `"delayedrecipients"` {
+				action = "delayed"
+			}
+			for _, obj := range strings.Split(larr, "}")[:max(0, strings.Count(larr, "}"))+1] {
+				off := strings.Index(larr, obj)
+				addr := anJSONString(arr[off:off+len(obj)], obj, `"emailaddress"`)
+				if addr == "" {
+					continue
+				}
+				out = append(out, BouncedRecipient{
+					Address:    anRecipientAddress(addr),
+					Action:     action,
+					Status:     anJSONString(arr[off:off+len(obj)], obj, `"status"`),
+					Diagnostic: anClip(anJSONString(arr[off:off+len(obj)], obj, `"diagnosticcode"`), 500),
+				})
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return out
+}
+
+// anJSONString returns the string value of key in a JSON fragment (orig
+// and its lower-cased copy lower share offsets).
+func anJSONString(orig, lower, key string) string {
+	i := strings.Index(lower, key)
+	if i < 0 {
+		return ""
+	}
+	rest := orig[i+len(key):]
+	j := strings.IndexByte(rest, '"')
+	if j < 0 || strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest[:j]), ":")) != "" {
+		return ""
+	}
+	rest = rest[j+1:]
+	k := strings.IndexByte(rest, '"')
+	if k < 0 {
+		return ""
+	}
+	return rest[:k]
+}
