@@ -440,6 +440,13 @@ func anLeadingAddr(c string) string {
 	if !anIsAddr(a) {
 		return ""
 	}
+	// "phrase <addr>": a display part that happens to look like an
+	// address is followed by the real one in angle brackets.
+	if rest := strings.TrimLeft(c[end:], " \t"); strings.HasPrefix(rest, "<") {
+		if j := strings.IndexByte(rest, '>'); j > 1 && anIsAddr(rest[1:j]) {
+			return rest[1:j]
+		}
+	}
 	return a
 }
 
