@@ -325,6 +325,15 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 		boundary := params["boundary"]
 		parts, ok := anSplitMultipart(raw, boundary)
 		if !ok {
+			// The declared boundary is missing or wrong (re-encoding
+			// relays, truncated headers): try the delimiter the body uses.
+			if g := anGuessBoundary(raw); g != "" && g != boundary {
+				a.warn("multipart boundary %q not found, using %q", boundary, g)
+				boundary = g
+				parts, ok = anSplitMultipart(raw, boundary)
+			}
+		}
+		if !ok {
 			// A multipart whose boundary never occurs is read as text, as
 			// some MTAs (and broken relays) produce exactly that.
 			a.brokenBounds = true
@@ -457,6 +466,29 @@ func anIsUTF8Charset(cs string) bool {
 		return true
 	}
 	return false
+}
+
+// anGuessBoundary returns the first "--X" line token that delimits at
+// least two parts of body, or "".
+func anGuessBoundary(body []byte) string {
+	seen := map[string]int{}
+	for n := 0; len(body) > 0 && n < 5000; n++ {
+		line, rest, _ := bytes.Cut(body, []byte("\n"))
+		body = rest
+		line = bytes.TrimRight(line, " \t\r")
+		if len(line) < 4 || line[0] != '-' || line[1] != '-' || bytes.ContainsAny(line, " \t") {
+			continue
+		}
+		b := string(bytes.TrimSuffix(line[2:], []byte("--")))
+		if b == "" || strings.Trim(b, "-") == "" {
+			continue // "-----" rulers are not boundaries
+		}
+		seen[b]++
+		if seen[b] == 2 {
+			return b
+		}
+	}
+	return ""
 }
 
 // decodeBody undoes the transfer encoding and, for text, the charset. Both

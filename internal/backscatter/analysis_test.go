@@ -95,6 +95,12 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 			kind: KindDSN,
 		},
 		{
+			name: "multipart without its boundary parameter",
+			msg: "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status\n\n" +
+				"--XyZ\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--XyZ\nContent-Type: message/rfc822\n\n" + anOrigHeader + "\n--XyZ--\n",
+			kind: KindDSN, id: "orig-1@example.com", rcpts: []string{"bob@example.net"}, sender: "alice@example.com",
+		},
+		{
 			name: "RFC 3834 auto-reply",
 			msg:  "From: Bob <bob@example.net>\nAuto-Submitted: auto-replied (vacation)\nSubject: Out of office\nIn-Reply-To: <orig-1@example.com>\nReferences: <a@example.com> <orig-1@example.com>\n\nI am away.\n",
 			kind: KindAutoreply,
