@@ -28,6 +28,7 @@ var anBounceSubjects = []string{
 	"mail delivery problem", "notice of delivery failure", "delivery error", "bounced mail",
 	"message you sent", "returned to you", "delivery warning", "warning: message",
 	"mail failed", "returning to sender", "returned to sender", "error notification",
+	"message blocked", "mail blocked", "message rejected", "mail rejected",
 	"メールエラー", "未達", "配信エラー", "送信エラー",
 }
 
@@ -89,6 +90,12 @@ var anBounceStrong = []string{
 	"had fatal errors",
 	"trouble delivering your message",
 	"rejected recipient",
+	"your message was blocked",
+	"your message has been blocked",
+	"message was rejected",
+	"message has been rejected",
+	"your message was rejected",
+	"was rejected by the recipient",
 }
 
 // anBounceWeak are phrases common in bounces but also in human mail.
