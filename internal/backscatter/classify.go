@@ -353,7 +353,11 @@ func (a *anState) classify() Kind {
 	// Provider notifications (Amazon SES via SNS) carry complaint and
 	// bounce reports as JSON.
 	for _, t := range scan {
-		lt := anLowerASCII(anClip(t, 4096))
+		t = anClip(t, 4096)
+		if !anContainsFold(t, "notificationtype") {
+			continue
+		}
+		lt := anLowerASCII(t)
 		if i := strings.Index(lt, "notificationtype"); i >= 0 {
 			// The value follows within a few bytes, quotes possibly
 			// escaped (SNS wraps the SES JSON in a string).
