@@ -1,5 +1,18 @@
 package backscatter
 
+// The bounce analysis reads one message and answers three questions for the
+// backscatter decision: what kind of automatic mail is it (Kind), what did
+// it return (the original's Message-ID, sender, raw bytes for DKIM, the
+// relays in its Received lines) and which recipients failed.
+//
+// Pipeline: read at most MaxBytes; normalise line ends; split header and
+// body leniently (dsn.go); walk the MIME tree within MaxDepth/MaxParts,
+// collecting delivery-status fields, returned originals and text; then pick
+// the original (analysis.go), classify (classify.go) and, for DSNs, read the
+// recipients from the RFC 3464 fields or, for the many MTAs that do not send
+// them, from generic textual shapes (inline.go). Evidence that we sent the
+// original is collected separately (evidence.go) because it may need DNS.
+
 import (
 	"bytes"
 	"errors"
