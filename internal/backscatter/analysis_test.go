@@ -421,3 +421,18 @@ func TestSplitMultipartTolerance(t *testing.T) {
 		t.Error("missing boundary reported as found")
 	}
 }
+
+func TestBeforeOriginal(t *testing.T) {
+	cases := map[string]string{
+		"a@b failed\n--- Below this line is a copy of the message.\nTo: c@d\n":  "a@b failed\n",
+		"a@b failed\n  Received: from x\nTo: c@d\n":                             "a@b failed\n",
+		"a@b failed\nReturn-Path: <x@y>\n":                                      "a@b failed\n",
+		"no original here\n":                                                    "no original here\n",
+		"x\n------ This is a COPY OF THE MESSAGE, including all the headers.\n": "x\n",
+	}
+	for in, want := range cases {
+		if got := anBeforeOriginal(in); got != want {
+			t.Errorf("anBeforeOriginal(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -679,3 +679,14 @@ func anHintPhrases() *anMatcher {
 	anHintOnce.Do(func() { anHintMatcher = anNewMatcher([][]string{anRecipientHints}) })
 	return anHintMatcher
 }
+
+var (
+	anMarkerOnce    sync.Once
+	anMarkerMatcher *anMatcher
+)
+
+// anMarkerPhrases returns the matcher for anOriginalMarkers (group 0).
+func anMarkerPhrases() *anMatcher {
+	anMarkerOnce.Do(func() { anMarkerMatcher = anNewMatcher([][]string{anOriginalMarkers}) })
+	return anMarkerMatcher
+}

@@ -200,24 +200,23 @@ var anOriginalMarkers = []string{
 // anBeforeOriginal cuts a bounce text at the start of the returned
 // original (a marker phrase or the first quoted Received/Return-Path line).
 func anBeforeOriginal(text string) string {
-	off := 0
-	rest := text
-	for len(rest) > 0 {
-		line, after, _ := strings.Cut(rest, "\n")
-		c := strings.TrimSpace(line)
-		lc := anLowerASCII(c)
-		if strings.HasPrefix(lc, "received: ") || strings.HasPrefix(lc, "return-path:") {
+	cut := len(text)
+	if e := anMarkerPhrases().firstEnd(text, 1); e >= 0 {
+		cut = strings.LastIndexByte(text[:e], '\n') + 1 // start of the marker's line
+	}
+	// The first quoted header line, if it comes earlier.
+	for off := 0; off < cut; {
+		line := text[off:]
+		if i := strings.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i]
+		}
+		c := strings.TrimLeft(line, " \t")
+		if len(c) >= 9 && strings.EqualFold(c[:9], "received:") || len(c) >= 12 && strings.EqualFold(c[:12], "return-path:") {
 			return text[:off]
 		}
-		for _, m := range anOriginalMarkers {
-			if strings.Contains(lc, m) {
-				return text[:off]
-			}
-		}
 		off += len(line) + 1
-		rest = after
 	}
-	return text
+	return text[:cut]
 }
 
 // anRecipientHints are phrases after which the failed recipients are
