@@ -291,7 +291,7 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 		limit = i + 2
 	}
 	hs := string(data[:limit])
-	var fields []anField
+	fields := make([]anField, 0, 16) // most sections have a handful of fields
 	vstart, vend := 0, 0 // span of the current field's value in hs
 	folded := false
 	closeField := func() {
