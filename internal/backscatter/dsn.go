@@ -292,7 +292,7 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 	}
 	hs := string(data[:limit])
 	fields := make([]anField, 0, 16) // most sections have a handful of fields
-	vstart, vend := 0, 0 // span of the current field's value in hs
+	vstart, vend := 0, 0             // span of the current field's value in hs
 	folded := false
 	closeField := func() {
 		if len(fields) == 0 {
