@@ -79,10 +79,10 @@ func (l AnalysisLimits) withDefaults() AnalysisLimits {
 
 // BouncedRecipient is one recipient a DSN reports on.
 type BouncedRecipient struct {
-	Address    string // normalised: lower case, no "rfc822;", no <>, no source route
-	Action     string // failed, delayed, ... ("failed" when taken from non-standard text)
-	Status     string // enhanced status code, e.g. 5.1.1, when known
-	Diagnostic string // Diagnostic-Code or the MTA's text, when known
+	Address    string `json:"address"`              // normalised: lower case, no "rfc822;", no <>, no source route
+	Action     string `json:"action"`               // failed, delayed, ... ("failed" when taken from non-standard text)
+	Status     string `json:"status,omitempty"`     // enhanced status code, e.g. 5.1.1, when known
+	Diagnostic string `json:"diagnostic,omitempty"` // Diagnostic-Code or the MTA's text, when known
 }
 
 // Report is the result of analysing one message.
