@@ -1,5 +1,18 @@
 package backscatter
 
+// The bounce analysis reads one message and answers three questions for the
+// backscatter decision: what kind of automatic mail is it (Kind), what did
+// it return (the original's Message-ID, sender, raw bytes for DKIM, the
+// relays in its Received lines) and which recipients failed.
+//
+// Pipeline: read at most MaxBytes; normalise line ends; split header and
+// body leniently (dsn.go); walk the MIME tree within MaxDepth/MaxParts,
+// collecting delivery-status fields, returned originals and text; then pick
+// the original (analysis.go), classify (classify.go) and, for DSNs, read the
+// recipients from the RFC 3464 fields or, for the many MTAs that do not send
+// them, from generic textual shapes (inline.go). Evidence that we sent the
+// original is collected separately (evidence.go) because it may need DNS.
+
 import (
 	"bytes"
 	"errors"
@@ -66,10 +79,10 @@ func (l AnalysisLimits) withDefaults() AnalysisLimits {
 
 // BouncedRecipient is one recipient a DSN reports on.
 type BouncedRecipient struct {
-	Address    string // normalised: lower case, no "rfc822;", no <>, no source route
-	Action     string // failed, delayed, ... ("failed" when taken from non-standard text)
-	Status     string // enhanced status code, e.g. 5.1.1, when known
-	Diagnostic string // Diagnostic-Code or the MTA's text, when known
+	Address    string `json:"address"`              // normalised: lower case, no "rfc822;", no <>, no source route
+	Action     string `json:"action"`               // failed, delayed, ... ("failed" when taken from non-standard text)
+	Status     string `json:"status,omitempty"`     // enhanced status code, e.g. 5.1.1, when known
+	Diagnostic string `json:"diagnostic,omitempty"` // Diagnostic-Code or the MTA's text, when known
 }
 
 // Report is the result of analysing one message.
@@ -325,6 +338,15 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 		boundary := params["boundary"]
 		parts, ok := anSplitMultipart(raw, boundary)
 		if !ok {
+			// The declared boundary is missing or wrong (re-encoding
+			// relays, truncated headers): try the delimiter the body uses.
+			if g := anGuessBoundary(raw); g != "" && g != boundary {
+				a.warn("multipart boundary %q not found, using %q", boundary, g)
+				boundary = g
+				parts, ok = anSplitMultipart(raw, boundary)
+			}
+		}
+		if !ok {
 			// A multipart whose boundary never occurs is read as text, as
 			// some MTAs (and broken relays) produce exactly that.
 			a.brokenBounds = true
@@ -459,6 +481,29 @@ func anIsUTF8Charset(cs string) bool {
 	return false
 }
 
+// anGuessBoundary returns the first "--X" line token that delimits at
+// least two parts of body, or "".
+func anGuessBoundary(body []byte) string {
+	seen := map[string]int{}
+	for n := 0; len(body) > 0 && n < 5000; n++ {
+		line, rest, _ := bytes.Cut(body, []byte("\n"))
+		body = rest
+		line = bytes.TrimRight(line, " \t\r")
+		if len(line) < 4 || line[0] != '-' || line[1] != '-' || bytes.ContainsAny(line, " \t") {
+			continue
+		}
+		b := string(bytes.TrimSuffix(line[2:], []byte("--")))
+		if b == "" || strings.Trim(b, "-") == "" {
+			continue // "-----" rulers are not boundaries
+		}
+		seen[b]++
+		if seen[b] == 2 {
+			return b
+		}
+	}
+	return ""
+}
+
 // decodeBody undoes the transfer encoding and, for text, the charset. Both
 // errors are non-fatal: the raw bytes are better than nothing.
 func (a *anState) decodeBody(h anHeader, raw []byte, limit int64) []byte {
@@ -576,7 +621,9 @@ func (a *anState) extractOriginal() {
 			rep.Original = chosen.full
 		}
 		rep.ReceivedHosts = anReceivedHosts(chosen.header.Values("Received"))
-	} else if inline == nil && len(a.texts) > 0 && a.rep.OriginalMessageID == "" {
+	} else if inline == nil {
+		// The id came from an MDN field or a bare part; a quoted header
+		// may still name the sender and relays.
 		inline = anFindInlineHeader(a.texts)
 	}
 	if chosen == nil && inline != nil {
@@ -587,5 +634,26 @@ func (a *anState) extractOriginal() {
 	}
 	if rep.OriginalSender == "" && len(a.arfFields) > 0 {
 		rep.OriginalSender = anAddrOf(a.arfFields.get("original-mail-from"))
+	}
+	if rep.OriginalSender == "" {
+		// Postfix names the envelope sender in its per-message DSN fields.
+		if addr := anRecipientAddress(a.dsnMessage.get("x-postfix-sender")); anIsAddr(addr) {
+			rep.OriginalSender = addr
+		}
+	}
+	if rep.OriginalSender == "" && chosen != nil {
+		// "(envelope-from <a@b>)" in the original's Received lines (Exim).
+		for _, v := range chosen.header.Values("Received") {
+			if i := strings.Index(strings.ToLower(v), "envelope-from"); i >= 0 {
+				seg := v[i+len("envelope-from"):]
+				if j := strings.IndexByte(seg, ')'); j >= 0 {
+					seg = seg[:j]
+				}
+				if addr := anAddrOf(seg); anIsAddr(addr) {
+					rep.OriginalSender = addr
+					break
+				}
+			}
+		}
 	}
 }

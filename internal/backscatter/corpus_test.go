@@ -148,8 +148,8 @@ func TestCorpus(t *testing.T) {
 	}
 	t.Logf("class %d/%d, ordinary as bounce %d, ids %d/%d, dsn rcpts %d/%d, sisimai rcpts %d/%d",
 		classOK, len(rows), ordinaryFP, idOK, idTotal, dsnOK, dsnTotal, sisOK, sisTotal)
-	// Floors just under the measured figures (460/464, 346/346, 199/199,
-	// 172/179), so a regression fails. sisimai: 310/346 ids, 193/197 sets.
+	// Floors just under the measured figures (461/464, 346/346, 199/199,
+	// 175/179), so a regression fails. sisimai: 310/346 ids, 193/197 sets.
 	// The one "ordinary" message classified as a bounce is
 	// sisimai-rb-issue-368-bug.eml, a genuine postmaster bounce (Return-Path
 	// <>, "rejected ... Mailbox full", the original quoted) that sisimai's
@@ -163,8 +163,8 @@ func TestCorpus(t *testing.T) {
 	if ordinaryFP > 1 {
 		t.Errorf("%d ordinary messages classified as bounce-like, want at most 1", ordinaryFP)
 	}
-	floor("classification", classOK, len(rows), 0.985)
+	floor("classification", classOK, len(rows), 0.99)
 	floor("original Message-ID", idOK, idTotal, 0.99)
 	floor("recipients (+dsn-fields)", dsnOK, dsnTotal, 0.99)
-	floor("recipients (+sisimai)", sisOK, sisTotal, 0.95)
+	floor("recipients (+sisimai)", sisOK, sisTotal, 0.965)
 }

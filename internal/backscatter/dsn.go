@@ -291,8 +291,8 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 		limit = i + 2
 	}
 	hs := string(data[:limit])
-	var fields []anField
-	vstart, vend := 0, 0 // span of the current field's value in hs
+	fields := make([]anField, 0, 16) // most sections have a handful of fields
+	vstart, vend := 0, 0             // span of the current field's value in hs
 	folded := false
 	closeField := func() {
 		if len(fields) == 0 {

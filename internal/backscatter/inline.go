@@ -200,24 +200,23 @@ var anOriginalMarkers = []string{
 // anBeforeOriginal cuts a bounce text at the start of the returned
 // original (a marker phrase or the first quoted Received/Return-Path line).
 func anBeforeOriginal(text string) string {
-	off := 0
-	rest := text
-	for len(rest) > 0 {
-		line, after, _ := strings.Cut(rest, "\n")
-		c := strings.TrimSpace(line)
-		lc := anLowerASCII(c)
-		if strings.HasPrefix(lc, "received: ") || strings.HasPrefix(lc, "return-path:") {
+	cut := len(text)
+	if e := anMarkerPhrases().firstEnd(text, 1); e >= 0 {
+		cut = strings.LastIndexByte(text[:e], '\n') + 1 // start of the marker's line
+	}
+	// The first quoted header line, if it comes earlier.
+	for off := 0; off < cut; {
+		line := text[off:]
+		if i := strings.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i]
+		}
+		c := strings.TrimLeft(line, " \t")
+		if len(c) >= 9 && strings.EqualFold(c[:9], "received:") || len(c) >= 12 && strings.EqualFold(c[:12], "return-path:") {
 			return text[:off]
 		}
-		for _, m := range anOriginalMarkers {
-			if strings.Contains(lc, m) {
-				return text[:off]
-			}
-		}
 		off += len(line) + 1
-		rest = after
 	}
-	return text
+	return text[:cut]
 }
 
 // anRecipientHints are phrases after which the failed recipients are
@@ -440,6 +439,13 @@ func anLeadingAddr(c string) string {
 	if !anIsAddr(a) {
 		return ""
 	}
+	// "phrase <addr>": a display part that happens to look like an
+	// address is followed by the real one in angle brackets.
+	if rest := strings.TrimLeft(c[end:], " \t"); strings.HasPrefix(rest, "<") {
+		if j := strings.IndexByte(rest, '>'); j > 1 && anIsAddr(rest[1:j]) {
+			return rest[1:j]
+		}
+	}
 	return a
 }
 
@@ -589,4 +595,73 @@ func anTrailingAddr(c string) string {
 		return ""
 	}
 	return a
+}
+
+// anJSONRecipients reads the recipients of a provider notification in
+// JSON (Amazon SES through SNS: "bouncedRecipients":[{"emailAddress":...}],
+// possibly as an escaped string inside the SNS envelope). It scans instead
+// of decoding: these notifications arrive re-wrapped by mail systems, which
+// breaks strict JSON.
+func anJSONRecipients(texts []string) []BouncedRecipient {
+	var out []BouncedRecipient
+	for _, t := range texts {
+		t = anClip(t, anRecipientScan)
+		if !anContainsFold(t, "recipients") {
+			continue
+		}
+		t = strings.ReplaceAll(t, `\"`, `"`)
+		lt := anLowerASCII(t)
+		for _, key := range []string{`"bouncedrecipients"`, `"delayedrecipients"`} {
+			i := strings.Index(lt, key)
+			if i < 0 {
+				continue
+			}
+			end := strings.IndexByte(lt[i:], ']')
+			if end < 0 {
+				end = len(lt) - i
+			}
+			arr, larr := t[i:i+end], lt[i:i+end]
+			action := "failed"
+			if key == `"delayedrecipients"` {
+				action = "delayed"
+			}
+			for _, obj := range strings.Split(larr, "}")[:max(0, strings.Count(larr, "}"))+1] {
+				off := strings.Index(larr, obj)
+				addr := anJSONString(arr[off:off+len(obj)], obj, `"emailaddress"`)
+				if addr == "" {
+					continue
+				}
+				out = append(out, BouncedRecipient{
+					Address:    anRecipientAddress(addr),
+					Action:     action,
+					Status:     anJSONString(arr[off:off+len(obj)], obj, `"status"`),
+					Diagnostic: anClip(anJSONString(arr[off:off+len(obj)], obj, `"diagnosticcode"`), 500),
+				})
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return out
+}
+
+// anJSONString returns the string value of key in a JSON fragment (orig
+// and its lower-cased copy lower share offsets).
+func anJSONString(orig, lower, key string) string {
+	i := strings.Index(lower, key)
+	if i < 0 {
+		return ""
+	}
+	rest := orig[i+len(key):]
+	j := strings.IndexByte(rest, '"')
+	if j < 0 || strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest[:j]), ":")) != "" {
+		return ""
+	}
+	rest = rest[j+1:]
+	k := strings.IndexByte(rest, '"')
+	if k < 0 {
+		return ""
+	}
+	return rest[:k]
 }
