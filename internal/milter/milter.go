@@ -374,6 +374,12 @@ func (ss *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Re
 			ss.msg.headers[lname] = strings.TrimSpace(value)
 		}
 	}
+	if ss.msg.buf.Len() == 0 {
+		// The envelope sender, as the delivered message will carry it:
+		// the analysis reads a null Return-Path as a bounce signal, and
+		// Postfix adds this header only at delivery.
+		ss.appendBuf([]byte("Return-Path: <"), []byte(ss.msg.sender), []byte(">\r\n"))
+	}
 	ss.appendBuf([]byte(name), []byte(":"), leadSpace(value), []byte(value), []byte("\r\n"))
 	return gomilter.RespContinue, nil
 }
