@@ -8,9 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,21 +60,7 @@ func newLoggedHarness(t *testing.T, format string) (*harness, *syncBuffer) {
 		h = slog.NewJSONHandler(buf, opts)
 	}
 	srv := New(Options{Engine: eng, Store: st, Analyzer: fakeAnalyzer{}, StripInMilter: true, Logger: slog.New(h)})
-	dir, err := os.MkdirTemp("", "bm-milter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "m.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		os.RemoveAll(dir)
-	})
-	return &harness{t: t, srv: srv, sock: sock, store: st, secret: []byte(loggedSecret)}, buf
+	return &harness{t: t, srv: srv, sock: serveUnix(t, srv), store: st, secret: []byte(loggedSecret)}, buf
 }
 
 // exercise sends mail down every path that logs: signing, valid, forged

@@ -117,6 +117,13 @@ func newHarness(t *testing.T, cfgText string) *harness {
 	st := &fakeStore{sent: map[string]cache.SentMessage{}, bounces: map[string]int64{}}
 	srv := New(Options{Engine: eng, Store: st, Analyzer: fakeAnalyzer{}, StripInMilter: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return &harness{t: t, srv: srv, sock: serveUnix(t, srv), store: st, secret: []byte("test-secret")}
+}
+
+// serveUnix runs srv on a unix socket in a fresh directory (short enough
+// for sun_path) until the test ends, and returns the socket's path.
+func serveUnix(t *testing.T, srv *Server) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "bm-milter")
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +138,7 @@ func newHarness(t *testing.T, cfgText string) *harness {
 		srv.Close()
 		os.RemoveAll(dir)
 	})
-	return &harness{t: t, srv: srv, sock: sock, store: st, secret: []byte("test-secret")}
+	return sock
 }
 
 const baseConfig = `
