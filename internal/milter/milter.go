@@ -144,12 +144,14 @@ const Actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptA
 // SetEngine swaps the engine (configuration reload).
 func (s *Server) SetEngine(e *backscatter.Engine) { s.engine.Store(e) }
 
-// Serve accepts milter connections on ln until Shutdown or Close. On tcp
-// listeners each connection re-arms TCP_QUICKACK after every read.
+// Serve accepts milter connections on ln until Shutdown or Close. Each
+// packet goes out in one write; on tcp listeners each connection also
+// re-arms TCP_QUICKACK after every read.
 func (s *Server) Serve(ln net.Listener) error {
 	if _, ok := ln.Addr().(*net.TCPAddr); ok {
 		ln = quickAckListener{ln}
 	}
+	ln = singleWriteListener{ln}
 	err := s.srv.Serve(ln)
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil
