@@ -25,7 +25,7 @@ dump_logs() {
 free_port() {
   local p
   for _ in $(seq 200); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    p=$(( 10000 + RANDOM % 22000 )) # below the ephemeral range (32768-)
     if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return; fi
   done
   echo "no free port" >&2; return 1
