@@ -2,6 +2,16 @@
 // decision engine: the socketmap that strips valid tags for
 // recipient_canonical_maps, and the policy-delegation service for
 // check_policy_service.
+//
+// The policy service exists because some sites cannot or will not run a
+// milter, and because every site gains from refusing the cheapest cases
+// (forged, expired, unknown-key and replayed tags) at RCPT, before the
+// client sends any data. It decides with the same engine, configuration
+// and store as the milter, so both say the same thing about the same
+// envelope. What it cannot do is read the body: without the milter an
+// untagged bounce is decided on the envelope alone (exemptions, grace,
+// flood state, then the domain's mode), where the milter would first look
+// for evidence that we sent the original.
 package policy
 
 import (
