@@ -48,7 +48,15 @@ type extraService struct {
 }
 
 func startExtraServices(ctx context.Context, cfg *config.Config, e *backscatter.Engine, store storeHandle, log *slog.Logger, svc *services) ([]extraService, error) {
-	return nil, nil
+	var extra []extraService
+	if cfg.Listen.Policy.IsSet() {
+		p, err := startPolicyService(cfg, e, store, log, svc)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, p)
+	}
+	return extra, nil
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
