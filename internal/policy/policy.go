@@ -243,6 +243,11 @@ func Decide(env Env, req Request) Reply {
 	default:
 		return Reply{Action: Dunno, Note: "not RCPT, DATA or END-OF-MESSAGE"}
 	}
+	if data && env.WithMilter {
+		// The milter decides the message after reading the body, and
+		// writes the one verdict header.
+		return Reply{Action: Dunno, Note: "message left to the milter"}
+	}
 	client, _ := netip.ParseAddr(req.ClientAddress)
 	if why := e.OutboundReason(backscatter.Origin{AuthUser: req.SASLUsername, Daemon: req.PolicyContext, Client: client}); why != "" {
 		return Reply{Action: Dunno, Note: "outbound mail (" + why + ")"}
@@ -281,12 +286,11 @@ func Decide(env Env, req Request) Reply {
 		}
 		v = backscatter.TagVerdict(r, replayed)
 	case r.Tagged():
-		// Replay was judged (and counted) at RCPT.
+		// Replay was judged (and counted) at RCPT; this is for the
+		// verdict header.
 		v = backscatter.TagVerdict(r, false)
 	case !data:
 		return Reply{Action: Dunno, Rcpt: req.Recipient, Note: "untagged: decided at DATA (callout probes pass)"}
-	case env.WithMilter:
-		return Reply{Action: Dunno, Rcpt: req.Recipient, Note: "untagged: left to the milter, which reads the body"}
 	default:
 		in := backscatter.UntaggedInput{Recipient: r}
 		if env.Inbound != nil {
