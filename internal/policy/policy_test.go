@@ -572,3 +572,47 @@ func TestDecidedSetBounded(t *testing.T) {
 		t.Fatalf("set %v", d.set)
 	}
 }
+
+// BenchmarkPolicySocket is one RCPT request and its answer over loopback
+// TCP (a forged tag: one HMAC, no store), sequentially on one connection,
+// and in parallel on one connection per goroutine as smtpd processes do.
+func BenchmarkPolicySocket(b *testing.B) {
+	p := NewPolicy(policyEngine(b, ""), nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go p.Serve(ln)
+	defer p.Shutdown(context.Background())
+	req := policyReq("RCPT", "", "prvs=2000000000=alice@example.com")
+	roundTrips := func(b *testing.B, next func() bool) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for next() {
+			if _, err := io.WriteString(c, req); err != nil {
+				b.Error(err)
+				return
+			}
+			line, err := br.ReadString('\n')
+			if err == nil {
+				_, err = br.ReadString('\n')
+			}
+			if err != nil || !strings.HasPrefix(line, "action=550 ") {
+				b.Errorf("%q %v", line, err)
+				return
+			}
+		}
+	}
+	b.Run("sequential", func(b *testing.B) {
+		i := 0
+		roundTrips(b, func() bool { i++; return i <= b.N })
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) { roundTrips(b, pb.Next) })
+	})
+}
