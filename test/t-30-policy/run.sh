@@ -121,6 +121,29 @@ n=$((n+1)); sink_wait $n
 [ "$(count_headers $n)" = 0 ] || fail "ordinary mail got a verdict header"
 ok "policy only: ordinary mail untouched"
 
+# A9. Many smtpd processes at once, each with its own policy connection.
+pids=()
+for i in $(seq 20); do
+  smtp "$PF_PORT" --from '<>' --to "$forged" --quit-after RCPT > "$T/par-$i.out" &
+  pids+=($!)
+done
+wait "${pids[@]}"
+for i in $(seq 20); do
+  grep -qE '<\*\* 550 5\.7\.1 .*bad-signature' "$T/par-$i.out" || { cat "$T/par-$i.out" >&2; fail "parallel session $i not refused"; }
+done
+ok "policy only: 20 concurrent SMTP sessions all refused at RCPT"
+
+# A10. SIGHUP reloads the policy service's engine too.
+cp "$T/bm.toml" "$T/bm.toml.orig"
+sed -i 's/^mode = "tag"$/mode = "reject"/' "$T/bm.toml"
+kill -HUP "$bm_PID"
+for _ in $(seq 50); do grep -q 'msg=reloaded' "$T/bm.log" && break; sleep 0.1; done
+grep -q 'msg=reloaded' "$T/bm.log" || fail "no reload logged"
+out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "after reload: tagmode.example in mode reject"
+mv "$T/bm.toml.orig" "$T/bm.toml"
+ok "policy only: SIGHUP reload reaches the policy service"
+
 # B. Policy + milter, the policy service on a unix socket.
 stop_pid "$bm_PID"
 start_bm bm2 --config "$T/bm.toml" --milter "inet:127.0.0.1:$MILTER_PORT" --policy "unix:$POL_SOCK"
