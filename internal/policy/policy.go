@@ -118,7 +118,7 @@ func ReadRequest(br *bufio.Reader) (Request, error) {
 		case "request":
 			req.Request = value
 		case "protocol_state":
-			req.ProtocolState = strings.ToUpper(value)
+			req.ProtocolState = asciiUpper(value)
 		case "sender":
 			req.Sender = value
 		case "recipient":
@@ -143,6 +143,18 @@ func ReadRequest(br *bufio.Reader) (Request, error) {
 			req.PolicyContext = value
 		}
 	}
+}
+
+// asciiUpper upper-cases ASCII letters only: strings.ToUpper would turn
+// each invalid UTF-8 byte into a 3-byte U+FFFD and so break the bounds.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // readLine reads a line of at most max bytes (newline excluded) and returns
