@@ -28,6 +28,11 @@ func startPolicyService(cfg *config.Config, e *backscatter.Engine, store storeHa
 		opts = append(opts, policy.WithObserver(obs))
 	}
 	p := policy.NewPolicy(e, store.Store(), opts...)
+	if cfg.Listen.Milter.IsSet() {
+		log.Info("policy service: tags checked at RCPT; counting and untagged bounces left to the milter (serve --milter off for policy only)")
+	} else {
+		log.Info("policy service without the milter: untagged bounces decided at DATA on the envelope alone; nothing is signed here")
+	}
 	svc.extra = append(svc.extra, p.SetEngine)
 	return extraService{
 		name:     "policy " + cfg.Listen.Policy.String(),
