@@ -142,7 +142,38 @@ grep -q 'msg=reloaded' "$T/bm.log" || fail "no reload logged"
 out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "after reload: tagmode.example in mode reject"
 mv "$T/bm.toml.orig" "$T/bm.toml"
+kill -HUP "$bm_PID"
+for _ in $(seq 50); do [ "$(grep -c 'msg=reloaded' "$T/bm.log")" = 2 ] && break; sleep 0.1; done
+[ "$(grep -c 'msg=reloaded' "$T/bm.log")" = 2 ] || fail "second reload not logged"
 ok "policy only: SIGHUP reload reaches the policy service"
+
+# A11. Also in smtpd_end_of_data_restrictions: a message decided at DATA is
+# not decided (nor counted) again at END-OF-MESSAGE.
+postconf -c "$T/pf/etc" -e "smtpd_end_of_data_restrictions = check_policy_service inet:127.0.0.1:$POL_PORT"
+postfix -c "$T/pf/etc" reload >/dev/null 2>&1
+sleep 1
+out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
+expect_reply "$out" '<-  250 .*queued' "DATA and END-OF-MESSAGE: tag mode"
+n=$((n+1)); sink_wait $n
+[ "$(count_headers $n)" = 1 ] || fail "DATA and END-OF-MESSAGE: $(count_headers $n) verdict headers"
+qid=$(grep -oE 'queued as [0-9A-F]+' <<<"$out" | awk '{print $3}')
+[ "$(grep -c "queue_id=$qid .*service=policy" "$T/bm.log")" = 1 ] || fail "message $qid decided $(grep -c "queue_id=$qid .*service=policy" "$T/bm.log") times, want once"
+ok "policy only: DATA and END-OF-MESSAGE configured: decided once"
+
+# A12. Only at END-OF-MESSAGE: refused after the body; no PREPEND possible there.
+postconf -c "$T/pf/etc" -e "smtpd_data_restrictions ="
+postfix -c "$T/pf/etc" reload >/dev/null 2>&1
+sleep 1
+out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com)
+expect_reply "$out" '<-  354 ' "END-OF-MESSAGE only: DATA accepted"
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "END-OF-MESSAGE only: refused after the body"
+out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
+expect_reply "$out" '<-  250 .*queued' "END-OF-MESSAGE only: tag mode"
+n=$((n+1)); sink_wait $n
+[ "$(count_headers $n)" = 0 ] || fail "END-OF-MESSAGE only: a header was prepended"
+grep -q 'service=policy state=END-OF-MESSAGE .*reason=no-evidence' "$T/bm.log" || fail "END-OF-MESSAGE decision not logged"
+postconf -c "$T/pf/etc" -e "smtpd_end_of_data_restrictions =" "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POL_PORT"
+ok "policy only: at END-OF-MESSAGE, refused after the body (mode reject), DUNNO in tag mode"
 
 # B. Policy + milter, the policy service on a unix socket.
 stop_pid "$bm_PID"
