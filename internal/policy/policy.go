@@ -214,10 +214,12 @@ const TempfailAction = "DEFER_IF_PERMIT 4.3.0 Bounce check temporarily unavailab
 type Env struct {
 	Engine *backscatter.Engine
 	// WithMilter is set when the milter runs from the same configuration.
-	// The policy service then counts nothing (the milter counts every
-	// bounce once), leaves untagged bounces to the milter, which reads
-	// the body, and prepends no verdict header (the milter writes it, and
-	// removes copies it did not write).
+	// The policy service then counts nothing: at RCPT it asks the store
+	// with Count=false (a tag already over its budget is refused before
+	// DATA), and it answers DUNNO at DATA and END-OF-MESSAGE, leaving the
+	// message to the milter, which reads the body, counts every bounce
+	// once, and writes the one verdict header (removing copies it did not
+	// write, prepended ones included).
 	WithMilter bool
 	// Inbound asks the store; nil when there is no store. It must return
 	// within a bounded time (Policy bounds it with the store timeout).
@@ -239,7 +241,8 @@ type Env struct {
 // by the engine on the envelope and the store's flood state; a tagged one
 // gets its verdict header. With several recipients the policy service
 // cannot tell which of them a verdict is for, nor refuse one of them, so
-// it answers DUNNO and leaves the message to the milter, if any.
+// it answers DUNNO and leaves the message to the milter, if any. With the
+// milter in the same configuration, see Env.WithMilter.
 func Decide(env Env, req Request) Reply {
 	e := env.Engine
 	if req.Request != "" && req.Request != "smtpd_access_policy" {
