@@ -3,7 +3,7 @@
 # A. policy only (no milter): forged, expired and unknown-key tags refused
 #    at RCPT, callout probes pass, untagged bounces decided at DATA per the
 #    domain's mode, verdict headers prepended;
-# B. policy + milter from one config, the policy on a unix socket: tags
+# B. policy + milter from one config, both on unix sockets: tags
 #    refused at RCPT by the policy service, untagged bounces left to the
 #    milter (decided after the body), one verdict header;
 # C. the service stopped: Postfix goes on (smtpd_policy_service_default_action).
@@ -11,7 +11,10 @@ source "$(dirname "$0")/../lib.sh"
 setup_dirs
 
 PF_PORT=$(free_port); SUB_PORT=$(free_port); SINK_PORT=$(free_port)
-MILTER_PORT=$(free_port); SM_PORT=$(free_port); POL_PORT=$(free_port)
+SM_PORT=$(free_port); POL_PORT=$(free_port)
+# B's milter listens on a unix socket: a port picked now could be taken as
+# an ephemeral port by the time B starts.
+MILTER_SOCK=$T/milter.sock
 SINK_OUT=$T/sink.jsonl
 KEYS=$T/keys
 POL_SOCK=$T/policy.sock
@@ -40,6 +43,8 @@ count_headers() { # N: copies of X-Bounce-Check in message N
 start_sink "$SINK_PORT" "$SINK_OUT"
 start_bm bm --config "$T/bm.toml" --milter off
 wait_port "$POL_PORT"
+# The listeners open before serve prints what it runs.
+for _ in $(seq 50); do grep -q '^smtpd_policy_service_default_action' "$T/bm.out" && break; sleep 0.1; done
 grep -q "policy inet:127.0.0.1:$POL_PORT" "$T/bm.out" || fail "serve does not list the policy service: $(cat "$T/bm.out")"
 grep -q 'milter inet' "$T/bm.out" && fail "milter running although --milter off"
 grep -q "^smtpd_data_restrictions = check_policy_service { inet:127.0.0.1:$POL_PORT" "$T/bm.out" || fail "serve does not print the policy lines"
@@ -175,13 +180,12 @@ grep -q 'service=policy state=END-OF-MESSAGE .*reason=no-evidence' "$T/bm.log" |
 postconf -c "$T/pf/etc" -e "smtpd_end_of_data_restrictions =" "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POL_PORT"
 ok "policy only: at END-OF-MESSAGE, refused after the body (mode reject), DUNNO in tag mode"
 
-# B. Policy + milter, the policy service on a unix socket.
+# B. Policy + milter, both on unix sockets.
 stop_pid "$bm_PID"
-start_bm bm2 --config "$T/bm.toml" --milter "inet:127.0.0.1:$MILTER_PORT" --policy "unix:$POL_SOCK"
-wait_port "$MILTER_PORT"
-for _ in $(seq 50); do [ -S "$POL_SOCK" ] && break; sleep 0.1; done
-[ -S "$POL_SOCK" ] || fail "no policy socket at $POL_SOCK"
-postconf -c "$T/pf/etc" -e "smtpd_milters = inet:127.0.0.1:$MILTER_PORT" \
+start_bm bm2 --config "$T/bm.toml" --milter "unix:$MILTER_SOCK" --policy "unix:$POL_SOCK"
+for _ in $(seq 50); do [ -S "$POL_SOCK" ] && [ -S "$MILTER_SOCK" ] && break; sleep 0.1; done
+[ -S "$POL_SOCK" ] && [ -S "$MILTER_SOCK" ] || fail "no policy or milter socket"
+postconf -c "$T/pf/etc" -e "smtpd_milters = unix:$MILTER_SOCK" \
   "smtpd_recipient_restrictions = check_policy_service unix:$POL_SOCK" \
   "smtpd_data_restrictions = check_policy_service unix:$POL_SOCK"
 postfix -c "$T/pf/etc" reload >/dev/null 2>&1
@@ -192,7 +196,7 @@ expect_reply "$out" '<\*\* 550 5\.7\.1 .*bad-signature' "policy+milter: forged t
 grep -q 'service=policy state=RCPT .*reason=bad-signature' "$T/bm2.log" || fail "policy+milter: forged tag not refused by the policy service"
 out=$(smtp "$PF_PORT" --from '<>' --to "$expired" --quit-after RCPT)
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*expired' "policy+milter: expired tag"
-ok "policy + milter: forged and expired tags refused at RCPT by the policy service (unix socket)"
+ok "policy + milter: forged and expired tags refused at RCPT by the policy service"
 
 out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --quit-after RCPT)
 expect_reply "$out" '<-  250 ' "policy+milter: callout probe"
