@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,14 @@ func (s *Socketmap) serveConn(c net.Conn) {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
 		req, err := readNetstring(br, maxNetstring)
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
+			// Answers to the requests before this one still go out.
+			_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_ = bw.Flush()
+			switch {
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// Idle for 10 minutes, or shutting down.
+			default:
 				s.log.Warn("socketmap: bad request; closing connection", "client", c.RemoteAddr().String(), "err", err)
 			}
 			return
