@@ -10,8 +10,8 @@
 source "$(dirname "$0")/../lib.sh"
 setup_dirs
 
-PF_PORT=$(free_port); SUB_PORT=$(free_port); SINK_PORT=$(free_port)
-SM_PORT=$(free_port); POL_PORT=$(free_port)
+PF_PORT=$(free_port_low); SUB_PORT=$(free_port_low); SINK_PORT=$(free_port_low)
+SM_PORT=$(free_port_low); POL_PORT=$(free_port_low)
 # B's milter listens on a unix socket: a port picked now could be taken as
 # an ephemeral port by the time B starts.
 MILTER_SOCK=$T/milter.sock
