@@ -616,3 +616,24 @@ func BenchmarkPolicySocket(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) { roundTrips(b, pb.Next) })
 	})
 }
+
+func TestAnswerInternalError(t *testing.T) {
+	// An engine without a key ring panics on the first tag it verifies;
+	// the service answers per inbound.on_error instead of dying.
+	for _, tc := range []struct{ conf, want string }{
+		{"", Dunno},
+		{"[inbound]\non_error = \"tempfail\"\n", TempfailAction},
+		{"[inbound]\non_error = \"reject\"\n", "550 5.3.0 Bounce check failed"},
+	} {
+		cfg, err := config.Parse([]byte(policyTop+tc.conf+policyConf), "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := NewPolicy(backscatter.NewEngine(cfg, nil, nil), nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		tag := sign(t, "alice@example.com", 2, "policy-secret", time.Now())
+		got := p.Answer(Request{ProtocolState: "RCPT", Recipient: tag})
+		if got.Action != tc.want {
+			t.Errorf("on_error %q: %q, want %q", tc.conf, got.Action, tc.want)
+		}
+	}
+}
