@@ -134,6 +134,9 @@ func readNetstring(r *bufio.Reader, max int) (string, error) {
 		if b < '0' || b > '9' || digits > 6 {
 			return "", fmt.Errorf("netstring: bad length byte %q", b)
 		}
+		if digits == 1 && n == 0 {
+			return "", errors.New("netstring: leading zero in the length")
+		}
 		n = n*10 + int(b-'0')
 		digits++
 		if n > max {

@@ -93,7 +93,7 @@ func TestSocketmapOverSocket(t *testing.T) {
 }
 
 func TestReadNetstringBad(t *testing.T) {
-	for _, in := range []string{"", ":", "3:ab", "3:abc;", "x:abc,", "99999999:", "-1:,"} {
+	for _, in := range []string{"", ":", "3:ab", "3:abc;", "x:abc,", "99999999:", "-1:,", "00:,", "01:a,"} {
 		if _, err := readNetstring(bufio.NewReader(strings.NewReader(in)), maxNetstring); err == nil {
 			t.Errorf("%q: no error", in)
 		}
