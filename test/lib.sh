@@ -252,3 +252,17 @@ smtp_close() { exec 5<&- 5>&-; }
 
 # http_status URL: the HTTP status code (000 when nothing answers).
 http_status() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" || true; }
+
+# free_port_low: like free_port, but below the kernel's ephemeral port
+# range, so that no outgoing connection can take the port between picking
+# it and binding it (it happens on a busy machine).
+free_port_low() {
+  local lo p
+  lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$lo" -gt 12000 ] 2>/dev/null || lo=32768
+  for _ in $(seq 200); do
+    p=$(( 10000 + RANDOM % (lo - 10000) ))
+    if ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return; fi
+  done
+  echo "no free port" >&2; return 1
+}

@@ -102,6 +102,13 @@ func startExtraServices(ctx context.Context, cfg *config.Config, e *backscatter.
 	var out []extraService
 	// A reload changes our domains: the only domain label values.
 	svc.extra = append(svc.extra, func(e *backscatter.Engine) { store.metrics.SetDomains(e.Config().DomainNames()) })
+	if cfg.Listen.Policy.IsSet() {
+		p, err := startPolicyService(cfg, e, store, log, svc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
 	if cfg.Listen.Metrics != "" {
 		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), log)
 		if err != nil {

@@ -489,13 +489,7 @@ func postfixLines(cfg *config.Config) string {
 		fmt.Fprintf(&b, "recipient_canonical_maps = socketmap:%s:unbatv\n", ep(cfg.Listen.Socketmap))
 		b.WriteString("recipient_canonical_classes = envelope_recipient\n")
 	}
-	if cfg.Listen.Policy.IsSet() {
-		b.WriteString("# Refuse forged and expired tags at RCPT before DATA (place after reject_unauth_destination).\n")
-		fmt.Fprintf(&b, "smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, check_policy_service { %s, default_action=DUNNO }\n", ep(cfg.Listen.Policy))
-		b.WriteString("smtpd_data_restrictions = check_policy_service { " + ep(cfg.Listen.Policy) + ", default_action=DUNNO }\n")
-		b.WriteString("# If the policy service is down, Postfix carries on as if it said DUNNO.\n")
-		b.WriteString("smtpd_policy_service_default_action = DUNNO\n")
-	}
+	b.WriteString(policyLines(cfg))
 	b.WriteString("\n# --- master.cf: mark mail of your users on submission as ours ---\n")
 	b.WriteString("submission inet n - y - - smtpd\n  -o syslog_name=postfix/submission\n  -o smtpd_tls_security_level=encrypt\n  -o smtpd_sasl_auth_enable=yes\n  -o milter_macro_daemon_name=ORIGINATING\n")
 	if len(cfg.Domains) > 0 {

@@ -2,6 +2,16 @@
 // decision engine: the socketmap that strips valid tags for
 // recipient_canonical_maps, and the policy-delegation service for
 // check_policy_service.
+//
+// The policy service exists because some sites cannot or will not run a
+// milter, and because every site gains from refusing the cheapest cases
+// (forged, expired, unknown-key and replayed tags) at RCPT, before the
+// client sends any data. It decides with the same engine, configuration
+// and store as the milter, so both say the same thing about the same
+// envelope. What it cannot do is read the body: without the milter an
+// untagged bounce is decided on the envelope alone (exemptions, grace,
+// flood state, then the domain's mode), where the milter would first look
+// for evidence that we sent the original.
 package policy
 
 import (
@@ -68,9 +78,14 @@ func (s *Socketmap) serveConn(c net.Conn) {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
 		req, err := readNetstring(br, maxNetstring)
 		if err != nil {
-			// EOF: Postfix closed an idle connection; a deadline: idle
-			// too long, or shutting down. Neither is worth a warning.
-			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+			// Answers to the requests before this one still go out.
+			_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_ = bw.Flush()
+			switch {
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// Idle for 10 minutes, or shutting down.
+			default:
 				s.log.Warn("socketmap: bad request; closing connection", "client", c.RemoteAddr().String(), "err", err)
 			}
 			return
@@ -120,7 +135,7 @@ func readNetstring(r *bufio.Reader, max int) (string, error) {
 			return "", fmt.Errorf("netstring: bad length byte %q", b)
 		}
 		if digits == 1 && n == 0 {
-			return "", errors.New("netstring: length with a leading zero")
+			return "", errors.New("netstring: leading zero in the length")
 		}
 		n = n*10 + int(b-'0')
 		digits++

@@ -71,8 +71,12 @@ func TestSocketmapOverSocket(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", r.req, got, r.want)
 		}
 	}
-	// A malformed request closes that connection, and only that one.
-	io.WriteString(c, "1x:abc,")
+	// A malformed request closes that connection, and only that one; the
+	// answer to a good request pipelined before it still goes out.
+	io.WriteString(c, netstring("unbatv "+valid)+"1x:abc,")
+	if got, err := readNetstring(br, maxNetstring); got != "OK user@example.com" {
+		t.Fatalf("good request before a bad one: %q %v", got, err)
+	}
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatal("connection not closed after a malformed netstring")
@@ -89,7 +93,7 @@ func TestSocketmapOverSocket(t *testing.T) {
 }
 
 func TestReadNetstringBad(t *testing.T) {
-	for _, in := range []string{"", ":", "3:ab", "3:abc;", "x:abc,", "99999999:", "-1:,"} {
+	for _, in := range []string{"", ":", "3:ab", "3:abc;", "x:abc,", "99999999:", "-1:,", "00:,", "01:a,"} {
 		if _, err := readNetstring(bufio.NewReader(strings.NewReader(in)), maxNetstring); err == nil {
 			t.Errorf("%q: no error", in)
 		}

@@ -1,0 +1,639 @@
+package policy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/config"
+)
+
+const policyTop = `grace = "0s"
+mode = "reject"
+`
+
+const policyConf = `[domains."example.com"]
+[domains."tagmode.example"]
+mode = "tag"
+[domains."hold.example"]
+mode = "quarantine"
+`
+
+var policyNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func policyEngine(t testing.TB, extra string) *backscatter.Engine {
+	t.Helper()
+	cfg, err := config.Parse([]byte(policyTop+extra+policyConf), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := backscatter.ParseKeys(strings.NewReader("2 policy-secret\n"), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), nil)
+	e.Now = func() time.Time { return policyNow }
+	return e
+}
+
+func sign(t testing.TB, addr string, key int, secret string, at time.Time) string {
+	t.Helper()
+	s, err := backscatter.SignPRVS(addr, []byte(secret), key, at, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// fakeStore answers Inbound with fixed facts or an error, and records the
+// queries. hang makes it block until its context ends (or forever with
+// ignoreCtx); panicking makes it panic.
+type fakeStore struct {
+	mu        sync.Mutex
+	facts     cache.InboundFacts
+	err       error
+	hang      bool
+	ignoreCtx bool
+	panicking bool
+	queries   []cache.InboundQuery
+}
+
+func (s *fakeStore) RecordSent(context.Context, cache.SentMessage) error { return nil }
+func (s *fakeStore) Ping(context.Context) error                          { return nil }
+func (s *fakeStore) Close() error                                        { return nil }
+func (s *fakeStore) Inbound(ctx context.Context, q cache.InboundQuery) (cache.InboundFacts, error) {
+	s.mu.Lock()
+	s.queries = append(s.queries, q)
+	facts, err, hang, ignore, pan := s.facts, s.err, s.hang, s.ignoreCtx, s.panicking
+	s.mu.Unlock()
+	switch {
+	case pan:
+		panic("boom")
+	case hang && ignore:
+		select {}
+	case hang:
+		<-ctx.Done()
+		return cache.InboundFacts{}, ctx.Err()
+	}
+	return facts, err
+}
+
+func (s *fakeStore) counted() (n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range s.queries {
+		if q.Count {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *fakeStore) inbound(q cache.InboundQuery) (cache.InboundFacts, error) {
+	return s.Inbound(context.Background(), q)
+}
+
+func TestDecide(t *testing.T) {
+	e := policyEngine(t, "")
+	valid := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
+	forged := strings.Replace(valid, "=alice@", "=mallory@", 1)
+	expired := sign(t, "alice@example.com", 2, "policy-secret", policyNow.AddDate(0, 0, -20))
+	unknown := sign(t, "alice@example.com", 7, "other-secret", policyNow)
+	forgedPM := strings.Replace(valid, "=alice@", "=postmaster@", 1)
+	rcpt := func(sender, rcpt string) Request {
+		return Request{Request: "smtpd_access_policy", ProtocolState: "RCPT", Sender: sender, Recipient: rcpt,
+			RecipientCount: 0, ClientAddress: "192.0.2.1", Instance: "1.2.3"}
+	}
+	data := func(state, rcpt string, n int) Request {
+		return Request{Request: "smtpd_access_policy", ProtocolState: state, Sender: "", Recipient: rcpt,
+			RecipientCount: n, ClientAddress: "192.0.2.1", Instance: "1.2.3"}
+	}
+	with := func(r Request, f func(*Request)) Request { f(&r); return r }
+	noStore := errors.New("no store")
+	for _, tc := range []struct {
+		name       string
+		req        Request
+		milter     bool
+		facts      cache.InboundFacts
+		storeErr   error // noStore: env.Inbound is nil
+		want       string
+		wantReason backscatter.Reason // "" when no verdict is expected
+		wantCounts []bool             // Count of each store query made
+	}{
+		{"forged tag at RCPT", rcpt("", forged), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Bounce address tag is forged (bad-signature)", backscatter.ReasonBadSignature, nil},
+		{"expired tag at RCPT", rcpt("", expired), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Bounce address tag has expired (expired)", backscatter.ReasonExpired, nil},
+		{"unknown key at RCPT", rcpt("", unknown), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Bounce address tag names an unknown key (unknown-key)", backscatter.ReasonUnknownKey, nil},
+		{"forged tag, upper-case domain", rcpt("", strings.Replace(forged, "example.com", "EXAMPLE.COM", 1)), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, nil},
+		{"forged tag from MAILER-DAEMON", rcpt("MAILER-DAEMON@mx.example.org", forged), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, nil},
+		{"valid tag counted once", rcpt("", valid), false, cache.InboundFacts{}, nil,
+			"DUNNO", "valid-tag", []bool{true}},
+		{"valid tag replayed", rcpt("", valid), false, cache.InboundFacts{Replayed: true}, nil,
+			"550 5.7.1 Bounce address tag used more often", backscatter.ReasonReplayed, []bool{true}},
+		{"valid tag, milter counts", rcpt("", valid), true, cache.InboundFacts{}, nil,
+			"DUNNO", "valid-tag", []bool{false}},
+		{"valid tag, milter too, already replayed", rcpt("", valid), true, cache.InboundFacts{Replayed: true}, nil,
+			"550 5.7.1 Bounce address tag used more often", backscatter.ReasonReplayed, []bool{false}},
+		{"valid tag, store down: the HMAC suffices", rcpt("", valid), false, cache.InboundFacts{}, errors.New("down"),
+			"DUNNO", "valid-tag", []bool{true}},
+		{"valid tag, no store", rcpt("", valid), false, cache.InboundFacts{}, noStore, "DUNNO", "valid-tag", nil},
+		{"untagged at RCPT: callout probes pass", rcpt("", "alice@example.com"), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"forged tag, ordinary sender", rcpt("bob@example.org", forged), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"foreign domain", rcpt("", "prvs=2000000000=bob@example.org"), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"forged tag to postmaster: exempt", rcpt("", forgedPM), false, cache.InboundFacts{}, nil, "DUNNO", backscatter.ReasonBadSignature, nil},
+		{"authenticated client", with(rcpt("", forged), func(r *Request) { r.SASLUsername = "alice" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"originating policy_context", with(rcpt("", forged), func(r *Request) { r.PolicyContext = "ORIGINATING" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"MAIL state", with(rcpt("", forged), func(r *Request) { r.ProtocolState = "MAIL" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"other request type", with(rcpt("", forged), func(r *Request) { r.Request = "junk" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+
+		{"untagged at DATA, mode reject", data("DATA", "alice@example.com", 1), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Backscatter: this bounce or auto-reply is for mail we did not send (no-evidence)", backscatter.ReasonBackscatter, []bool{true}},
+		{"untagged at DATA, no store", data("DATA", "alice@example.com", 1), false, cache.InboundFacts{}, noStore,
+			"550 5.7.1 Backscatter", backscatter.ReasonBackscatter, nil},
+		{"untagged at DATA, flood", data("DATA", "alice@tagmode.example", 1), false, cache.InboundFacts{RecipientStrict: true}, nil,
+			"550 5.7.1 Backscatter: too many bounces", backscatter.ReasonFlood, []bool{true}},
+		{"untagged at DATA, client flood", data("DATA", "alice@tagmode.example", 1), false, cache.InboundFacts{ClientStrict: true}, nil,
+			"550 5.7.1 Backscatter: too many bounces", backscatter.ReasonFlood, []bool{true}},
+		{"untagged at DATA, store down: tempfail", data("DATA", "alice@example.com", 1), false, cache.InboundFacts{}, errors.New("down"),
+			"DEFER_IF_PERMIT 4.3.0 ", "store-error", []bool{true}},
+		{"untagged at DATA, mode tag", data("DATA", "alice@tagmode.example", 1), false, cache.InboundFacts{}, nil,
+			"PREPEND X-Bounce-Check: fail (untagged bounce; no evidence we sent the original)", backscatter.ReasonBackscatter, []bool{true}},
+		{"untagged at DATA, mode quarantine", data("DATA", "alice@hold.example", 1), false, cache.InboundFacts{}, nil,
+			"HOLD bounce-milter: backscatter (no-evidence)", backscatter.ReasonBackscatter, []bool{true}},
+		{"untagged at DATA, postmaster", data("DATA", "postmaster@example.com", 1), false, cache.InboundFacts{}, nil,
+			"PREPEND X-Bounce-Check: none (exempt recipient)", "exempt", []bool{true}},
+		{"untagged at DATA, milter decides", data("DATA", "alice@example.com", 1), true, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"untagged at END-OF-MESSAGE, mode reject", data("END-OF-MESSAGE", "alice@example.com", 1), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Backscatter", backscatter.ReasonBackscatter, []bool{true}},
+		{"untagged at END-OF-MESSAGE, mode tag: no PREPEND there", data("END-OF-MESSAGE", "alice@tagmode.example", 1), false, cache.InboundFacts{}, nil,
+			"DUNNO", backscatter.ReasonBackscatter, []bool{true}},
+		{"valid tag at DATA: verdict header, not counted again", data("DATA", valid, 1), false, cache.InboundFacts{}, nil,
+			"PREPEND X-Bounce-Check: pass (valid prvs tag, key 2)", "valid-tag", nil},
+		{"valid tag at DATA, milter writes the header", data("DATA", valid, 1), true, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"forged tag at DATA, milter too", data("END-OF-MESSAGE", forged, 1), true, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"forged tag at DATA", data("DATA", forged, 1), false, cache.InboundFacts{}, nil, "550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, nil},
+		{"several recipients at DATA", data("DATA", "", 2), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"untagged at DATA, ordinary sender", with(data("DATA", "alice@example.com", 1), func(r *Request) { r.Sender = "bob@example.org" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &fakeStore{facts: tc.facts, err: tc.storeErr}
+			env := Env{Engine: e, WithMilter: tc.milter, Inbound: st.inbound}
+			if tc.storeErr == noStore {
+				env.Inbound = nil
+			}
+			got := Decide(env, tc.req)
+			if !strings.HasPrefix(got.Action, tc.want) {
+				t.Errorf("action %q, want prefix %q", got.Action, tc.want)
+			}
+			switch {
+			case tc.wantReason == "" && got.Verdict != nil:
+				t.Errorf("verdict %+v, want none", *got.Verdict)
+			case tc.wantReason != "" && got.Verdict == nil:
+				t.Errorf("no verdict, want reason %s", tc.wantReason)
+			case tc.wantReason != "" && got.Verdict.Reason != tc.wantReason:
+				t.Errorf("reason %s, want %s", got.Verdict.Reason, tc.wantReason)
+			}
+			var counts []bool
+			for _, q := range st.queries {
+				counts = append(counts, q.Count)
+				if q.ClientIP != "192.0.2.1" || q.Recipient != strings.ToLower(q.Recipient) || q.Tag != strings.ToLower(q.Tag) {
+					t.Errorf("query %+v: client or case wrong", q)
+				}
+			}
+			if fmt.Sprint(counts) != fmt.Sprint(tc.wantCounts) {
+				t.Errorf("store queries with Count %v, want %v", counts, tc.wantCounts)
+			}
+			if tc.storeErr != nil && tc.storeErr != noStore && len(st.queries) > 0 && got.StoreErr == nil {
+				t.Error("store error not reported")
+			}
+		})
+	}
+}
+
+func TestDecideOnStoreErrorAccept(t *testing.T) {
+	e := policyEngine(t, "[inbound]\non_store_error = \"accept\"\n")
+	st := &fakeStore{err: errors.New("down")}
+	got := Decide(Env{Engine: e, Inbound: st.inbound}, Request{ProtocolState: "DATA", Recipient: "alice@example.com", RecipientCount: 1})
+	if got.Action != "PREPEND X-Bounce-Check: neutral (untagged; store unavailable)" {
+		t.Fatalf("got %q", got.Action)
+	}
+}
+
+func TestDecideGrace(t *testing.T) {
+	cfg, err := config.Parse([]byte("grace = \"10d\"\n"+policyConf), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, _ := backscatter.ParseKeys(strings.NewReader("2 policy-secret\n"), "k")
+	e := backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), map[string]time.Time{"example.com": policyNow.AddDate(0, 0, -1)})
+	e.Now = func() time.Time { return policyNow }
+	got := Decide(Env{Engine: e}, Request{ProtocolState: "DATA", Recipient: "alice@example.com", RecipientCount: 1})
+	if !strings.HasPrefix(got.Action, "PREPEND X-Bounce-Check: neutral (untagged; grace period") {
+		t.Fatalf("got %q", got.Action)
+	}
+}
+
+func TestReadRequest(t *testing.T) {
+	long := strings.Repeat("x", MaxLine)
+	var many strings.Builder
+	for i := 0; i <= MaxAttrs; i++ {
+		fmt.Fprintf(&many, "a%d=1\n", i)
+	}
+	var big strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&big, "a%d=%s\n", i, strings.Repeat("y", MaxLine-10))
+	}
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+		check    func(Request) bool
+	}{
+		{"minimal", "request=smtpd_access_policy\nprotocol_state=RCPT\nsender=\nrecipient=a@b\nrecipient_count=0\n\n", true,
+			func(r Request) bool {
+				return r.ProtocolState == "RCPT" && r.Recipient == "a@b" && r.Sender == "" && r.RecipientCount == 0 && r.Attrs == 5
+			}},
+		{"CRLF and unknown attributes", "x_new_attr=whatever\r\nprotocol_state=data\r\nrecipient_count=2\r\nsender=a=b@c\r\n\r\n", true,
+			func(r Request) bool { return r.ProtocolState == "DATA" && r.RecipientCount == 2 && r.Sender == "a=b@c" }},
+		{"bad count", "recipient_count=many\n\n", true, func(r Request) bool { return r.RecipientCount == -1 }},
+		{"repeated attribute: last wins", "sender=a\nsender=b\n\n", true, func(r Request) bool { return r.Sender == "b" }},
+		{"longest line", "a=" + long[:MaxLine-2] + "\n\n", true, nil},
+		{"line too long", "a=" + long[:MaxLine-1] + "\n\n", false, nil},
+		{"line too long, no newline", "a=" + long + long, false, nil},
+		{"no '='", "protocol_state RCPT\n\n", false, nil},
+		{"empty name", "=x\n\n", false, nil},
+		{"long name", strings.Repeat("n", MaxName+1) + "=x\n\n", false, nil},
+		{"too many attributes", many.String() + "\n", false, nil},
+		{"request too large", big.String() + "\n", false, nil},
+		{"empty request", "\n", false, nil},
+		{"cut inside a request", "sender=a\n", false, nil},
+		{"cut inside a line", "sender=a", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := ReadRequest(bufio.NewReader(strings.NewReader(tc.in)))
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("error %v", err)
+				}
+				if tc.check != nil && !tc.check(req) {
+					t.Fatalf("parsed as %+v", req)
+				}
+				return
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v, want ErrMalformed", err)
+			}
+		})
+	}
+	if _, err := ReadRequest(bufio.NewReader(strings.NewReader(""))); err != io.EOF {
+		t.Fatalf("clean end: %v, want io.EOF", err)
+	}
+}
+
+func startPolicy(t *testing.T, st cache.Store, opts ...Option) (*Policy, string) {
+	t.Helper()
+	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
+	p := NewPolicy(policyEngine(t, ""), st, opts...)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return p, ln.Addr().String()
+}
+
+func policyReq(state, sender, rcpt string, extra ...string) string {
+	var b strings.Builder
+	b.WriteString("request=smtpd_access_policy\nprotocol_state=" + state + "\nprotocol_name=ESMTP\nclient_address=192.0.2.1\nclient_name=unknown\nhelo_name=x\nqueue_id=\ninstance=42.1\n")
+	b.WriteString("sender=" + sender + "\nrecipient=" + rcpt + "\n")
+	for _, x := range extra {
+		b.WriteString(x + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// readReply reads "action=...\n\n".
+func readReply(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading reply: %v", err)
+	}
+	blank, err := br.ReadString('\n')
+	if err != nil || blank != "\n" {
+		t.Fatalf("reply not ended by an empty line: %q %v", blank, err)
+	}
+	a, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "action=")
+	if !ok {
+		t.Fatalf("reply %q", line)
+	}
+	return a
+}
+
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+func TestPolicyOverSocketPipelined(t *testing.T) {
+	_, addr := startPolicy(t, nil)
+	valid := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
+	forged := strings.Replace(valid, "=alice@", "=mallory@", 1)
+	reqs := []struct{ req, want string }{
+		{policyReq("RCPT", "", forged), "550 5.7.1 Bounce address tag is forged"},
+		{policyReq("RCPT", "", "alice@example.com"), "DUNNO"},
+		{policyReq("RCPT", "", valid, "future_attribute=1"), "DUNNO"},
+		{policyReq("DATA", "", "alice@example.com", "recipient_count=1"), "550 5.7.1 Backscatter"},
+		{policyReq("RCPT", "bob@example.org", forged), "DUNNO"},
+		{policyReq("DATA", "", valid, "recipient_count=1"), "PREPEND X-Bounce-Check: pass (valid prvs tag, key 2)"},
+	}
+	c, br := dial(t, addr)
+	var all strings.Builder
+	for _, r := range reqs {
+		all.WriteString(r.req)
+	}
+	// All requests in one write: answered in order.
+	if _, err := io.WriteString(c, all.String()); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range reqs {
+		if got := readReply(t, br); !strings.HasPrefix(got, r.want) {
+			t.Errorf("request %d: %q, want prefix %q", i, got, r.want)
+		}
+	}
+	// The same connection goes on serving (persistent, as Postfix uses it).
+	io.WriteString(c, reqs[0].req)
+	if got := readReply(t, br); !strings.HasPrefix(got, reqs[0].want) {
+		t.Errorf("after the pipeline: %q", got)
+	}
+}
+
+func TestPolicyMalformedClosesOnlyThatConnection(t *testing.T) {
+	_, addr := startPolicy(t, nil)
+	for _, bad := range []string{
+		"protocol_state RCPT\n\n",
+		"recipient=" + strings.Repeat("a", MaxLine) + "\n\n",
+		strings.Repeat("x=1\n", MaxAttrs+1) + "\n",
+		"\n",
+		"=x\n\n",
+	} {
+		c, br := dial(t, addr)
+		// A good request first: answered before the bad one closes.
+		io.WriteString(c, policyReq("RCPT", "", "alice@example.com")+bad)
+		if got := readReply(t, br); got != "DUNNO" {
+			t.Fatalf("good request before a bad one: %q", got)
+		}
+		if b, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("bad request %.30q: connection not closed (read %q, %v)", bad, b, err)
+		}
+	}
+	c, br := dial(t, addr)
+	io.WriteString(c, policyReq("RCPT", "", "prvs=2000000000=alice@example.com"))
+	if got := readReply(t, br); !strings.HasPrefix(got, "550 ") {
+		t.Fatalf("service after bad clients: %q", got)
+	}
+}
+
+func TestPolicyConcurrentConnections(t *testing.T) {
+	st := &fakeStore{}
+	_, addr := startPolicy(t, st)
+	valid := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
+	const conns, each = 40, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			for j := 0; j < each; j++ {
+				rcpt, want := valid, "action=DUNNO\n"
+				if (i+j)%2 == 1 {
+					rcpt, want = "prvs=2000000000=alice@example.com", "action=550 "
+				}
+				if _, err := io.WriteString(c, policyReq("RCPT", "", rcpt)); err != nil {
+					errs <- err
+					return
+				}
+				line, err := br.ReadString('\n')
+				if err == nil {
+					_, err = br.ReadString('\n')
+				}
+				if err != nil || !strings.HasPrefix(line, want) {
+					errs <- fmt.Errorf("conn %d request %d: %q %v, want %q", i, j, line, err, want)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Only the valid tags were looked up and counted, once each.
+	if n := st.counted(); n != conns*each/2 {
+		t.Errorf("%d counted store queries, want %d", n, conns*each/2)
+	}
+}
+
+func TestPolicyStoreHangs(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		st := &fakeStore{hang: true, ignoreCtx: ignore}
+		_, addr := startPolicy(t, st, WithStoreTimeout(100*time.Millisecond))
+		c, br := dial(t, addr)
+		start := time.Now()
+		io.WriteString(c, policyReq("DATA", "", "alice@example.com", "recipient_count=1"))
+		got := readReply(t, br)
+		if got != TempfailAction {
+			t.Errorf("ignoreCtx=%v: %q, want %q", ignore, got, TempfailAction)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("ignoreCtx=%v: answered after %s", ignore, d)
+		}
+		// A valid tag still passes on its HMAC.
+		io.WriteString(c, policyReq("RCPT", "", sign(t, "alice@example.com", 2, "policy-secret", policyNow)))
+		if got := readReply(t, br); got != "DUNNO" {
+			t.Errorf("valid tag with the store hung: %q", got)
+		}
+	}
+}
+
+func TestPolicyStorePanics(t *testing.T) {
+	_, addr := startPolicy(t, &fakeStore{panicking: true})
+	c, br := dial(t, addr)
+	io.WriteString(c, policyReq("DATA", "", "alice@example.com", "recipient_count=1"))
+	if got := readReply(t, br); got != TempfailAction {
+		t.Fatalf("%q, want %q", got, TempfailAction)
+	}
+}
+
+func TestPolicyCountsOncePerMessage(t *testing.T) {
+	// Policy only: DATA decides and counts; END-OF-MESSAGE of the same
+	// message (same instance) neither decides nor counts again.
+	st := &fakeStore{}
+	_, addr := startPolicy(t, st)
+	c, br := dial(t, addr)
+	io.WriteString(c, policyReq("DATA", "", "alice@tagmode.example", "recipient_count=1"))
+	if got := readReply(t, br); !strings.HasPrefix(got, "PREPEND X-Bounce-Check: fail") {
+		t.Fatalf("DATA: %q", got)
+	}
+	io.WriteString(c, policyReq("END-OF-MESSAGE", "", "alice@tagmode.example", "recipient_count=1"))
+	if got := readReply(t, br); got != "DUNNO" {
+		t.Fatalf("END-OF-MESSAGE: %q", got)
+	}
+	if n := st.counted(); n != 1 {
+		t.Fatalf("counted %d times, want 1", n)
+	}
+	// With the milter: nothing counted by the policy service.
+	st2 := &fakeStore{}
+	_, addr2 := startPolicy(t, st2, WithMilter(true))
+	c2, br2 := dial(t, addr2)
+	io.WriteString(c2, policyReq("RCPT", "", sign(t, "alice@example.com", 2, "policy-secret", policyNow))+
+		policyReq("DATA", "", "alice@example.com", "recipient_count=1"))
+	readReply(t, br2)
+	if got := readReply(t, br2); got != "DUNNO" {
+		t.Fatalf("DATA with the milter: %q", got)
+	}
+	if n := st2.counted(); n != 0 || len(st2.queries) != 1 {
+		t.Fatalf("with the milter: %d queries, %d counted; want 1, 0", len(st2.queries), n)
+	}
+}
+
+func TestPolicyShutdownClosesIdle(t *testing.T) {
+	p := NewPolicy(policyEngine(t, ""), nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ln) }()
+	c, br := dial(t, ln.Addr().String())
+	io.WriteString(c, policyReq("RCPT", "", "alice@example.com"))
+	readReply(t, br)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with an idle connection: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection not closed: %v", err)
+	}
+}
+
+func TestDecidedSetBounded(t *testing.T) {
+	var d decidedSet
+	d.init(3)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		d.add(id)
+	}
+	if d.has("a") || !d.has("b") || !d.has("d") || len(d.set) != 3 || d.has("") {
+		t.Fatalf("set %v", d.set)
+	}
+}
+
+// BenchmarkPolicySocket is one RCPT request and its answer over loopback
+// TCP (a forged tag: one HMAC, no store), sequentially on one connection,
+// and in parallel on one connection per goroutine as smtpd processes do.
+func BenchmarkPolicySocket(b *testing.B) {
+	p := NewPolicy(policyEngine(b, ""), nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go p.Serve(ln)
+	defer p.Shutdown(context.Background())
+	req := policyReq("RCPT", "", "prvs=2000000000=alice@example.com")
+	roundTrips := func(b *testing.B, next func() bool) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for next() {
+			if _, err := io.WriteString(c, req); err != nil {
+				b.Error(err)
+				return
+			}
+			line, err := br.ReadString('\n')
+			if err == nil {
+				_, err = br.ReadString('\n')
+			}
+			if err != nil || !strings.HasPrefix(line, "action=550 ") {
+				b.Errorf("%q %v", line, err)
+				return
+			}
+		}
+	}
+	b.Run("sequential", func(b *testing.B) {
+		i := 0
+		roundTrips(b, func() bool { i++; return i <= b.N })
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) { roundTrips(b, pb.Next) })
+	})
+}
+
+func TestAnswerInternalError(t *testing.T) {
+	// An engine without a key ring panics on the first tag it verifies;
+	// the service answers per inbound.on_error instead of dying.
+	for _, tc := range []struct{ conf, want string }{
+		{"", Dunno},
+		{"[inbound]\non_error = \"tempfail\"\n", TempfailAction},
+		{"[inbound]\non_error = \"reject\"\n", "550 5.3.0 Bounce check failed"},
+	} {
+		cfg, err := config.Parse([]byte(policyTop+tc.conf+policyConf), "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := NewPolicy(backscatter.NewEngine(cfg, nil, nil), nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		tag := sign(t, "alice@example.com", 2, "policy-secret", time.Now())
+		got := p.Answer(Request{ProtocolState: "RCPT", Recipient: tag})
+		if got.Action != tc.want {
+			t.Errorf("on_error %q: %q, want %q", tc.conf, got.Action, tc.want)
+		}
+	}
+}
