@@ -12,7 +12,7 @@ redis-server --bind 127.0.1.1 --port 6379 --dir "$D" "${common[@]}" > "$D/r1.log
 for n in 1 2 3; do
   mkdir -p "$D/node$n" "$D/s$n"
   redis-server --bind "127.0.3.$n" --port 6379 --dir "$D/node$n" --cluster-enabled yes \
-    --cluster-config-file "$D/node$n/nodes.conf" "${common[@]}" > "$D/node$n.log" 2>&1 &
+    --cluster-announce-ip "127.0.3.$n" --cluster-config-file "$D/node$n/nodes.conf" "${common[@]}" > "$D/node$n.log" 2>&1 &
 done
 for h in 127.0.1.1 127.0.3.1 127.0.3.2 127.0.3.3; do
   for _ in $(seq 50); do redis-cli -h "$h" ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -23,12 +23,13 @@ for n in 1 2 3; do
 bind 127.0.2.$n
 port 26379
 dir $D/s$n
+sentinel announce-ip 127.0.2.$n
 sentinel monitor bm-main 127.0.1.1 6379 2
 sentinel down-after-milliseconds bm-main 5000
 CONF
   redis-sentinel "$D/s$n/sentinel.conf" --daemonize no --loglevel warning > "$D/s$n.log" 2>&1 &
 done
-redis-cli --cluster create 127.0.3.1:6379 127.0.3.2:6379 127.0.3.3:6379 --cluster-yes > "$D/cluster-create.log" 2>&1 \
+timeout 30 redis-cli --cluster create 127.0.3.1:6379 127.0.3.2:6379 127.0.3.3:6379 --cluster-yes > "$D/cluster-create.log" 2>&1 \
   || { cat "$D/cluster-create.log" >&2; exit 1; }
 for _ in $(seq 100); do
   redis-cli -h 127.0.3.1 cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break

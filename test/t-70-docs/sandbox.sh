@@ -5,8 +5,8 @@
 # so that it is PID 1 of its own PID namespace (everything it starts dies
 # with it), has its own loopback network (the documented ports 8891, 8892,
 # 9432, 6379 are free), and its own mounts: /etc, /usr and /var become
-# overlays whose changes land in SB/ov and vanish afterwards, /run a fresh
-# tmpfs. Nothing the documents do (apt-get install, postconf -e, adduser,
+# overlays whose changes land in SB/ov and vanish afterwards, /run and /tmp
+# fresh tmpfs. Nothing the documents do (apt-get install, postconf -e, adduser,
 # editing /etc/bounce-milter) reaches the real system.
 #
 # Usage: sandbox.sh SB OUT DEB CAPS
@@ -22,10 +22,18 @@ for d in etc usr var; do
 done
 mount -t tmpfs -o mode=0755 sandbox-run /run
 mkdir -p /run/lock
+# A fresh /tmp too (the documents write there), with this test's own
+# directory carried over into it.
+keep=$(dirname "$OUT")
+mkdir -p /run/sandbox-keep
+mount --bind "$keep" /run/sandbox-keep
+mount -t tmpfs -o mode=1777 sandbox-tmp /tmp
+mkdir -p "$keep"
+mount --bind /run/sandbox-keep "$keep"
 # Refuse to go on unless every mount took: the commands below change the system.
-for d in /etc /usr /var /run; do
-  fs=$(findmnt -n -o FSTYPE --target "$d" | tail -1)
-  case $d:$fs in /run:tmpfs|/etc:overlay|/usr:overlay|/var:overlay) ;; *)
+for d in /etc /usr /var /run /tmp; do
+  fs=$(findmnt -n -o FSTYPE --mountpoint "$d" | tail -1)
+  case $d:$fs in /run:tmpfs|/tmp:tmpfs|/etc:overlay|/usr:overlay|/var:overlay) ;; *)
     echo "sandbox.sh: $d is $fs, not a sandbox mount; refusing to run" >&2; exit 99 ;;
   esac
 done
