@@ -58,7 +58,11 @@ for want in 'Type=notify' 'User=bounce-milter' 'ProtectSystem=strict' 'PrivateTm
   'ExecReload=/bin/kill -HUP \$MAINPID' 'ExecStart=/usr/bin/bounce-milter serve --config /etc/bounce-milter/bounce-milter.toml'; do
   grep -q "^$want" "$ROOT/packaging/bounce-milter.service" || fail "unit lacks $want"
 done
-ok "unit: systemd-analyze verify clean, hardening present"
+# systemd's own exposure score (0 best, 10 worst): 1.5 today; fail above 2.5.
+out=$(systemd-analyze security --offline=yes --threshold=25 "$T/bounce-milter.service" 2>&1) \
+  || { tail -5 <<<"$out" >&2; fail "systemd-analyze security: exposure above 2.5"; }
+exposure=$(grep -o 'exposure level for bounce-milter.service: [0-9.]*' <<<"$out" | awk '{print $NF}')
+ok "unit: systemd-analyze verify clean, hardening present, exposure $exposure"
 
 for s in "$ROOT"/packaging/debian/*; do sh -n "$s" || fail "$s: shell syntax"; done
 
