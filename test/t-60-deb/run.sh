@@ -7,6 +7,7 @@
 # reinstall (the same keys), and dpkg -P (keys, data, user gone). It leaves
 # the machine as it found it, and refuses to start if bounce-milter is
 # already installed or its user exists.
+# shellcheck source=test/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "FAIL: t-60-deb installs a package: run it as root" >&2; exit 1; }
@@ -53,6 +54,7 @@ trap deb_cleanup EXIT
 sed "s#/usr/bin/bounce-milter#$BM#g" "$ROOT/packaging/bounce-milter.service" > "$T/bounce-milter.service"
 out=$(systemd-analyze verify --man=no "$T/bounce-milter.service" 2>&1) || fail "systemd-analyze verify: $out"
 [ -z "$out" ] || fail "systemd-analyze verify is not clean: $out"
+# shellcheck disable=SC2016 # $MAINPID is literal in the unit
 for want in 'Type=notify' 'User=bounce-milter' 'ProtectSystem=strict' 'PrivateTmp=yes' 'NoNewPrivileges=yes' \
   'CapabilityBoundingSet=$' 'RuntimeDirectory=bounce-milter' 'RuntimeDirectoryMode=0750' 'SystemCallFilter=@system-service' \
   'ExecReload=/bin/kill -HUP \$MAINPID' 'ExecStart=/usr/bin/bounce-milter serve --config /etc/bounce-milter/bounce-milter.toml'; do
@@ -97,7 +99,7 @@ ok "package $(basename "$DEB") ($(stat -c %s "$DEB") bytes): fields, conffile, c
 INSTALLED=1
 dpkg -i "$DEB" > "$T/dpkg-i.log" 2>&1 || { cat "$T/dpkg-i.log" >&2; fail "dpkg -i"; }
 [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$PKG")" = "ii " ] || fail "not installed after dpkg -i"
-IFS=: read -r _ _ uid gid _ home shell < <(getent passwd "$PKG") || fail "no user $PKG"
+IFS=: read -r _ _ uid gid _ _ shell < <(getent passwd "$PKG") || fail "no user $PKG"
 [ "$uid" -lt 1000 ] || fail "user $PKG has uid $uid: not a system user"
 [ "$(getent group "$PKG" | cut -d: -f3)" = "$gid" ] || fail "user $PKG's primary group is not $PKG"
 [[ $shell == */nologin || $shell == /bin/false ]] || fail "user $PKG has a login shell: $shell"
@@ -154,7 +156,7 @@ NOTIFY_SOCKET=$T/notify.sock setpriv --reuid="$PKG" --regid="$PKG" --init-groups
   /usr/bin/bounce-milter serve --config /etc/bounce-milter/bounce-milter.toml \
   --milter "inet:127.0.0.1:$MP" --socketmap "inet:127.0.0.1:$SP" --domains example.com \
   > "$T/bm.out" 2> "$T/bm.log" &
-BMPID=$!; PIDS+=($BMPID)
+BMPID=$!; PIDS+=("$BMPID")
 for _ in $(seq 100); do grep -q READY=1 "$T/notify.log" 2>/dev/null && break; sleep 0.1; done
 grep -q READY=1 "$T/notify.log" || fail "no READY=1 from serve"
 ss -Hltn "sport = :$MP" | grep -q . && ss -Hltn "sport = :$SP" | grep -q . || fail "READY=1 sent before both listeners were up"
@@ -186,10 +188,10 @@ ok "installed daemon as $PKG with the installed config: READY=1 after both liste
 # With a listener that cannot start, READY=1 is never sent.
 rm -f "$T/notify.sock" "$T/notify.log"
 python3 "$T/notify.py" "$T/notify.sock" "$T/notify.log" &
-NPID=$!; PIDS+=($NPID)
+NPID=$!; PIDS+=("$NPID")
 for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
 python3 -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(30)' "$SP" &
-HOLD=$!; PIDS+=($HOLD)
+HOLD=$!; PIDS+=("$HOLD")
 wait_port "$SP"
 rc=0
 NOTIFY_SOCKET=$T/notify.sock timeout 20 setpriv --reuid="$PKG" --regid="$PKG" --init-groups -- \

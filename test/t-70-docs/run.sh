@@ -47,7 +47,7 @@ CAPS=$(IFS=,; echo "${caps[*]:-}")
 echo "build capabilities: ${CAPS:-none}"
 
 docs=("$ROOT"/docs/*.md "$ROOT"/packaging/man/bounce-milter.8.md)
-[ ${#docs[@]} -ge ${BM_DOCS_MIN:-7} ] || fail "want the six guides in docs/ and the man page, have ${docs[*]}"
+[ ${#docs[@]} -ge "${BM_DOCS_MIN:-7}" ] || fail "want the six guides in docs/ and the man page, have ${docs[*]}"
 total_run=0 total_skip=0 failed=()
 for doc in "${docs[@]}"; do
   name=$(basename "$doc" .md)
