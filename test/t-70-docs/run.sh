@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every command in the documentation runs: each ```sh block of docs/*.md and
-# of the man page (packaging/man/bounce-milter.8.md), in order, one bash
+# Every command in the documentation runs: each ```sh block of docs/*.md,
+# the man page (packaging/man/bounce-milter.8.md) and packaging/README.Debian,
+# in order, one bash
 # per document, inside a throwaway system (sandbox.sh: own PID, network and
 # mount namespaces; /etc, /usr, /var are overlays that vanish; systemctl
 # and journalctl are stand-ins that run the installed unit's ExecStart as
@@ -46,8 +47,8 @@ kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
 CAPS=$(IFS=,; echo "${caps[*]:-}")
 echo "build capabilities: ${CAPS:-none}"
 
-docs=("$ROOT"/docs/*.md "$ROOT"/packaging/man/bounce-milter.8.md)
-[ ${#docs[@]} -ge "${BM_DOCS_MIN:-7}" ] || fail "want the six guides in docs/ and the man page, have ${docs[*]}"
+docs=("$ROOT"/docs/*.md "$ROOT"/packaging/man/bounce-milter.8.md "$ROOT"/packaging/README.Debian)
+[ ${#docs[@]} -ge "${BM_DOCS_MIN:-8}" ] || fail "want the six guides in docs/, the man page and README.Debian, have ${docs[*]}"
 total_run=0 total_skip=0 failed=()
 for doc in "${docs[@]}"; do
   name=$(basename "$doc" .md)
