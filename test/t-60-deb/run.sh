@@ -231,6 +231,10 @@ ok "dpkg -r: binary gone; keys, config, data and user kept"
 dpkg -i "$DEB" > "$T/dpkg-i2.log" 2>&1 || { cat "$T/dpkg-i2.log" >&2; fail "dpkg -i again"; }
 [ "$(sha256sum < /etc/bounce-milter/keys)" = "$sum" ] || fail "reinstall replaced the keys"
 [ "$(bounce-milter verify --key-file /etc/bounce-milter/keys "$tag")" = alice@example.com ] || fail "old tag after reinstall"
+if [ -d /run/systemd/system ]; then
+  for _ in $(seq 50); do systemctl is-active --quiet bounce-milter && break; sleep 0.2; done
+  systemctl is-active --quiet bounce-milter || fail "service not running after the reinstall"
+fi
 ok "reinstall: same keys, old tags verify"
 
 # 7. dpkg -P: everything gone, the machine as before.
