@@ -47,6 +47,25 @@ kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
 CAPS=$(IFS=,; echo "${caps[*]:-}")
 echo "build capabilities: ${CAPS:-none}"
 
+# The reasons the troubleshooting table explains are exactly the ones the
+# engine can log.
+python3 - "$ROOT" <<'PY' || fail "docs/troubleshooting.md and internal/backscatter disagree on the reasons"
+import glob, re, sys
+root = sys.argv[1]
+code = set()
+for f in glob.glob(root + "/internal/backscatter/*.go"):
+    if not f.endswith("_test.go"):
+        code |= set(re.findall(r'(?:Reason: |Reason += |Reason *= )"([a-z-]+)"', open(f).read()))
+doc = set()
+for line in open(root + "/docs/troubleshooting.md"):
+    if line.startswith("| `") and "`reason`" not in line:
+        doc |= set(re.findall(r"`([a-z-]+)`", line.split("|")[1]))
+if code != doc:
+    print("only in the code:", sorted(code - doc), "only in the doc:", sorted(doc - code), file=sys.stderr)
+    sys.exit(1)
+print("reasons: the troubleshooting table covers all %d" % len(code))
+PY
+
 docs=("$ROOT"/docs/*.md "$ROOT"/packaging/man/bounce-milter.8.md "$ROOT"/packaging/README.Debian)
 [ ${#docs[@]} -ge "${BM_DOCS_MIN:-8}" ] || fail "want the six guides in docs/, the man page and README.Debian, have ${docs[*]}"
 total_run=0 total_skip=0 failed=()
