@@ -128,7 +128,17 @@ ok "installed unit verifies ($man_opt)"
 # 4. The installed daemon with the installed config, as the user, on free
 # ports (the config's 8891/8892 may be taken), with a readiness listener
 # standing in for systemd's NOTIFY_SOCKET.
-MP=$(free_port); SP=$(free_port)
+# Ports below the kernel's ephemeral range (32768-), so that outgoing
+# connections of other programs on this machine do not take them.
+low_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$(( 20000 + RANDOM % 12000 ))
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+  done
+  fail "no free port"
+}
+MP=$(low_port); SP=$(low_port)
 as_user() { setpriv --reuid="$PKG" --regid="$PKG" --init-groups -- "$@"; }
 tag=$(as_user bounce-milter sign --key-file /etc/bounce-milter/keys alice@example.com) || fail "sign as $PKG"
 [[ $tag == prvs=1?????????=alice@example.com ]] || fail "signed: $tag"
@@ -152,13 +162,26 @@ PY
 python3 "$T/notify.py" "$T/notify.sock" "$T/notify.log" &
 PIDS+=($!)
 for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
-NOTIFY_SOCKET=$T/notify.sock setpriv --reuid="$PKG" --regid="$PKG" --init-groups -- \
-  /usr/bin/bounce-milter serve --config /etc/bounce-milter/bounce-milter.toml \
-  --milter "inet:127.0.0.1:$MP" --socketmap "inet:127.0.0.1:$SP" --domains example.com \
-  > "$T/bm.out" 2> "$T/bm.log" &
-BMPID=$!; PIDS+=("$BMPID")
-for _ in $(seq 100); do grep -q READY=1 "$T/notify.log" 2>/dev/null && break; sleep 0.1; done
-grep -q READY=1 "$T/notify.log" || fail "no READY=1 from serve"
+for attempt in 1 2 3; do
+  NOTIFY_SOCKET=$T/notify.sock setpriv --reuid="$PKG" --regid="$PKG" --init-groups -- \
+    /usr/bin/bounce-milter serve --config /etc/bounce-milter/bounce-milter.toml \
+    --milter "inet:127.0.0.1:$MP" --socketmap "inet:127.0.0.1:$SP" --domains example.com \
+    > "$T/bm.out" 2> "$T/bm.log" &
+  BMPID=$!; PIDS+=("$BMPID")
+  for _ in $(seq 100); do
+    grep -q READY=1 "$T/notify.log" 2>/dev/null && break
+    kill -0 "$BMPID" 2>/dev/null || break
+    sleep 0.1
+  done
+  grep -q READY=1 "$T/notify.log" && break
+  # Another program took a port between the check and the bind: new ports.
+  if [ "$attempt" -lt 3 ] && grep -q 'address already in use' "$T/bm.log"; then
+    echo "(port taken meanwhile; again with other ports)"
+    MP=$(low_port); SP=$(low_port)
+    continue
+  fi
+  fail "no READY=1 from serve"
+done
 ss -Hltn "sport = :$MP" | grep -q . && ss -Hltn "sport = :$SP" | grep -q . || fail "READY=1 sent before both listeners were up"
 [ "$(ps -o uid= -p "$BMPID" | tr -d " ")" = "$uid" ] || fail "serve does not run as $PKG"
 grep -q 'msg="bounce-milter started"' "$T/bm.log" || fail "no start line in the log"
