@@ -35,7 +35,10 @@ bm_out=$("$BM" serve --redis redis://127.0.0.1:1 --milter off --socketmap off --
 grep -q 'not available in this build' <<<"$bm_out" || caps+=(redis)
 check_help=$("$BM" check --help 2>&1 || true)
 grep -q 'Not built yet' <<<"$check_help" || caps+=(check)
-mport=$(( 20000 + RANDOM % 30000 ))
+for _ in $(seq 100); do  # a free pair below the ephemeral port range
+  mport=$(( 20000 + RANDOM % 12000 ))
+  ss -Hltn "sport = :$mport or sport = :$((mport+1))" 2>/dev/null | grep -q . || break
+done
 "$BM" serve --metrics "127.0.0.1:$mport" --milter "inet:127.0.0.1:$((mport+1))" --socketmap off \
   --data-dir "$T/probe" > "$T/probe.log" 2>&1 &
 p=$!
