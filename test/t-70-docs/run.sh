@@ -85,6 +85,7 @@ for doc in "${docs[@]}"; do
   if timeout 180 unshare --mount --net --pid --fork --mount-proc \
       bash "$HERE/sandbox.sh" "$SB" "$OUT" "$DEB" "$CAPS" > "$OUT/log" 2>&1; then
     echo "ok - $name: $nrun blocks ran ($(( $(date +%s) - start ))s)"
+    rm -rf "$SB"  # the sandbox's overlays; kept when a document fails
   else
     failed+=("$name")
     echo "FAIL $name: the block at $(grep '^=== ' "$OUT/log" | grep -v '^=== sandbox\|^=== redis' | tail -1 | cut -c5-)"
