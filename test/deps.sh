@@ -29,3 +29,8 @@ for svc in redis-server redis-sentinel postfix prometheus; do
     systemctl stop "$svc" || true
   fi
 done
+# t-70-docs: the documented metrics commands use curl.
+if ! command -v curl >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "test/deps.sh: installing curl"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
+fi
