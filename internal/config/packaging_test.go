@@ -83,7 +83,16 @@ func TestPackagedConfigDefaultsAreTheDefaults(t *testing.T) {
 		if len(c.Outbound.TrustedNetworks) == 0 {
 			c.Outbound.TrustedNetworks = nil
 		}
+		if len(c.Store.Redis.Addrs) == 0 {
+			c.Store.Redis.Addrs = nil
+		}
 	}
+	// [store] is compared as the cache package sees it, defaults applied:
+	// an unset duration and its default written out are the same setting.
+	if a, u := asIs.Store.Cache(), uncommented.Store.Cache(); !reflect.DeepEqual(a, u) {
+		t.Errorf("a commented [store] default differs from the code's default:\n as is:       %+v\n uncommented: %+v", a, u)
+	}
+	uncommented.Store = asIs.Store
 	if !reflect.DeepEqual(asIs, uncommented) {
 		t.Errorf("a commented default differs from the code's default:\n as is:       %+v\n uncommented: %+v", *asIs, *uncommented)
 	}
