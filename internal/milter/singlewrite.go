@@ -1,16 +1,20 @@
 package milter
 
 import (
+	"bufio"
 	"encoding/binary"
 	"net"
 	"sync"
 )
 
 // singleWriteListener hands out connections that send each milter packet
-// in one write. go-milter writes a packet as two: the 5-byte header
-// (length and command) and then the data. With TCP_NODELAY on, each write
-// is a segment of its own, and a reply the MTA waits for can be split in
-// two; one write per packet means one segment and one syscall.
+// in one write and read ahead. go-milter writes a packet as two writes (the
+// 5-byte header, then the data) and reads it with two reads. With
+// TCP_NODELAY each write is a segment of its own, and a reply the MTA waits
+// for can be split in two: one write per packet means one segment and one
+// syscall. And Postfix streams the packets the milter does not answer
+// (headers, body chunks) back to back: one read takes in many of them. On
+// the sign path these syscalls were most of the milter's CPU time.
 type singleWriteListener struct{ net.Listener }
 
 func (l singleWriteListener) Accept() (net.Conn, error) {
@@ -18,17 +22,23 @@ func (l singleWriteListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &singleWriteConn{Conn: c}, nil
+	// Packets larger than the buffer (body chunks) are read by bufio
+	// straight into go-milter's own slice. Not pooled: a server Close
+	// may close the connection while its session goroutine still reads.
+	return &singleWriteConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10)}, nil
 }
 
 // singleWriteConn holds back a packet header that announces data until the
 // data is written, then writes both at once. Anything else passes through.
 type singleWriteConn struct {
 	net.Conn
+	br      *bufio.Reader // reads are served from here
 	mu      sync.Mutex
 	pending []byte
 	buf     []byte
 }
+
+func (c *singleWriteConn) Read(b []byte) (int, error) { return c.br.Read(b) }
 
 const milterHeaderLen = 5 // uint32 length (command byte + data), command byte
 
