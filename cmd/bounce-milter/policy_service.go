@@ -23,9 +23,7 @@ func startPolicyService(cfg *config.Config, e *backscatter.Engine, store storeHa
 		policy.WithLogger(log),
 		policy.WithStoreTimeout(store.timeout()),
 		policy.WithMilter(cfg.Listen.Milter.IsSet()),
-	}
-	if obs := store.observer(); obs != nil {
-		opts = append(opts, policy.WithObserver(obs))
+		policy.WithObserver(store.observer()),
 	}
 	p := policy.NewPolicy(e, store.Store(), opts...)
 	if cfg.Listen.Milter.IsSet() {
