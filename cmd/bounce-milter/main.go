@@ -105,6 +105,18 @@ func newFlags(name, usageLine, about string, stderr io.Writer) *flag.FlagSet {
 // stops at the first non-flag) and returns the positional ones. done is set
 // when the caller should return code at once (--help: 0, bad flag: 2).
 func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, code int, done bool) {
+	// Help asked for goes to stdout, once (the flag package would print it
+	// to its error output first).
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return nil, 0, true
+		}
+	}
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
