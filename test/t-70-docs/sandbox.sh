@@ -23,13 +23,18 @@ done
 mount -t tmpfs -o mode=0755 sandbox-run /run
 mkdir -p /run/lock
 # A fresh /tmp too (the documents write there), with this test's own
-# directory carried over into it.
+# directory and the checkout (CI may clone it under /tmp) carried over.
 keep=$(dirname "$OUT")
-mkdir -p /run/sandbox-keep
-mount --bind "$keep" /run/sandbox-keep
+mkdir -p /run/sandbox-oldtmp
+mount --bind /tmp /run/sandbox-oldtmp
 mount -t tmpfs -o mode=1777 sandbox-tmp /tmp
-mkdir -p "$keep"
-mount --bind /run/sandbox-keep "$keep"
+for p in "$keep" "${ROOT:-}"; do
+  case $p in
+    /tmp/?*)
+      mkdir -p "$p"
+      mount --bind "/run/sandbox-oldtmp/${p#/tmp/}" "$p" ;;
+  esac
+done
 # Refuse to go on unless every mount took: the commands below change the system.
 for d in /etc /usr /var /run /tmp; do
   fs=$(findmnt -n -o FSTYPE --mountpoint "$d" | tail -1)
