@@ -170,43 +170,6 @@ func ensureKeyFile(path string, log *slog.Logger) error {
 	return nil
 }
 
-// buildKeyRing loads the default key file and the per-domain ones.
-func buildKeyRing(cfg *config.Config) (*backscatter.KeyRing, error) {
-	def, err := backscatter.LoadKeyFile(cfg.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.SigningKey != nil {
-		if err := def.SetSigning(*cfg.SigningKey); err != nil {
-			return nil, err
-		}
-	}
-	ring := backscatter.NewKeyRing(def)
-	loaded := map[string]*backscatter.KeySet{cfg.KeyFile: def}
-	for _, name := range cfg.DomainNames() {
-		eff, _ := cfg.For(name)
-		if eff.KeyFile == cfg.KeyFile && eff.SigningKey == cfg.SigningKey {
-			continue
-		}
-		ks, ok := loaded[eff.KeyFile]
-		if !ok {
-			if ks, err = backscatter.LoadKeyFile(eff.KeyFile); err != nil {
-				return nil, fmt.Errorf("domain %s: %w", name, err)
-			}
-			loaded[eff.KeyFile] = ks
-		}
-		if eff.SigningKey != nil {
-			cp := *ks
-			if err := cp.SetSigning(*eff.SigningKey); err != nil {
-				return nil, fmt.Errorf("domain %s: %w", name, err)
-			}
-			ks = &cp
-		}
-		ring.SetDomain(name, ks)
-	}
-	return ring, nil
-}
-
 // signingSince returns when signing began per domain: the config's since,
 // else the date recorded in the data directory the first time the domain
 // was seen (recorded now for new domains).
@@ -250,7 +213,7 @@ func signingSince(cfg *config.Config, now time.Time) (map[string]time.Time, erro
 
 // buildEngine is everything a (re)load does before it can take effect.
 func buildEngine(cfg *config.Config) (*backscatter.Engine, error) {
-	ring, err := buildKeyRing(cfg)
+	ring, err := backscatter.LoadKeyRing(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -130,11 +130,6 @@ func (e *Engine) Sign(sender string, rcpts []string) Signed {
 	if !ok {
 		return Signed{Skip: "no signing key", Domain: dom.Name}
 	}
-	if dom.SigningKey != nil {
-		if s, ok := e.keys.Lookup(dom.Name, *dom.SigningKey); ok {
-			k, secret = *dom.SigningKey, s
-		}
-	}
 	now := e.Now()
 	var out string
 	scheme := SchemePRVS

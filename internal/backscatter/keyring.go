@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
 // maxSecretLength is the longest secret Exim's ${prvs} accepts (it errors
@@ -164,4 +166,44 @@ func (r *KeyRing) Signer(domain string) (int, []byte, bool) {
 	}
 	secret, ok := s.Secret(s.Signing)
 	return s.Signing, secret, ok
+}
+
+// LoadKeyRing loads the key files cfg names: the default one and those of
+// domains with their own, each with its signing key (signing_key, else
+// the file's last key). The ring is the one place that says which key
+// signs for a domain.
+func LoadKeyRing(cfg *config.Config) (*KeyRing, error) {
+	def, err := LoadKeyFile(cfg.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SigningKey != nil {
+		if err := def.SetSigning(*cfg.SigningKey); err != nil {
+			return nil, err
+		}
+	}
+	ring := NewKeyRing(def)
+	loaded := map[string]*KeySet{cfg.KeyFile: def}
+	for _, name := range cfg.DomainNames() {
+		eff, _ := cfg.For(name)
+		if eff.KeyFile == cfg.KeyFile && eff.SigningKey == cfg.SigningKey {
+			continue
+		}
+		ks, ok := loaded[eff.KeyFile]
+		if !ok {
+			if ks, err = LoadKeyFile(eff.KeyFile); err != nil {
+				return nil, fmt.Errorf("domain %s: %w", name, err)
+			}
+			loaded[eff.KeyFile] = ks
+		}
+		if eff.SigningKey != nil {
+			cp := *ks
+			if err := cp.SetSigning(*eff.SigningKey); err != nil {
+				return nil, fmt.Errorf("domain %s: %w", name, err)
+			}
+			ks = &cp
+		}
+		ring.SetDomain(name, ks)
+	}
+	return ring, nil
 }
