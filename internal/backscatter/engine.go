@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
@@ -340,6 +341,42 @@ type UntaggedInput struct {
 	Evidence  []string // from the store, DKIM, Received lines
 	Strict    bool     // the recipient or client is in a flood state
 	StoreErr  error    // the store could not answer (and no other evidence)
+}
+
+// TagKey is how a tagged address is named in the store: the sender the
+// milter signed and the recipient a bounce comes back to must name the
+// same record, whatever case the address came back in.
+func TagKey(address string) string { return strings.ToLower(address) }
+
+// ReplayQuery asks the store about a recipient with a valid tag: its
+// replay budget, and (with count) one more bounce against it.
+func (r Recipient) ReplayQuery(clientIP string, count bool, now time.Time) cache.InboundQuery {
+	return cache.InboundQuery{Tag: TagKey(r.Tag.Raw), Recipient: strings.ToLower(r.Untagged),
+		ClientIP: clientIP, Count: count, Now: now}
+}
+
+// UntaggedQuery asks the store about an untagged recipient: a record of
+// any of the original's ids, and the flood state (counting this message).
+func (r Recipient) UntaggedQuery(messageIDs []string, clientIP string, now time.Time) cache.InboundQuery {
+	return cache.InboundQuery{MessageIDs: messageIDs, Recipient: strings.ToLower(r.Untagged),
+		ClientIP: clientIP, Count: true, Now: now}
+}
+
+// AddStoreFacts folds the store's answer to an UntaggedQuery into the
+// input: a record of the original is evidence (first on the ladder), a
+// flood state makes the decision strict. A store that cannot answer
+// matters only when nothing else proves we sent the original.
+func (in *UntaggedInput) AddStoreFacts(f cache.InboundFacts, err error) {
+	if err != nil {
+		if len(in.Evidence) == 0 {
+			in.StoreErr = err
+		}
+		return
+	}
+	if f.Sent != nil {
+		in.Evidence = append([]string{"store:" + f.MatchedMessageID}, in.Evidence...)
+	}
+	in.Strict = f.RecipientStrict || f.ClientStrict
 }
 
 // UntaggedVerdict decides an untagged bounce to one of our recipients: the

@@ -340,10 +340,7 @@ func (ss *session) replayed(r backscatter.Recipient) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.StoreTimeout)
 	defer cancel()
-	facts, err := ss.s.opts.Store.Inbound(ctx, cache.InboundQuery{
-		Tag: strings.ToLower(r.Tag.Raw), Recipient: strings.ToLower(r.Untagged),
-		ClientIP: ss.clientString(), Count: true, Now: ss.e.Now(),
-	})
+	facts, err := ss.s.opts.Store.Inbound(ctx, r.ReplayQuery(ss.clientString(), true, ss.e.Now()))
 	if err != nil {
 		ss.s.log.Warn("store: replay check skipped", "queue_id", ss.queueID(), "rcpt", r.Raw, "err", err)
 		return false
@@ -523,7 +520,7 @@ func (ss *session) outboundEOM(m gomilter.Modifier) (*gomilter.Response, error) 
 		"sender", ss.msg.sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts))
 	if ss.s.opts.Store != nil {
 		ss.s.queueRecord(cache.SentMessage{
-			MessageID: ss.msg.messageID, Tag: strings.ToLower(sig.Sender), Sender: ss.msg.sender,
+			MessageID: ss.msg.messageID, Tag: backscatter.TagKey(sig.Sender), Sender: ss.msg.sender,
 			Recipients: ss.msg.rcpts, Time: ss.e.Now(), TTL: ss.s.opts.TagTTL,
 		})
 	}
@@ -594,28 +591,20 @@ func (ss *session) inboundEOM(m gomilter.Modifier) (*gomilter.Response, error) {
 		in := backscatter.UntaggedInput{Recipient: r, Kind: a.Kind, Evidence: append([]string(nil), a.Evidence...)}
 		if ss.s.opts.Store != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.StoreTimeout)
-			facts, err := ss.s.opts.Store.Inbound(ctx, cache.InboundQuery{
-				MessageIDs: a.MessageIDs, Recipient: strings.ToLower(r.Untagged), ClientIP: ss.clientString(),
-				Count: true, Now: ss.e.Now(),
-			})
+			facts, err := ss.s.opts.Store.Inbound(ctx, r.UntaggedQuery(a.MessageIDs, ss.clientString(), ss.e.Now()))
 			cancel()
-			switch {
-			case err != nil:
-				if len(in.Evidence) == 0 {
-					in.StoreErr = err
-				}
+			in.AddStoreFacts(facts, err)
+			if err != nil {
 				ss.s.log.Warn("store unavailable", "queue_id", ss.queueID(), "rcpt", r.Raw, "err", err)
-			default:
-				if facts.Sent != nil {
-					in.Evidence = append([]string{"store:" + facts.MatchedMessageID}, in.Evidence...)
+			}
+			if facts.FloodEntered {
+				ss.s.log.Warn("flood: strict state entered", "rcpt", r.Untagged, "client", ss.clientString())
+				if fo, ok := ss.s.obs.(interface{ FloodEntered() }); ok {
+					fo.FloodEntered()
 				}
-				in.Strict = facts.RecipientStrict || facts.ClientStrict
-				if facts.FloodEntered {
-					if f, ok := ss.s.obs.(interface{ FloodEntered() }); ok {
-						f.FloodEntered()
-					}
-					ss.s.log.Warn("flood: strict state entered", "rcpt", r.Untagged, "client", ss.clientString())
-				}
+			}
+			if facts.FloodLeft {
+				ss.s.log.Info("flood: strict state left", "rcpt", r.Untagged, "client", ss.clientString())
 			}
 		}
 		v := ss.e.UntaggedVerdict(in)

@@ -290,10 +290,7 @@ func Decide(env Env, req Request) Reply {
 	case r.Tagged() && !data:
 		replayed := false
 		if r.Err == nil && env.Inbound != nil {
-			facts, err := env.Inbound(cache.InboundQuery{
-				Tag: strings.ToLower(r.Tag.Raw), Recipient: strings.ToLower(r.Untagged),
-				ClientIP: clientIP, Count: !env.WithMilter, Now: e.Now(),
-			})
+			facts, err := env.Inbound(r.ReplayQuery(clientIP, !env.WithMilter, e.Now()))
 			// A store that cannot answer does not stop a valid tag:
 			// the HMAC is proof enough (as in the milter).
 			out.StoreErr = err
@@ -309,14 +306,9 @@ func Decide(env Env, req Request) Reply {
 	default:
 		in := backscatter.UntaggedInput{Recipient: r}
 		if env.Inbound != nil {
-			facts, err := env.Inbound(cache.InboundQuery{
-				Recipient: strings.ToLower(r.Untagged), ClientIP: clientIP, Count: true, Now: e.Now(),
-			})
-			if err != nil {
-				in.StoreErr, out.StoreErr = err, err
-			} else {
-				in.Strict = facts.RecipientStrict || facts.ClientStrict
-			}
+			facts, err := env.Inbound(r.UntaggedQuery(nil, clientIP, e.Now()))
+			in.AddStoreFacts(facts, err)
+			out.StoreErr = err
 		}
 		v = e.UntaggedVerdict(in)
 	}
