@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
-	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
@@ -52,7 +51,7 @@ func newLoggedHarness(t *testing.T, format string) (*harness, *syncBuffer) {
 	}
 	eng := backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), map[string]time.Time{"example.com": testNow.AddDate(0, -1, 0)})
 	eng.Now = func() time.Time { return testNow }
-	st := &fakeStore{sent: map[string]cache.SentMessage{}, bounces: map[string]int64{}}
+	st := newTestStore()
 	buf := &syncBuffer{}
 	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
 	var h slog.Handler = slog.NewTextHandler(buf, opts)
@@ -76,9 +75,7 @@ func exercise(h *harness) {
 	h.run(txn{from: "", rcpts: []string{h.sign("alice@example.com", testNow.AddDate(0, 0, -20))}, body: bounce})
 	h.run(txn{from: "", rcpts: []string{"alice@example.com"}, body: "no original\r\n"})
 	h.run(txn{from: "", rcpts: []string{"alice@example.com", "postmaster@example.com"}, body: bounce})
-	h.store.mu.Lock()
-	h.store.err = context.DeadlineExceeded
-	h.store.mu.Unlock()
+	h.store.fail(context.DeadlineExceeded)
 	h.run(txn{auth: "alice", from: "alice@example.com", rcpts: []string{"carol@example.org"}})
 	h.run(txn{from: "", rcpts: []string{tag, "alice@example.com"}, body: bounce})
 	h.srv.stopRecords()

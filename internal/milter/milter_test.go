@@ -22,55 +22,51 @@ import (
 
 var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-// fakeStore is an in-process store for protocol-level edge cases; the real
-// stores are tested against bbolt and redis-server in internal/cache.
-type fakeStore struct {
-	mu      sync.Mutex
-	sent    map[string]cache.SentMessage
-	bounces map[string]int64
-	err     error
+// testStore is the cache package's in-memory store (its semantics are
+// tested there, and against bbolt and redis-server in internal/cache and
+// test/t-2*) with a switch that makes every call fail, for the failure
+// policy.
+type testStore struct {
+	*cache.MemoryStore
+	mu  sync.Mutex
+	err error
 }
 
-func (f *fakeStore) RecordSent(_ context.Context, m cache.SentMessage) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return f.err
-	}
-	f.sent[strings.Trim(m.MessageID, "<>")] = m
-	f.sent["tag:"+m.Tag] = m
-	return nil
+func newTestStore() *testStore {
+	return &testStore{MemoryStore: cache.NewMemoryStore(cache.Config{}.WithDefaults())}
 }
 
-func (f *fakeStore) Inbound(_ context.Context, q cache.InboundQuery) (cache.InboundFacts, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return cache.InboundFacts{}, f.err
-	}
-	var facts cache.InboundFacts
-	for _, id := range q.MessageIDs {
-		if m, ok := f.sent[strings.Trim(id, "<>")]; ok {
-			facts.Sent = &cache.SentRecord{Sender: m.Sender, Tag: m.Tag, RecipientCount: len(m.Recipients), Time: m.Time}
-			facts.MatchedMessageID = id
-			break
-		}
-	}
-	if q.Tag != "" {
-		if m, ok := f.sent["tag:"+q.Tag]; ok {
-			facts.TagRecipients = int64(len(m.Recipients))
-		}
-		if q.Count {
-			f.bounces[q.Tag]++
-		}
-		facts.TagBounces = f.bounces[q.Tag]
-		facts.Replayed = facts.TagRecipients > 0 && facts.TagBounces > facts.TagRecipients+1
-	}
-	return facts, nil
+func (s *testStore) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
 }
 
-func (f *fakeStore) Ping(context.Context) error { return f.err }
-func (f *fakeStore) Close() error               { return nil }
+func (s *testStore) failing() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *testStore) RecordSent(ctx context.Context, m cache.SentMessage) error {
+	if err := s.failing(); err != nil {
+		return err
+	}
+	return s.MemoryStore.RecordSent(ctx, m)
+}
+
+func (s *testStore) Inbound(ctx context.Context, q cache.InboundQuery) (cache.InboundFacts, error) {
+	if err := s.failing(); err != nil {
+		return cache.InboundFacts{}, err
+	}
+	return s.MemoryStore.Inbound(ctx, q)
+}
+
+// sent reports whether a message with this id was recorded.
+func (s *testStore) sent(id string) bool {
+	f, err := s.MemoryStore.Inbound(context.Background(), cache.InboundQuery{MessageIDs: []string{id}, Now: testNow})
+	return err == nil && f.Sent != nil
+}
 
 // fakeAnalyzer finds Message-ID lines in the body: enough to exercise the
 // milter's plumbing; the real analysis is tested in internal/backscatter.
@@ -98,7 +94,7 @@ type harness struct {
 	t      *testing.T
 	srv    *Server
 	sock   string
-	store  *fakeStore
+	store  *testStore
 	secret []byte
 }
 
@@ -114,7 +110,7 @@ func newHarness(t *testing.T, cfgText string) *harness {
 	}
 	eng := backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), map[string]time.Time{"example.com": testNow.AddDate(0, -1, 0)})
 	eng.Now = func() time.Time { return testNow }
-	st := &fakeStore{sent: map[string]cache.SentMessage{}, bounces: map[string]int64{}}
+	st := newTestStore()
 	srv := New(Options{Engine: eng, Store: st, Analyzer: fakeAnalyzer{}, StripInMilter: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return &harness{t: t, srv: srv, sock: serveUnix(t, srv), store: st, secret: []byte("test-secret")}
@@ -284,8 +280,11 @@ func TestOutboundSigning(t *testing.T) {
 		}
 	}
 	h.srv.stopRecords()
-	if _, ok := h.store.sent["m-authenticated@example.com"]; !ok {
-		t.Fatalf("sent record missing: %v", h.store.sent)
+	if !h.store.sent("<m-authenticated@example.com>") {
+		t.Fatal("sent record missing")
+	}
+	if h.store.sent("<m-foreign-domain@example.com>") {
+		t.Fatal("a message that was not signed was recorded")
 	}
 }
 
@@ -350,7 +349,7 @@ func TestUntaggedBounces(t *testing.T) {
 		t.Fatalf("postmaster: %+v", res.final)
 	}
 	// Evidence from the store: the original was sent and recorded.
-	h.store.RecordSent(context.Background(), cache.SentMessage{MessageID: "<orig-1@example.com>", Tag: "prvs=x=user@example.com", Sender: "user@example.com", Recipients: []string{"a@example.org"}})
+	h.store.RecordSent(context.Background(), cache.SentMessage{MessageID: "<orig-1@example.com>", Tag: "prvs=x=user@example.com", Sender: "user@example.com", Recipients: []string{"a@example.org"}, Time: testNow})
 	res = h.run(txn{from: "", rcpts: []string{"user@example.com"}, headers: [][2]string{{"Message-ID", " <dsn-3@mx.example.org>"}}, body: bounceBody})
 	if v, _ := res.header("X-Bounce-Check"); res.final.Type != gomilter.ActionAccept || !strings.Contains(v, "store:<orig-1@example.com>") {
 		t.Fatalf("store evidence: %+v header %q", res.final, v)
@@ -372,7 +371,7 @@ func TestUntaggedBounces(t *testing.T) {
 		t.Fatalf("local: %+v", res.final)
 	}
 	// Store down: untagged bounces are tempfailed, tagged ones still pass.
-	h.store.err = context.DeadlineExceeded
+	h.store.fail(context.DeadlineExceeded)
 	res = h.run(txn{from: "", rcpts: []string{"user@example.com"}, body: bounceBody})
 	if res.final.SMTPCode != 451 {
 		t.Fatalf("store down: %+v", res.final)
@@ -382,7 +381,7 @@ func TestUntaggedBounces(t *testing.T) {
 		t.Fatalf("store down, valid tag: %+v", res.final)
 	}
 	// An auto-reply from a normal sender, untagged, no evidence: refused.
-	h.store.err = nil
+	h.store.fail(nil)
 	res = h.run(txn{from: "someone@example.org", rcpts: []string{"user@example.com"}, headers: [][2]string{{"Auto-Submitted", " auto-replied"}}, body: "I am away\r\n"})
 	if res.final.SMTPCode != 550 {
 		t.Fatalf("auto-reply: %+v", res.final)
