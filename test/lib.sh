@@ -266,3 +266,15 @@ free_port_low() {
   done
   echo "no free port" >&2; return 1
 }
+
+# deliver DESCRIPTION PORT SWAKS-ARGS...: sends one message that Postfix
+# must queue and the sink must receive; it is then message number $n, and
+# the SMTP transcript is in $out.
+deliver() {
+  local desc=$1 port=$2
+  shift 2
+  out=$(smtp "$port" "$@")
+  expect_reply "$out" '<-  250 .*queued' "$desc"
+  n=$((n+1))
+  sink_wait "$n"
+}

@@ -34,9 +34,7 @@ recipient_canonical_classes = envelope_recipient" pf_up
 n=0
 
 # 1. Submission (ORIGINATING) for our domain: signed with a tag verify accepts.
-out=$(smtp "$SUB_PORT" --from alice@example.com --to bob@example.org --header "Message-Id: <e2e-1@example.com>")
-expect_reply "$out" '<-  250 .*queued' "submission accepted"
-n=$((n+1)); sink_wait $n
+deliver "submission accepted" "$SUB_PORT" --from alice@example.com --to bob@example.org --header "Message-Id: <e2e-1@example.com>"
 from=$(sink_line $n | json_field from)
 [[ $from == prvs=2?????????=alice@example.com ]] || fail "submission: sender $from, want prvs=2...=alice@example.com"
 [ "$("$BM" verify --key-file "$KEYS" "$from")" = alice@example.com ] || fail "verify refused $from"
@@ -63,17 +61,13 @@ n=$((n+1)); sink_wait $n
 ok "unauthenticated mail on the MX port unsigned"
 
 # 2. A bounce to the valid tag reaches the untagged mailbox with a pass verdict.
-out=$(smtp "$PF_PORT" --from '<>' --to "$TAG" --header "Subject: Undelivered Mail Returned to Sender")
-expect_reply "$out" '<-  250 .*queued' "bounce to valid tag"
-n=$((n+1)); sink_wait $n
+deliver "bounce to valid tag" "$PF_PORT" --from '<>' --to "$TAG" --header "Subject: Undelivered Mail Returned to Sender"
 [ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "valid tag not stripped: $(sink_line $n | json_field to)"
 sink_has $n '^X-Bounce-Check: pass (valid prvs tag, key 2)' || fail "no pass verdict header"
 ok "valid tag: delivered to alice@example.com with a pass verdict"
 
 # 2b. The same, with the domain in upper case.
-out=$(smtp "$PF_PORT" --from '<>' --to "${TAG/example.com/EXAMPLE.COM}")
-expect_reply "$out" '<-  250 .*queued' "bounce to valid tag, upper-case domain"
-n=$((n+1)); sink_wait $n
+deliver "bounce to valid tag, upper-case domain" "$PF_PORT" --from '<>' --to "${TAG/example.com/EXAMPLE.COM}"
 ok "valid tag with upper-case domain accepted"
 
 # 3. Forged, expired and unknown-key tags: 550 at RCPT.
@@ -108,25 +102,19 @@ else
 fi
 
 # 4c. Tag mode: accepted with a fail verdict.
-out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
-expect_reply "$out" '<-  250 .*queued' "tag mode"
-n=$((n+1)); sink_wait $n
+deliver "tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
 sink_has $n '^X-Bounce-Check: fail' || fail "tag mode: no fail header"
 ok "tag mode: delivered with a fail verdict"
 
 # 5. postmaster@ receives untagged bounces; a forged verdict header is removed.
-out=$(smtp "$PF_PORT" --from '<>' --to postmaster@example.com --header "X-Bounce-Check: pass (forged)")
-expect_reply "$out" '<-  250 .*queued' "postmaster"
-n=$((n+1)); sink_wait $n
+deliver "postmaster" "$PF_PORT" --from '<>' --to postmaster@example.com --header "X-Bounce-Check: pass (forged)"
 data=$(sink_line $n | json_field data)
 grep -q 'forged' <<<"$data" && fail "forged verdict header kept"
 grep -q '^X-Bounce-Check: none (exempt recipient)' <<<"$data" || fail "postmaster: no exempt verdict"
 ok "postmaster gets untagged bounces; forged verdict header removed"
 
 # 6. Postfix's own bounce of a signed message reaches the sender, untagged.
-out=$(smtp "$SUB_PORT" --from frank@example.com --to nobody@example.net)
-expect_reply "$out" '<-  250 .*queued' "mail to a failing domain"
-n=$((n+1)); sink_wait $n
+deliver "mail to a failing domain" "$SUB_PORT" --from frank@example.com --to nobody@example.net
 line=$(sink_line $n)
 [ "$(json_field from <<<"$line")" = "" ] || fail "Postfix bounce: sender $(json_field from <<<"$line")"
 [ "$(json_field to <<<"$line")" = frank@example.com ] || fail "Postfix bounce went to $(json_field to <<<"$line")"
@@ -148,13 +136,9 @@ postconf -c "$T/pf/etc" -e "recipient_canonical_maps =" && postfix -c "$T/pf/etc
 start_bm bm --config "$T/bm.toml" --socketmap off
 wait_port "$MILTER_PORT"
 sleep 1
-out=$(smtp "$PF_PORT" --from '<>' --to "$TAG")
-expect_reply "$out" '<-  250 .*queued' "milter only: bounce to valid tag"
-n=$((n+1)); sink_wait $n
+deliver "milter only: bounce to valid tag" "$PF_PORT" --from '<>' --to "$TAG"
 [ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "milter did not strip the tag: $(sink_line $n | json_field to)"
 ok "milter-only: the milter strips the valid tag"
 stop_pid "$bm_PID"
-out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com)
-expect_reply "$out" '<-  250 .*queued' "milter down"
-n=$((n+1)); sink_wait $n
+deliver "milter down" "$PF_PORT" --from '<>' --to alice@example.com
 ok "milter down: mail flows"

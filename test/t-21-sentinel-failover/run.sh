@@ -48,16 +48,10 @@ bounce_body() { # message-id
   printf 'Delivery to the following recipient failed permanently:\n\n     bob@example.org\n\n----- Original message -----\n\nMessage-Id: <%s>\nFrom: alice@example.com\nTo: bob@example.org\nSubject: hi\n' "$1"
 }
 send_and_bounce() { # id
-  local out
-  out=$(smtp "$SUB_PORT" --from alice@example.com --to bob@example.org --header "Message-Id: <$1>")
-  expect_reply "$out" '<-  250 .*queued' "send $1"
-  n=$((n+1)); sink_wait $n
+  deliver "send $1" "$SUB_PORT" --from alice@example.com --to bob@example.org --header "Message-Id: <$1>"
 }
 check_bounce() { # id
-  local out
-  out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --body "$(bounce_body "$1")")
-  expect_reply "$out" '<-  250 .*queued' "bounce of $1"
-  n=$((n+1)); sink_wait $n
+  deliver "bounce of $1" "$PF_PORT" --from '<>' --to alice@example.com --body "$(bounce_body "$1")"
   sink_has $n '^X-Bounce-Check: pass (untagged; we sent the original: store:' || fail "bounce of $1: no store evidence"
 }
 

@@ -37,24 +37,18 @@ PF_MILTER="inet:127.0.0.1:$MILTER" pf_up
 n=0
 
 # One message to two recipients: its tag takes 2 + 1 (slack) bounces.
-out=$(smtp "$SUB_PORT" --from alice@example.com --to bob@example.org,carol@example.org)
-expect_reply "$out" '<-  250 .*queued' "signed message"
-n=$((n+1)); sink_wait $n
+deliver "signed message" "$SUB_PORT" --from alice@example.com --to bob@example.org,carol@example.org
 TAG=$(sink_line $n | json_field from)
 [[ $TAG == prvs=5* ]] || fail "not signed: $TAG"
 sleep 0.5
 for i in 1 2; do
-  out=$(smtp "$PF_PORT" --from '<>' --to "$TAG")
-  expect_reply "$out" '<-  250 .*queued' "bounce $i to the tag"
-  n=$((n+1)); sink_wait $n
+  deliver "bounce $i to the tag" "$PF_PORT" --from '<>' --to "$TAG"
 done
 # A restart in the middle: the counters are in the embedded store.
 stop_pid "$bm_PID"
 start_bm bm --config "$T/bm.toml" --socketmap off
 wait_port "$MILTER"
-out=$(smtp "$PF_PORT" --from '<>' --to "$TAG")
-expect_reply "$out" '<-  250 .*queued' "bounce 3 to the tag (slack), after a restart"
-n=$((n+1)); sink_wait $n
+deliver "bounce 3 to the tag (slack), after a restart" "$PF_PORT" --from '<>' --to "$TAG"
 out=$(smtp "$PF_PORT" --from '<>' --to "$TAG" --quit-after RCPT)
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*replayed' "bounce 4 to the tag"
 ok "replay: 2 recipients + slack 1 = 3 bounces accepted (across a restart), the 4th refused as replayed"
@@ -62,16 +56,12 @@ ok "replay: 2 recipients + slack 1 = 3 bounces accepted (across a restart), the 
 # Flood: tag mode delivers untagged bounces with a fail verdict, until the
 # recipient's null-sender count passes the limit.
 for i in 1 2 3; do
-  out=$(smtp "$PF_PORT" --from '<>' --to dave@tagmode.example)
-  expect_reply "$out" '<-  250 .*queued' "untagged bounce $i in tag mode"
-  n=$((n+1)); sink_wait $n
+  deliver "untagged bounce $i in tag mode" "$PF_PORT" --from '<>' --to dave@tagmode.example
 done
 out=$(smtp "$PF_PORT" --from '<>' --to dave@tagmode.example)
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*flood' "untagged bounce 4 in tag mode (flood)"
 grep -q 'flood: strict state entered' "$T/bm.log" || fail "entering the strict state was not logged"
 [ "$(grep -c 'flood: strict state entered' "$T/bm.log")" = 1 ] || fail "strict state logged more than once"
 # Another recipient is not affected.
-out=$(smtp "$PF_PORT" --from '<>' --to erin@tagmode.example)
-expect_reply "$out" '<-  250 .*queued' "untagged bounce to another recipient"
-n=$((n+1)); sink_wait $n
+deliver "untagged bounce to another recipient" "$PF_PORT" --from '<>' --to erin@tagmode.example
 ok "flood: the 4th untagged bounce to one recipient refused even in tag mode, logged once; others unaffected"

@@ -77,9 +77,7 @@ expect_reply "$out" '<-  250 ' "ordinary sender to a forged tag"
 ok "policy only: MAILER-DAEMON sender refused, ordinary sender not"
 
 # A2. A bounce to the valid tag: delivered untagged, with the pass header.
-out=$(smtp "$PF_PORT" --from '<>' --to "$TAG" --header "Subject: Undelivered Mail Returned to Sender")
-expect_reply "$out" '<-  250 .*queued' "policy only: valid tag"
-n=$((n+1)); sink_wait $n
+deliver "policy only: valid tag" "$PF_PORT" --from '<>' --to "$TAG" --header "Subject: Undelivered Mail Returned to Sender"
 [ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "valid tag not stripped: $(sink_line $n | json_field to)"
 sink_has $n '^X-Bounce-Check: pass (valid prvs tag, key 2)' || fail "no pass header prepended"
 [ "$(count_headers $n)" = 1 ] || fail "$(count_headers $n) verdict headers"
@@ -99,30 +97,22 @@ grep -q 'service=policy state=DATA .*verdict=reject .*reason=no-evidence' "$T/bm
 ok "policy only: untagged bounce refused at DATA (550, no body sent)"
 
 # A5. Tag mode: accepted with a fail header.
-out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
-expect_reply "$out" '<-  250 .*queued' "tag mode"
-n=$((n+1)); sink_wait $n
+deliver "tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
 sink_has $n '^X-Bounce-Check: fail (untagged bounce; no evidence we sent the original)' || fail "tag mode: no fail header"
 ok "policy only: tag mode delivers with a fail header"
 
 # A6. postmaster is exempt.
-out=$(smtp "$PF_PORT" --from '<>' --to postmaster@example.com)
-expect_reply "$out" '<-  250 .*queued' "postmaster"
-n=$((n+1)); sink_wait $n
+deliver "postmaster" "$PF_PORT" --from '<>' --to postmaster@example.com
 sink_has $n '^X-Bounce-Check: none (exempt recipient)' || fail "postmaster: no exempt header"
 ok "policy only: postmaster receives untagged bounces"
 
 # A7. Several recipients: the policy service cannot name them at DATA, so
 # it leaves the message alone (documented; the milter decides those).
-out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com,bob@example.com)
-expect_reply "$out" '<-  250 .*queued' "two recipients"
-n=$((n+1)); sink_wait $n
+deliver "two recipients" "$PF_PORT" --from '<>' --to alice@example.com,bob@example.com
 ok "policy only: untagged bounce to two recipients left undecided (DUNNO)"
 
 # A8. Mail that is not a bounce goes through untouched.
-out=$(smtp "$PF_PORT" --from eve@example.org --to alice@example.com)
-expect_reply "$out" '<-  250 .*queued' "ordinary mail"
-n=$((n+1)); sink_wait $n
+deliver "ordinary mail" "$PF_PORT" --from eve@example.org --to alice@example.com
 [ "$(count_headers $n)" = 0 ] || fail "ordinary mail got a verdict header"
 ok "policy only: ordinary mail untouched"
 
@@ -157,9 +147,7 @@ ok "policy only: SIGHUP reload reaches the policy service"
 postconf -c "$T/pf/etc" -e "smtpd_end_of_data_restrictions = check_policy_service inet:127.0.0.1:$POL_PORT"
 postfix -c "$T/pf/etc" reload >/dev/null 2>&1
 sleep 1
-out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
-expect_reply "$out" '<-  250 .*queued' "DATA and END-OF-MESSAGE: tag mode"
-n=$((n+1)); sink_wait $n
+deliver "DATA and END-OF-MESSAGE: tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
 [ "$(count_headers $n)" = 1 ] || fail "DATA and END-OF-MESSAGE: $(count_headers $n) verdict headers"
 qid=$(grep -oE 'queued as [0-9A-F]+' <<<"$out" | awk '{print $3}')
 [ "$(grep -c "queue_id=$qid .*service=policy" "$T/bm.log")" = 1 ] || fail "message $qid decided $(grep -c "queue_id=$qid .*service=policy" "$T/bm.log") times, want once"
@@ -172,9 +160,7 @@ sleep 1
 out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com)
 expect_reply "$out" '<-  354 ' "END-OF-MESSAGE only: DATA accepted"
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "END-OF-MESSAGE only: refused after the body"
-out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
-expect_reply "$out" '<-  250 .*queued' "END-OF-MESSAGE only: tag mode"
-n=$((n+1)); sink_wait $n
+deliver "END-OF-MESSAGE only: tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
 [ "$(count_headers $n)" = 0 ] || fail "END-OF-MESSAGE only: a header was prepended"
 grep -q 'service=policy state=END-OF-MESSAGE .*reason=no-evidence' "$T/bm.log" || fail "END-OF-MESSAGE decision not logged"
 postconf -c "$T/pf/etc" -e "smtpd_end_of_data_restrictions =" "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POL_PORT"
@@ -205,15 +191,11 @@ expect_reply "$out" '<-  354 ' "policy+milter: DATA accepted (the milter decides
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "policy+milter: untagged bounce after the body"
 ok "policy + milter: callout passes; untagged bounce refused by the milter after the body"
 
-out=$(smtp "$PF_PORT" --from '<>' --to "$TAG")
-expect_reply "$out" '<-  250 .*queued' "policy+milter: valid tag"
-n=$((n+1)); sink_wait $n
+deliver "policy+milter: valid tag" "$PF_PORT" --from '<>' --to "$TAG"
 [ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "policy+milter: valid tag not stripped"
 sink_has $n '^X-Bounce-Check: pass (valid prvs tag, key 2)' || fail "policy+milter: no pass header"
 [ "$(count_headers $n)" = 1 ] || fail "policy+milter: $(count_headers $n) verdict headers, want 1"
-out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
-expect_reply "$out" '<-  250 .*queued' "policy+milter: tag mode"
-n=$((n+1)); sink_wait $n
+deliver "policy+milter: tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
 [ "$(count_headers $n)" = 1 ] || fail "policy+milter tag mode: $(count_headers $n) verdict headers, want 1"
 grep -q 'service=policy state=DATA' "$T/bm2.log" && fail "policy+milter: the policy service decided at DATA"
 ok "policy + milter: one verdict header per message (the milter's); no policy decision at DATA"
@@ -224,9 +206,7 @@ ok "policy + milter: one verdict header per message (the milter's); no policy de
 postconf -c "$T/pf/etc" -e "smtpd_recipient_restrictions = check_recipient_access inline:{ { alice@tagmode.example = PREPEND X-Bounce-Check: pass (prepended) } }, check_policy_service unix:$POL_SOCK"
 postfix -c "$T/pf/etc" reload >/dev/null 2>&1
 sleep 1
-out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
-expect_reply "$out" '<-  250 .*queued' "policy+milter: prepended header"
-n=$((n+1)); sink_wait $n
+deliver "policy+milter: prepended header" "$PF_PORT" --from '<>' --to alice@tagmode.example
 sink_has $n 'prepended' && fail "policy+milter: a PREPENDed verdict header survived the milter"
 [ "$(count_headers $n)" = 1 ] || fail "policy+milter with PREPEND: $(count_headers $n) verdict headers, want 1"
 ok "policy + milter: a PREPENDed X-Bounce-Check is removed by the milter (so the policy service does not PREPEND)"
@@ -239,15 +219,11 @@ postfix -c "$T/pf/etc" reload >/dev/null 2>&1
 stop_pid "$bm2_PID"
 sleep 1
 start=$(date +%s)
-out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com)
-expect_reply "$out" '<-  250 .*queued' "service down: untagged bounce"
-n=$((n+1)); sink_wait $n
+deliver "service down: untagged bounce" "$PF_PORT" --from '<>' --to alice@example.com
 out=$(smtp "$PF_PORT" --from '<>' --to "$forged" --quit-after RCPT)
 expect_reply "$out" '<-  250 ' "service down: forged tag (default_action=DUNNO)"
 grep -q 'policy.*\(connect\|Connection refused\|No such file\)' "$T/pf/log/maillog" || fail "Postfix did not log the policy service down"
 # Control for B2: without the milter the prepended header is kept.
-out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
-expect_reply "$out" '<-  250 .*queued' "service down: tag mode"
-n=$((n+1)); sink_wait $n
+deliver "service down: tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
 sink_has $n '^X-Bounce-Check: pass (prepended)' || fail "control: the inline PREPEND did not apply without the milter"
 ok "service down: Postfix keeps accepting mail (default_action=DUNNO) in $(( $(date +%s) - start ))s"

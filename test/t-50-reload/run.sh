@@ -44,16 +44,12 @@ n=0
 
 submit() { # FROM: submission through Postfix; sets FROM_OUT to the relayed sender
   local out
-  out=$(smtp "$SUB_PORT" --from "$1" --to bob@example.org)
-  expect_reply "$out" '<-  250 .*queued' "submission from $1"
-  n=$((n+1)); sink_wait $n
+  deliver "submission from $1" "$SUB_PORT" --from "$1" --to bob@example.org
   FROM_OUT=$(sink_line $n | json_field from)
 }
 bounce_to() { # TAG: a bounce to TAG must be delivered to alice@ with a pass verdict
   local out
-  out=$(smtp "$PF_PORT" --from '<>' --to "$1")
-  expect_reply "$out" '<-  250 .*queued' "bounce to $1"
-  n=$((n+1)); sink_wait $n
+  deliver "bounce to $1" "$PF_PORT" --from '<>' --to "$1"
   [ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "bounce to $1 delivered to $(sink_line $n | json_field to)"
   sink_has $n '^X-Bounce-Check: pass' || fail "bounce to $1: no pass verdict"
 }
