@@ -88,6 +88,11 @@ func TestUsageAndHelp(t *testing.T) {
 			t.Errorf("%s --help: code %d, stdout %q, stderr %q", name, code, out, errOut)
 		}
 	}
+	for _, cmd := range []string{"sign", "verify"} {
+		if _, errOut, code := runCLI(t, cmd, "--key-file", "/nonexistent", "a@example.com", "b@example.com"); code != 2 || !strings.Contains(errOut, "exactly one ADDRESS") {
+			t.Fatalf("%s with two addresses: code %d, %q", cmd, code, errOut)
+		}
+	}
 	if _, _, code := runCLI(t, "sign", "--no-such-flag"); code != 2 {
 		t.Fatal("bad flag: want exit 2")
 	}

@@ -61,7 +61,13 @@ func addTagFlags(fs interface {
 	}
 }
 
-func (t tagFlags) load(cmd string, stderr io.Writer) (*backscatter.KeySet, time.Time, byte, bool) {
+// load checks what sign and verify share: one ADDRESS, the date, the
+// lifetime, the delimiter, and the key file, which it loads.
+func (t tagFlags) load(cmd string, pos []string, stderr io.Writer) (*backscatter.KeySet, time.Time, byte, bool) {
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "%s: want exactly one ADDRESS\n", cmd)
+		return nil, time.Time{}, 0, false
+	}
 	if *t.keyFile == "" {
 		fmt.Fprintf(stderr, "%s: --key-file is required\n", cmd)
 		return nil, time.Time{}, 0, false
@@ -104,11 +110,7 @@ func cmdSign(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "sign: want exactly one ADDRESS")
-		return 2
-	}
-	ks, now, delim, ok := tf.load("sign", stderr)
+	ks, now, delim, ok := tf.load("sign", pos, stderr)
 	if !ok {
 		return 2
 	}
@@ -153,11 +155,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "verify: want exactly one ADDRESS")
-		return 2
-	}
-	ks, now, delim, ok := tf.load("verify", stderr)
+	ks, now, delim, ok := tf.load("verify", pos, stderr)
 	if !ok {
 		return 2
 	}
