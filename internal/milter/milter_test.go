@@ -392,3 +392,21 @@ func TestUntaggedBounces(t *testing.T) {
 		t.Fatalf("ordinary: %+v %v", res.final, res.mods)
 	}
 }
+
+// Recipients that are no address, or not one the engine can take apart,
+// are passed over: never a crash, never a reject that is not ours to make.
+func TestMalformedRecipients(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	for _, rcpt := range []string{"not-an-address", "@example.com", "user@", strings.Repeat("a", 5000) + "@example.com",
+		"\"quoted user\"@example.com", "prvs=2zzz000000=user@example.com", "user@example.com\x00x"} {
+		res := h.run(txn{from: "", rcpts: []string{rcpt}, body: "x\r\n"})
+		if len(res.rcptCodes) != 1 || res.rcptCodes[0] >= 500 || res.final == nil {
+			t.Errorf("%.40q: rcpt %v final %v", rcpt, res.rcptCodes, res.final)
+		}
+	}
+	// The session still works afterwards.
+	res := h.run(txn{auth: "alice", from: "alice@example.com", rcpts: []string{"bob@example.org"}})
+	if !strings.HasPrefix(strings.Trim(res.changeFrom(), "<>"), "prvs=2") {
+		t.Fatalf("signing after malformed recipients: %+v", res.mods)
+	}
+}
