@@ -7,7 +7,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEST_NAME=$(basename "$(cd "$(dirname "$0")" && pwd)")
-T=${T:-/tmp/bm-e2e/$TEST_NAME}
+T=${T:-${BM_E2E_DIR:-/tmp/bm-e2e}/$TEST_NAME}
 BM=${BM:-$ROOT/bin/bounce-milter}
 SINK_BIN=$T/smtpsink
 PIDS=()

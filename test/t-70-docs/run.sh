@@ -13,7 +13,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/test/t-70-docs
-T=${T:-/tmp/bm-e2e/t-70-docs}
+T=${T:-${BM_E2E_DIR:-/tmp/bm-e2e}/t-70-docs}
 BM=${BM:-$ROOT/bin/bounce-milter}
 export ROOT
 
