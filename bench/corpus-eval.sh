@@ -9,7 +9,7 @@
 # README's figure is used for the ratio.
 set -eu
 cd "$(dirname "$0")/.."
-corpus=${1:-internal/backscatter/testdata/corpus}
+corpus=${1:-internal/bounce/testdata/corpus}
 [ $# -gt 0 ] && shift
 if perl -MSisimai -e1 2>/dev/null; then
 	exec go run ./bench/corpus-eval -corpus "$corpus" -sisimai "$@"

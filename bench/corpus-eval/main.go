@@ -24,7 +24,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/bounce"
 )
 
 type row struct {
@@ -39,7 +39,7 @@ type sisRow struct {
 }
 
 func main() {
-	corpus := flag.String("corpus", "internal/backscatter/testdata/corpus", "corpus directory (with manifest.tsv)")
+	corpus := flag.String("corpus", "internal/bounce/testdata/corpus", "corpus directory (with manifest.tsv)")
 	runSisimai := flag.Bool("sisimai", false, "also time sisimai (perl -MSisimai) over the same files")
 	runs := flag.Int("runs", 5, "timed runs of our analysis (the best is reported)")
 	verbose := flag.Bool("v", false, "list every miss")
@@ -84,14 +84,14 @@ func sameSet(a, b []string) bool {
 
 // kindMatches maps our kinds onto corpus categories; a read receipt (mdn)
 // is filed under autoreply in the corpus.
-func kindMatches(k backscatter.Kind, category string) bool {
+func kindMatches(k bounce.Kind, category string) bool {
 	switch category {
 	case "bounce":
-		return k == backscatter.KindDSN
+		return k == bounce.KindDSN
 	case "autoreply":
-		return k == backscatter.KindAutoreply || k == backscatter.KindMDN
+		return k == bounce.KindAutoreply || k == bounce.KindMDN
 	case "ordinary":
-		return k == backscatter.KindNotBounce
+		return k == bounce.KindNotBounce
 	}
 	return string(k) == category
 }
@@ -162,7 +162,7 @@ func wholeRun(files []string, n int) (time.Duration, error) {
 				var err error
 				buf, err = readInto(buf[:0], p)
 				if err == nil {
-					_, err = backscatter.Analyze(bytes.NewReader(buf), backscatter.AnalysisLimits{})
+					_, err = bounce.Analyze(bytes.NewReader(buf), bounce.Limits{})
 				}
 				if err != nil {
 					mu.Lock()
@@ -257,14 +257,14 @@ func run(dir string, withSisimai bool, runs, workers int, verbose bool) error {
 		}
 	}
 
-	reps := make([]*backscatter.Report, len(rows))
+	reps := make([]*bounce.Report, len(rows))
 	analyse := func(onlySisimaiSet bool) (time.Duration, error) {
 		start := time.Now()
 		for i, r := range rows {
 			if onlySisimaiSet && r.category == "ordinary" {
 				continue
 			}
-			rep, err := backscatter.Analyze(bytes.NewReader(data[i]), backscatter.AnalysisLimits{})
+			rep, err := bounce.Analyze(bytes.NewReader(data[i]), bounce.Limits{})
 			if err != nil {
 				return 0, fmt.Errorf("%s: %w", r.path, err)
 			}

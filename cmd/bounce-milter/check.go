@@ -15,7 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/bounce"
+	"github.com/bounce-milter/bounce-milter/internal/evidence"
 )
 
 const checkUsage = `usage: bounce-milter check [--json] [--domains d1,d2] [--relays h1,h2] PATH...
@@ -42,19 +43,19 @@ const checkMaxFile = 256 << 20
 // checkResult is one output record. The first six fields are the stable
 // interface; the rest are informational and may grow.
 type checkResult struct {
-	Path              string                         `json:"path"`
-	Kind              backscatter.Kind               `json:"kind"`
-	OriginalMessageID string                         `json:"original_message_id"`
-	OriginalSender    string                         `json:"original_sender"`
-	BouncedRecipients []string                       `json:"bounced_recipients"`
-	Evidence          []string                       `json:"evidence"`
-	OriginalFrom      string                         `json:"original_from,omitempty"`
-	InReplyTo         string                         `json:"in_reply_to,omitempty"`
-	References        []string                       `json:"references,omitempty"`
-	RecipientsDetail  []backscatter.BouncedRecipient `json:"recipients_detail,omitempty"`
-	HeadersOnly       bool                           `json:"original_headers_only,omitempty"`
-	CapHit            string                         `json:"cap_hit,omitempty"`
-	Warnings          []string                       `json:"warnings,omitempty"`
+	Path              string             `json:"path"`
+	Kind              bounce.Kind        `json:"kind"`
+	OriginalMessageID string             `json:"original_message_id"`
+	OriginalSender    string             `json:"original_sender"`
+	BouncedRecipients []string           `json:"bounced_recipients"`
+	Evidence          []string           `json:"evidence"`
+	OriginalFrom      string             `json:"original_from,omitempty"`
+	InReplyTo         string             `json:"in_reply_to,omitempty"`
+	References        []string           `json:"references,omitempty"`
+	RecipientsDetail  []bounce.Recipient `json:"recipients_detail,omitempty"`
+	HeadersOnly       bool               `json:"original_headers_only,omitempty"`
+	CapHit            string             `json:"cap_hit,omitempty"`
+	Warnings          []string           `json:"warnings,omitempty"`
 }
 
 // cmdCheck implements "bounce-milter check".
@@ -89,7 +90,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		json:   *asJSON,
 		stdout: stdout,
 		stderr: stderr,
-		opts: backscatter.EvidenceOptions{
+		opts: evidence.EvidenceOptions{
 			OurDomains:  checkSplitList(*domains),
 			OurRelays:   checkSplitList(*relays),
 			DKIMTimeout: *dkimTimeout,
@@ -117,7 +118,7 @@ func checkSplitList(s string) []string {
 type checker struct {
 	json           bool
 	stdout, stderr io.Writer
-	opts           backscatter.EvidenceOptions
+	opts           evidence.EvidenceOptions
 	failed         bool
 }
 
@@ -253,10 +254,10 @@ func checkSplitMbox(data []byte) [][]byte {
 
 // message analyses one message and prints its record.
 func (c *checker) message(path string, data []byte) {
-	res := checkResult{Path: path, Kind: backscatter.KindNotBounce, BouncedRecipients: []string{}, Evidence: []string{}}
-	rep, err := backscatter.Analyze(bytes.NewReader(data), backscatter.AnalysisLimits{})
+	res := checkResult{Path: path, Kind: bounce.KindNotBounce, BouncedRecipients: []string{}, Evidence: []string{}}
+	rep, err := bounce.Analyze(bytes.NewReader(data), bounce.Limits{})
 	switch {
-	case errors.Is(err, backscatter.ErrAnalysisEmpty):
+	case errors.Is(err, bounce.ErrEmpty):
 		res.Warnings = []string{"empty message"}
 	case err != nil:
 		c.fail("analysing %s: %v", path, err)
@@ -277,7 +278,7 @@ func (c *checker) message(path string, data []byte) {
 		res.CapHit = rep.CapHit
 		res.Warnings = rep.Warnings
 		if rep.Kind.IsBounceLike() {
-			res.Evidence = backscatter.CollectEvidence(context.Background(), rep, c.opts)
+			res.Evidence = evidence.CollectEvidence(context.Background(), rep, c.opts)
 		}
 	}
 	if c.json {

@@ -159,7 +159,7 @@ func TestCheckHumanAndErrors(t *testing.T) {
 // TestCheckCorpus runs check over the whole corpus: every message is read
 // and analysed without error.
 func TestCheckCorpus(t *testing.T) {
-	dir := filepath.Join("..", "..", "internal", "backscatter", "testdata", "corpus", "messages")
+	dir := filepath.Join("..", "..", "internal", "bounce", "testdata", "corpus", "messages")
 	code, out, errs := runCheck(t, "--json", dir)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errs)

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/cache/backend"
 	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/evidence"
 	"github.com/bounce-milter/bounce-milter/internal/metrics"
 	"github.com/bounce-milter/bounce-milter/internal/milter"
 	"github.com/redis/go-redis/v9"
@@ -83,8 +85,8 @@ func applyRedisFlag(cfg *config.Config, url string) error {
 // DKIM evidence for our domains, relay evidence for our relays.
 func newAnalyzer(cfg *config.Config) milter.Analyzer {
 	return milter.ReportAnalyzer{
-		Limits: backscatter.AnalysisLimits{MaxBytes: int64(cfg.Inbound.MaxMessageBytes)},
-		Evidence: backscatter.EvidenceOptions{
+		Limits: bounce.Limits{MaxBytes: int64(cfg.Inbound.MaxMessageBytes)},
+		Evidence: evidence.EvidenceOptions{
 			OurDomains:  cfg.DomainNames(),
 			OurRelays:   cfg.Inbound.Relays,
 			DKIMTimeout: 3 * time.Second,

@@ -4,18 +4,19 @@ import (
 	"bytes"
 	"context"
 
-	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/bounce"
+	"github.com/bounce-milter/bounce-milter/internal/evidence"
 )
 
 // ReportAnalyzer is the Analyzer built on the engine's bounce analysis.
 type ReportAnalyzer struct {
-	Limits   backscatter.AnalysisLimits
-	Evidence backscatter.EvidenceOptions
+	Limits   bounce.Limits
+	Evidence evidence.EvidenceOptions
 }
 
 // LooksLikeBounce is the engine's cheap header test.
 func (a ReportAnalyzer) LooksLikeBounce(sender string, header func(string) string) bool {
-	return backscatter.LooksLikeBounce(sender, header)
+	return bounce.LooksLikeBounce(sender, header)
 }
 
 // Analyze classifies the message and collects the evidence it carries
@@ -23,18 +24,18 @@ func (a ReportAnalyzer) LooksLikeBounce(sender string, header func(string) strin
 // Received lines). A message that cannot be read at all counts as not a
 // bounce: the envelope alone then decides.
 func (a ReportAnalyzer) Analyze(ctx context.Context, raw []byte) Analysis {
-	rep, err := backscatter.Analyze(bytes.NewReader(raw), a.Limits)
+	rep, err := bounce.Analyze(bytes.NewReader(raw), a.Limits)
 	if err != nil || rep == nil {
 		note := "unreadable"
 		if err != nil {
 			note = "unreadable: " + err.Error()
 		}
-		return Analysis{Kind: string(backscatter.KindNotBounce), Note: note}
+		return Analysis{Kind: string(bounce.KindNotBounce), Note: note}
 	}
 	out := Analysis{
 		Kind:       string(rep.Kind),
 		MessageIDs: rep.CandidateMessageIDs(),
-		Evidence:   backscatter.CollectEvidence(ctx, rep, a.Evidence),
+		Evidence:   evidence.CollectEvidence(ctx, rep, a.Evidence),
 	}
 	if rep.CapHit != "" {
 		out.Note = "cap " + rep.CapHit

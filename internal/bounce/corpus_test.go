@@ -1,4 +1,4 @@
-package backscatter
+package bounce
 
 import (
 	"bufio"
@@ -10,21 +10,21 @@ import (
 	"testing"
 )
 
-// anManifestRow is one labelled corpus message (testdata/corpus/manifest.tsv).
-type anManifestRow struct {
+// manifestRow is one labelled corpus message (testdata/corpus/manifest.tsv).
+type manifestRow struct {
 	path, category, wantID string
 	wantRcpts              []string
 	basis                  string
 }
 
-func anLoadManifest(t testing.TB, dir string) []anManifestRow {
+func loadManifest(t testing.TB, dir string) []manifestRow {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "manifest.tsv"))
 	if err != nil {
 		t.Fatalf("opening manifest: %v", err)
 	}
 	defer f.Close()
-	var rows []anManifestRow
+	var rows []manifestRow
 	sc := bufio.NewScanner(f)
 	first := true
 	for sc.Scan() {
@@ -36,7 +36,7 @@ func anLoadManifest(t testing.TB, dir string) []anManifestRow {
 		if len(c) < 8 {
 			continue
 		}
-		r := anManifestRow{path: c[0], category: c[4], wantID: c[5], basis: c[7]}
+		r := manifestRow{path: c[0], category: c[4], wantID: c[5], basis: c[7]}
 		if c[6] != "" {
 			r.wantRcpts = strings.Split(c[6], ",")
 		}
@@ -45,9 +45,9 @@ func anLoadManifest(t testing.TB, dir string) []anManifestRow {
 	return rows
 }
 
-// anKindMatches maps our six kinds onto the corpus categories. A read
+// kindMatches maps our six kinds onto the corpus categories. A read
 // receipt is filed under autoreply in the corpus.
-func anKindMatches(k Kind, category string) bool {
+func kindMatches(k Kind, category string) bool {
 	switch category {
 	case "bounce":
 		return k == KindDSN
@@ -72,7 +72,7 @@ func sameSet(a, b []string) bool {
 // the milter sees CRLF and no mbox line, the corpus mostly the opposite.
 func TestCorpusLineEndingsAndEnvelope(t *testing.T) {
 	dir := filepath.Join("testdata", "corpus")
-	for _, r := range anLoadManifest(t, dir) {
+	for _, r := range loadManifest(t, dir) {
 		b, err := os.ReadFile(filepath.Join(dir, r.path))
 		if err != nil {
 			t.Fatal(err)
@@ -83,8 +83,8 @@ func TestCorpusLineEndingsAndEnvelope(t *testing.T) {
 			lf = rest
 		}
 		crlf := bytes.ReplaceAll(lf, []byte("\n"), []byte("\r\n"))
-		a, errA := Analyze(bytes.NewReader(lf), AnalysisLimits{})
-		c, errC := Analyze(bytes.NewReader(crlf), AnalysisLimits{})
+		a, errA := Analyze(bytes.NewReader(lf), Limits{})
+		c, errC := Analyze(bytes.NewReader(crlf), Limits{})
 		if errA != nil || errC != nil {
 			t.Fatalf("%s: %v %v", r.path, errA, errC)
 		}
@@ -96,7 +96,7 @@ func TestCorpusLineEndingsAndEnvelope(t *testing.T) {
 
 func TestCorpus(t *testing.T) {
 	dir := filepath.Join("testdata", "corpus")
-	rows := anLoadManifest(t, dir)
+	rows := loadManifest(t, dir)
 	if len(rows) < 400 {
 		t.Fatalf("manifest has %d rows, want the whole corpus", len(rows))
 	}
@@ -107,13 +107,13 @@ func TestCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Analyze(f, AnalysisLimits{})
+		rep, err := Analyze(f, Limits{})
 		f.Close()
 		if err != nil {
 			t.Errorf("%s: %v", r.path, err)
 			continue
 		}
-		if anKindMatches(rep.Kind, r.category) {
+		if kindMatches(rep.Kind, r.category) {
 			classOK++
 		} else if verbose {
 			t.Logf("CLASS %s: got %s want %s", r.path, rep.Kind, r.category)

@@ -1,4 +1,4 @@
-package backscatter
+package evidence
 
 import (
 	"bytes"
@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/bounce-milter/bounce-milter/internal/bounce"
 )
 
-// anSignedOriginal returns a CRLF message signed by d=domain, s=s1, and a
+// signedOriginal returns a CRLF message signed by d=domain, s=s1, and a
 // LookupTXT stub publishing the key.
-func anSignedOriginal(t *testing.T, domain string) ([]byte, func(string) ([]string, error)) {
+func signedOriginal(t *testing.T, domain string) ([]byte, func(string) ([]string, error)) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -52,8 +54,8 @@ this is the body.
 	return signed.Bytes(), lookup
 }
 
-// anWrapDSN embeds original as partType in an RFC 3464 report.
-func anWrapDSN(original []byte, partType string) []byte {
+// wrapDSN embeds original as partType in an RFC 3464 report.
+func wrapDSN(original []byte, partType string) []byte {
 	return []byte("From: MAILER-DAEMON@remote.example.net\nTo: alice@example.com\n" +
 		"Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n" +
 		"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n" +
@@ -64,7 +66,7 @@ func anWrapDSN(original []byte, partType string) []byte {
 }
 
 func TestCollectEvidenceDKIM(t *testing.T) {
-	signed, lookup := anSignedOriginal(t, "example.com")
+	signed, lookup := signedOriginal(t, "example.com")
 	headerEnd := bytes.Index(signed, []byte("\r\n\r\n")) + 2
 	tampered := bytes.Replace(signed, []byte("this is the body"), []byte("this is THE body"), 1)
 	cases := []struct {
@@ -73,24 +75,24 @@ func TestCollectEvidenceDKIM(t *testing.T) {
 		domains []string
 		want    string // expected dkim evidence, "" for none
 	}{
-		{"full original, our domain", anWrapDSN(signed, "message/rfc822"), []string{"example.com"}, "dkim:example.com"},
-		{"LF line ends", bytes.ReplaceAll(anWrapDSN(signed, "message/rfc822"), []byte("\r\n"), []byte("\n")), []string{"EXAMPLE.com"}, "dkim:example.com"},
-		{"parent domain listed", anWrapDSN(signed, "message/rfc822"), []string{"com"}, "dkim:example.com"},
-		{"not our domain", anWrapDSN(signed, "message/rfc822"), []string{"example.org"}, ""},
-		{"suffix but not a label", anWrapDSN(signed, "message/rfc822"), []string{"ample.com"}, ""},
-		{"headers only: no verdict", anWrapDSN(signed[:headerEnd], "text/rfc822-headers"), []string{"example.com"}, ""},
-		{"tampered body", anWrapDSN(tampered, "message/rfc822"), []string{"example.com"}, ""},
+		{"full original, our domain", wrapDSN(signed, "message/rfc822"), []string{"example.com"}, "dkim:example.com"},
+		{"LF line ends", bytes.ReplaceAll(wrapDSN(signed, "message/rfc822"), []byte("\r\n"), []byte("\n")), []string{"EXAMPLE.com"}, "dkim:example.com"},
+		{"parent domain listed", wrapDSN(signed, "message/rfc822"), []string{"com"}, "dkim:example.com"},
+		{"not our domain", wrapDSN(signed, "message/rfc822"), []string{"example.org"}, ""},
+		{"suffix but not a label", wrapDSN(signed, "message/rfc822"), []string{"ample.com"}, ""},
+		{"headers only: no verdict", wrapDSN(signed[:headerEnd], "text/rfc822-headers"), []string{"example.com"}, ""},
+		{"tampered body", wrapDSN(tampered, "message/rfc822"), []string{"example.com"}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rep, err := Analyze(bytes.NewReader(c.msg), AnalysisLimits{})
+			rep, err := bounce.Analyze(bytes.NewReader(c.msg), bounce.Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Kind != KindDSN || rep.OriginalMessageID != "signed-1@example.com" {
+			if rep.Kind != bounce.KindDSN || rep.OriginalMessageID != "signed-1@example.com" {
 				t.Fatalf("kind %s id %q", rep.Kind, rep.OriginalMessageID)
 			}
-			ev := anDKIMEvidence(context.Background(), rep, EvidenceOptions{OurDomains: c.domains, LookupTXT: lookup})
+			ev := dkimEvidence(context.Background(), rep, EvidenceOptions{OurDomains: c.domains, LookupTXT: lookup})
 			got := strings.Join(ev, ",")
 			if got != c.want {
 				t.Errorf("dkim evidence %q, want %q", got, c.want)
@@ -100,8 +102,8 @@ func TestCollectEvidenceDKIM(t *testing.T) {
 }
 
 func TestCollectEvidenceDKIMTimeout(t *testing.T) {
-	signed, _ := anSignedOriginal(t, "example.com")
-	rep, err := Analyze(bytes.NewReader(anWrapDSN(signed, "message/rfc822")), AnalysisLimits{})
+	signed, _ := signedOriginal(t, "example.com")
+	rep, err := bounce.Analyze(bytes.NewReader(wrapDSN(signed, "message/rfc822")), bounce.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +121,8 @@ func TestCollectEvidenceDKIMTimeout(t *testing.T) {
 }
 
 func TestCollectEvidenceRelay(t *testing.T) {
-	signed, _ := anSignedOriginal(t, "example.com")
-	rep, err := Analyze(bytes.NewReader(anWrapDSN(signed, "message/rfc822")), AnalysisLimits{})
+	signed, _ := signedOriginal(t, "example.com")
+	rep, err := bounce.Analyze(bytes.NewReader(wrapDSN(signed, "message/rfc822")), bounce.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,17 +144,6 @@ func TestCollectEvidenceRelay(t *testing.T) {
 	}
 	if ev := CollectEvidence(context.Background(), nil, EvidenceOptions{}); ev == nil || len(ev) != 0 {
 		t.Errorf("nil report: %#v, want empty non-nil", ev)
-	}
-}
-
-func TestReceivedHosts(t *testing.T) {
-	got := anReceivedHosts([]string{
-		"from Out1.Example.COM. (out1.example.com [192.0.2.7]) by mx.example.net (Exim 4.80) with esmtp id 1P1c-0001; Mon, 1 Jan 2024",
-		"from [IPv6:2001:db8::1] by relay.example.org (8.14.4/8.14.4) for <bob@example.net>; 5.1.1",
-	})
-	want := []string{"out1.example.com", "192.0.2.7", "mx.example.net", "2001:db8::1", "relay.example.org"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("hosts %q, want %q", got, want)
 	}
 }
 

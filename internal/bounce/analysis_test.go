@@ -1,4 +1,4 @@
-package backscatter
+package bounce
 
 import (
 	"bytes"
@@ -12,22 +12,22 @@ import (
 	"time"
 )
 
-func anAnalyzeString(t *testing.T, s string) *Report {
+func analyzeString(t *testing.T, s string) *Report {
 	t.Helper()
-	rep, err := Analyze(strings.NewReader(s), AnalysisLimits{})
+	rep, err := Analyze(strings.NewReader(s), Limits{})
 	if err != nil {
 		t.Fatalf("Analyze: %v", err)
 	}
 	return rep
 }
 
-const anOrigHeader = "Return-Path: <alice@example.com>\nReceived: from out1.example.com (out1.example.com [192.0.2.7])\n\tby mx.example.net with ESMTP id 1; Mon, 1 Jan 2024 00:00:00 +0000\nFrom: Alice <alice@example.com>\nTo: bob@example.net\nSubject: hi\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <orig-1@example.com>\n"
+const origHeader = "Return-Path: <alice@example.com>\nReceived: from out1.example.com (out1.example.com [192.0.2.7])\n\tby mx.example.net with ESMTP id 1; Mon, 1 Jan 2024 00:00:00 +0000\nFrom: Alice <alice@example.com>\nTo: bob@example.net\nSubject: hi\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <orig-1@example.com>\n"
 
 func TestAnalyzeClassifyAndExtract(t *testing.T) {
-	b64 := base64.StdEncoding.EncodeToString([]byte(anOrigHeader + "\nbody\n"))
+	b64 := base64.StdEncoding.EncodeToString([]byte(origHeader + "\nbody\n"))
 	var qp bytes.Buffer
 	w := quotedprintable.NewWriter(&qp)
-	w.Write([]byte(anOrigHeader + "\nbody with a long line " + strings.Repeat("x", 100) + "\n"))
+	w.Write([]byte(origHeader + "\nbody with a long line " + strings.Repeat("x", 100) + "\n"))
 	w.Close()
 	cases := []struct {
 		name     string
@@ -43,7 +43,7 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 			msg: "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\n\n" +
 				"--b1\nContent-Type: text/plain\n\nSorry.\n\n--b1\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\nArrival-Date: Mon, 1 Jan 2024 00:00:05 +0000\n\n" +
 				"Action: failed\nFinal-Recipient: rfc822; <Bob@Example.NET>\nStatus: 5.1.1\nFinal-Recipient: rfc822;carol@example.net\nAction: delayed\nStatus: 4.4.1\n\n" +
-				"Final-Recipient: rfc822; dave@example.net\nAction: delivered\nStatus: 2.0.0\n\n--b1\nContent-Type: message/rfc822\n\n" + anOrigHeader + "\nbody\n--b1--\n",
+				"Final-Recipient: rfc822; dave@example.net\nAction: delivered\nStatus: 2.0.0\n\n--b1\nContent-Type: message/rfc822\n\n" + origHeader + "\nbody\n--b1--\n",
 			kind: KindDSN, id: "orig-1@example.com", rcpts: []string{"bob@example.net", "carol@example.net"}, sender: "alice@example.com",
 		},
 		{
@@ -63,14 +63,14 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 		{
 			name: "qmail text bounce with the original quoted",
 			msg: "From: MAILER-DAEMON@mx.example.jp\nSubject: failure notice\n\nHi. This is the qmail-send program at mx.example.jp.\nI'm afraid I wasn't able to deliver your message to the following addresses.\n\n" +
-				"<Bob@example.net>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n--- Below this line is a copy of the message.\n\n" + anOrigHeader + "\nbody\n",
+				"<Bob@example.net>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n--- Below this line is a copy of the message.\n\n" + origHeader + "\nbody\n",
 			kind: KindDSN, id: "orig-1@example.com", rcpts: []string{"bob@example.net"}, sender: "alice@example.com", hdrsOnly: true,
 		},
 		{
 			name: "Exim text bounce, X-Failed-Recipients",
 			msg: "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nX-Failed-Recipients: bob@example.net\nSubject: Mail delivery failed: returning message to sender\n\n" +
 				"This message was created automatically by mail delivery software.\n\nA message that you sent could not be delivered to one or more of its\nrecipients. This is a permanent error. The following address(es) failed:\n\n  bob@example.net\n    SMTP error from remote mail server after RCPT TO:<bob@example.net>:\n    550 5.1.1 User unknown\n\n" +
-				"------ This is a copy of the message, including all the headers. ------\n\n" + anOrigHeader + "\nbody\n",
+				"------ This is a copy of the message, including all the headers. ------\n\n" + origHeader + "\nbody\n",
 			kind: KindDSN, id: "orig-1@example.com", rcpts: []string{"bob@example.net"}, hdrsOnly: true,
 		},
 		{
@@ -81,12 +81,12 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 		{
 			name: "bounce of a bounce: the directly returned message's id",
 			msg: "From: MAILER-DAEMON@a.example\nSubject: Undelivered Mail\nContent-Type: multipart/report; report-type=delivery-status; boundary=o\n\n--o\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;postmaster@b.example\nAction: failed\n\n" +
-				"--o\nContent-Type: message/rfc822\n\nFrom: MAILER-DAEMON@b.example\nMessage-ID: <inner-bounce@b.example>\nSubject: Undelivered\nContent-Type: multipart/report; report-type=delivery-status; boundary=i\n\n--i\nContent-Type: message/rfc822\n\n" + anOrigHeader + "\n--i--\n\n--o--\n",
+				"--o\nContent-Type: message/rfc822\n\nFrom: MAILER-DAEMON@b.example\nMessage-ID: <inner-bounce@b.example>\nSubject: Undelivered\nContent-Type: multipart/report; report-type=delivery-status; boundary=i\n\n--i\nContent-Type: message/rfc822\n\n" + origHeader + "\n--i--\n\n--o--\n",
 			kind: KindDSN, id: "inner-bounce@b.example", rcpts: []string{"postmaster@b.example"},
 		},
 		{
 			name: "broken boundary read as text",
-			msg:  "From: MAILER-DAEMON@mx.example.net\nSubject: Undeliverable: hi\nContent-Type: multipart/mixed; boundary=nope\n\nYour message could not be delivered to the following recipients:\n\n  bob@example.net\n\nOriginal message headers:\n\n" + anOrigHeader,
+			msg:  "From: MAILER-DAEMON@mx.example.net\nSubject: Undeliverable: hi\nContent-Type: multipart/mixed; boundary=nope\n\nYour message could not be delivered to the following recipients:\n\n  bob@example.net\n\nOriginal message headers:\n\n" + origHeader,
 			kind: KindDSN, id: "orig-1@example.com", rcpts: []string{"bob@example.net"}, sender: "alice@example.com", hdrsOnly: true,
 		},
 		{
@@ -97,7 +97,7 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 		{
 			name: "multipart without its boundary parameter",
 			msg: "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status\n\n" +
-				"--XyZ\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--XyZ\nContent-Type: message/rfc822\n\n" + anOrigHeader + "\n--XyZ--\n",
+				"--XyZ\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--XyZ\nContent-Type: message/rfc822\n\n" + origHeader + "\n--XyZ--\n",
 			kind: KindDSN, id: "orig-1@example.com", rcpts: []string{"bob@example.net"}, sender: "alice@example.com",
 		},
 		{
@@ -147,12 +147,12 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 		},
 		{
 			name: "Sieve reject MDN counts as a bounce; recipient from the original's sole To",
-			msg:  "From: MAILER-DAEMON@example.net\nSubject: Automatically rejected mail\nContent-Type: multipart/report; report-type=disposition-notification; boundary=m\n\n--m\nContent-Type: message/disposition-notification\n\nFinal-Recipient: rfc822;bob@example.net\nDisposition: automatic-action/MDN-sent-automatically; deleted\n\n--m\nContent-Type: message/rfc822\n\n" + anOrigHeader + "\n--m--\n",
+			msg:  "From: MAILER-DAEMON@example.net\nSubject: Automatically rejected mail\nContent-Type: multipart/report; report-type=disposition-notification; boundary=m\n\n--m\nContent-Type: message/disposition-notification\n\nFinal-Recipient: rfc822;bob@example.net\nDisposition: automatic-action/MDN-sent-automatically; deleted\n\n--m\nContent-Type: message/rfc822\n\n" + origHeader + "\n--m--\n",
 			kind: KindDSN, id: "orig-1@example.com", rcpts: []string{"bob@example.net"},
 		},
 		{
 			name: "RFC 5965 feedback report",
-			msg:  "From: fbl@isp.example\nSubject: FW: hi\nContent-Type: multipart/report; report-type=feedback-report; boundary=f\n\n--f\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nOriginal-Mail-From: <alice@example.com>\n\n--f\nContent-Type: message/rfc822\n\n" + anOrigHeader + "\n--f--\n",
+			msg:  "From: fbl@isp.example\nSubject: FW: hi\nContent-Type: multipart/report; report-type=feedback-report; boundary=f\n\n--f\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nOriginal-Mail-From: <alice@example.com>\n\n--f\nContent-Type: message/rfc822\n\n" + origHeader + "\n--f--\n",
 			kind: KindARF, id: "orig-1@example.com", sender: "alice@example.com",
 		},
 		{
@@ -162,13 +162,13 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 		},
 		{
 			name: "ordinary: a person talking about bounces, with a forwarded message",
-			msg:  "From: carol@example.org\nSubject: why?\nContent-Type: multipart/mixed; boundary=z\n\n--z\nContent-Type: text/plain\n\nMy mail to bob says user unknown, see attached.\n\n--z\nContent-Type: message/rfc822\n\n" + anOrigHeader + "\n--z--\n",
+			msg:  "From: carol@example.org\nSubject: why?\nContent-Type: multipart/mixed; boundary=z\n\n--z\nContent-Type: text/plain\n\nMy mail to bob says user unknown, see attached.\n\n--z\nContent-Type: message/rfc822\n\n" + origHeader + "\n--z--\n",
 			kind: KindNotBounce,
 		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rep := anAnalyzeString(t, c.msg)
+			rep := analyzeString(t, c.msg)
 			if rep.Kind != c.kind {
 				t.Fatalf("kind %s, want %s", rep.Kind, c.kind)
 			}
@@ -189,11 +189,11 @@ func TestAnalyzeClassifyAndExtract(t *testing.T) {
 }
 
 func TestAnalyzeOriginalSenderFallbacks(t *testing.T) {
-	postfix := anAnalyzeString(t, "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\nX-Postfix-Sender: rfc822; Alice@Example.com\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--b--\n")
+	postfix := analyzeString(t, "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\nX-Postfix-Sender: rfc822; Alice@Example.com\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--b--\n")
 	if postfix.OriginalSender != "alice@example.com" {
 		t.Errorf("X-Postfix-Sender: got %q", postfix.OriginalSender)
 	}
-	exim := anAnalyzeString(t, "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nSubject: Mail delivery failed\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--b\nContent-Type: text/rfc822-headers\n\nReceived: from a by b with esmtp (envelope-from <carol@example.com>)\n\tid 1 for <bob@example.net>\nMessage-ID: <x@example.com>\nFrom: alice@example.com\n\n--b--\n")
+	exim := analyzeString(t, "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nSubject: Mail delivery failed\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--b\nContent-Type: text/rfc822-headers\n\nReceived: from a by b with esmtp (envelope-from <carol@example.com>)\n\tid 1 for <bob@example.net>\nMessage-ID: <x@example.com>\nFrom: alice@example.com\n\n--b--\n")
 	if exim.OriginalSender != "carol@example.com" || exim.OriginalFrom != "alice@example.com" {
 		t.Errorf("envelope-from: sender %q from %q", exim.OriginalSender, exim.OriginalFrom)
 	}
@@ -204,27 +204,27 @@ func TestAnalyzeSESNotifications(t *testing.T) {
 	escaped := `{"Type" : "Notification", "Message" : "` + strings.ReplaceAll(plain, `"`, `\"`) + `"}`
 	complaint := `{"notificationType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":"bob@example.net"}]}}`
 	for name, body := range map[string]string{"plain": plain, "SNS-escaped": escaped} {
-		rep := anAnalyzeString(t, "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"+body+"\n")
+		rep := analyzeString(t, "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"+body+"\n")
 		if rep.Kind != KindDSN || !slices.Equal(rep.BouncedAddresses(), []string{"bob@example.net", "carol@example.net"}) || rep.Recipients[0].Status != "5.1.1" {
 			t.Errorf("%s: kind %s recipients %+v", name, rep.Kind, rep.Recipients)
 		}
 	}
-	if rep := anAnalyzeString(t, "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"+complaint+"\n"); rep.Kind != KindARF {
+	if rep := analyzeString(t, "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"+complaint+"\n"); rep.Kind != KindARF {
 		t.Errorf("complaint: kind %s", rep.Kind)
 	}
 }
 
 func TestAnalyzeRecipientDetails(t *testing.T) {
-	rep := anAnalyzeString(t, "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n"+
+	rep := analyzeString(t, "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n"+
 		"Final-Recipient: rfc822; bob@example.net\nAction: failed (permanent)\nStatus: 5.1.1 (user unknown)\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.net>:\n  user unknown\n\n--b--\n")
-	want := BouncedRecipient{Address: "bob@example.net", Action: "failed", Status: "5.1.1", Diagnostic: "550 5.1.1 <bob@example.net>: user unknown"}
+	want := Recipient{Address: "bob@example.net", Action: "failed", Status: "5.1.1", Diagnostic: "550 5.1.1 <bob@example.net>: user unknown"}
 	if len(rep.Recipients) != 1 || rep.Recipients[0] != want {
 		t.Errorf("recipients %+v, want %+v", rep.Recipients, want)
 	}
 }
 
 func TestAnalyzeAutoreplyIDs(t *testing.T) {
-	rep := anAnalyzeString(t, "From: bob@example.net\nAuto-Submitted: auto-replied\nSubject: Re: hi\nIn-Reply-To: <orig-1@example.com>\nReferences: <a@example.com>\n <orig-1@example.com>\n\naway\n")
+	rep := analyzeString(t, "From: bob@example.net\nAuto-Submitted: auto-replied\nSubject: Re: hi\nIn-Reply-To: <orig-1@example.com>\nReferences: <a@example.com>\n <orig-1@example.com>\n\naway\n")
 	got := rep.CandidateMessageIDs()
 	if want := []string{"orig-1@example.com", "a@example.com"}; !slices.Equal(got, want) {
 		t.Errorf("candidate ids %q, want %q", got, want)
@@ -233,32 +233,32 @@ func TestAnalyzeAutoreplyIDs(t *testing.T) {
 
 func TestAnalyzeCaps(t *testing.T) {
 	big := "From: MAILER-DAEMON@x.example\nSubject: Undelivered\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;bob@example.net\nAction: failed\n\n--b\nContent-Type: text/plain\n\n" + strings.Repeat("filler line\n", 1000) + "--b--\n"
-	rep, err := Analyze(strings.NewReader(big), AnalysisLimits{MaxBytes: 1000})
+	rep, err := Analyze(strings.NewReader(big), Limits{MaxBytes: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.CapHit != AnalysisCapBytes || rep.Kind != KindDSN || len(rep.BouncedAddresses()) != 1 {
+	if rep.CapHit != CapBytes || rep.Kind != KindDSN || len(rep.BouncedAddresses()) != 1 {
 		t.Errorf("max-bytes: cap %q kind %s recipients %q", rep.CapHit, rep.Kind, rep.BouncedAddresses())
 	}
 	nested := "Content-Type: multipart/mixed; boundary=b0\n\n"
 	for i := 1; i < 20; i++ {
 		nested += fmt.Sprintf("--b%d\nContent-Type: multipart/mixed; boundary=b%d\n\n", i-1, i)
 	}
-	if rep, _ := Analyze(strings.NewReader(nested), AnalysisLimits{MaxDepth: 3}); rep.CapHit != AnalysisCapDepth {
+	if rep, _ := Analyze(strings.NewReader(nested), Limits{MaxDepth: 3}); rep.CapHit != CapDepth {
 		t.Errorf("depth cap: %q", rep.CapHit)
 	}
 	many := "Content-Type: multipart/mixed; boundary=a\n\n" + strings.Repeat("--a\nContent-Type: text/plain\n\nx\n", 50) + "--a--\n"
-	if rep, _ := Analyze(strings.NewReader(many), AnalysisLimits{MaxParts: 10}); rep.CapHit != AnalysisCapParts {
+	if rep, _ := Analyze(strings.NewReader(many), Limits{MaxParts: 10}); rep.CapHit != CapParts {
 		t.Errorf("parts cap: %q", rep.CapHit)
 	}
-	if rep, _ := Analyze(strings.NewReader(many), AnalysisLimits{}); rep.CapHit != "" {
+	if rep, _ := Analyze(strings.NewReader(many), Limits{}); rep.CapHit != "" {
 		t.Errorf("default limits hit %q on a small message", rep.CapHit)
 	}
 }
 
-type anErrReader struct{ data string }
+type errReader struct{ data string }
 
-func (r *anErrReader) Read(p []byte) (int, error) {
+func (r *errReader) Read(p []byte) (int, error) {
 	if r.data == "" {
 		return 0, errors.New("disk on fire")
 	}
@@ -268,13 +268,13 @@ func (r *anErrReader) Read(p []byte) (int, error) {
 }
 
 func TestAnalyzeReadErrors(t *testing.T) {
-	if _, err := Analyze(strings.NewReader(""), AnalysisLimits{}); !errors.Is(err, ErrAnalysisEmpty) {
+	if _, err := Analyze(strings.NewReader(""), Limits{}); !errors.Is(err, ErrEmpty) {
 		t.Errorf("empty input: %v", err)
 	}
-	if _, err := Analyze(&anErrReader{}, AnalysisLimits{}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+	if _, err := Analyze(&errReader{}, Limits{}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Errorf("failing reader: %v", err)
 	}
-	rep, err := Analyze(&anErrReader{data: "From: MAILER-DAEMON@x.example\nSubject: Undelivered\n\nHi. This is the qmail-send program\n<bob@example.net>:\nno\n"}, AnalysisLimits{})
+	rep, err := Analyze(&errReader{data: "From: MAILER-DAEMON@x.example\nSubject: Undelivered\n\nHi. This is the qmail-send program\n<bob@example.net>:\nno\n"}, Limits{})
 	if err != nil || rep.Kind != KindDSN || len(rep.Warnings) == 0 {
 		t.Errorf("partial read: err %v, report %+v", err, rep)
 	}
@@ -294,7 +294,7 @@ func TestAnalyzeAdversarialInputsAreCheap(t *testing.T) {
 	}
 	for name, in := range inputs {
 		start := time.Now()
-		if _, err := Analyze(strings.NewReader(in), AnalysisLimits{MaxBytes: 1 << 20}); err != nil {
+		if _, err := Analyze(strings.NewReader(in), Limits{MaxBytes: 1 << 20}); err != nil {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d > 3*time.Second {
@@ -351,14 +351,14 @@ func TestRecipientAddressNormalisation(t *testing.T) {
 		"":                                      "",
 	}
 	for in, want := range cases {
-		if got := anRecipientAddress(in); got != want {
-			t.Errorf("anRecipientAddress(%q) = %q, want %q", in, got, want)
+		if got := recipientAddress(in); got != want {
+			t.Errorf("recipientAddress(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
 func TestMatcherAgreesWithContains(t *testing.T) {
-	m := anBodyPhrases()
+	m := bodyPhrases()
 	texts := []string{
 		"", "this is the qmail-send program", "user unknow", "xxuser unknownxx", "please confirm",
 		"transcript of session follows and 550 ", strings.Repeat("a", 100) + "final-recipient:",
@@ -366,24 +366,24 @@ func TestMatcherAgreesWithContains(t *testing.T) {
 	}
 	for _, tx := range texts {
 		got := m.match(tx)
-		want := [anGroups]bool{
-			anGroupStrong:    anContainsAny(tx, anBounceStrong),
-			anGroupWeak:      anContainsAny(tx, anBounceWeak),
-			anGroupChallenge: anContainsAny(tx, anChallengeBody),
-			anGroupConfirm:   strings.Contains(tx, "confirm"),
+		want := [numGroups]bool{
+			groupStrong:    containsAny(tx, bounceStrong),
+			groupWeak:      containsAny(tx, bounceWeak),
+			groupChallenge: containsAny(tx, challengeBody),
+			groupConfirm:   strings.Contains(tx, "confirm"),
 		}
-		got[anGroupVirus], got[anGroupVirusAction], got[anGroupYourMessage] = false, false, false
+		got[groupVirus], got[groupVirusAction], got[groupYourMessage] = false, false, false
 		if got != want {
 			t.Errorf("match(%q) = %v, want %v", tx, got, want)
 		}
 	}
-	if !m.match("Hi. THIS IS THE QMAIL-SEND Program")[anGroupStrong] {
+	if !m.match("Hi. THIS IS THE QMAIL-SEND Program")[groupStrong] {
 		t.Error("matcher does not fold ASCII case")
 	}
-	if got := m.match("nothing", "550 "); !got[anGroupWeak] || got[anGroupStrong] {
+	if got := m.match("nothing", "550 "); !got[groupWeak] || got[groupStrong] {
 		t.Errorf("match over several texts: %v", got)
 	}
-	h := anHintPhrases()
+	h := hintPhrases()
 	if got := h.firstEnd("abc user unknown and following address", 1); got != len("abc user unknown") {
 		t.Errorf("firstEnd = %d", got)
 	}
@@ -403,21 +403,21 @@ func TestDecodeQP(t *testing.T) {
 		"=E3=81=82":       "\xe3\x81\x82",
 	}
 	for in, want := range cases {
-		if got := string(anDecodeQP([]byte(in), 1<<20)); got != want {
-			t.Errorf("anDecodeQP(%q) = %q, want %q", in, got, want)
+		if got := string(decodeQP([]byte(in), 1<<20)); got != want {
+			t.Errorf("decodeQP(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := anDecodeQP([]byte("abcdef"), 3); string(got) != "abc" {
+	if got := decodeQP([]byte("abcdef"), 3); string(got) != "abc" {
 		t.Errorf("limit not applied: %q", got)
 	}
 }
 
 func TestSplitMultipartTolerance(t *testing.T) {
-	parts, ok := anSplitMultipart([]byte("preamble\n--b\nA\n--bx not a delimiter\n--b  \nB\n"), "b")
+	parts, ok := splitMultipart([]byte("preamble\n--b\nA\n--bx not a delimiter\n--b  \nB\n"), "b")
 	if !ok || len(parts) != 2 || string(parts[0]) != "A\n--bx not a delimiter" || string(parts[1]) != "B\n" {
 		t.Errorf("parts %q ok %v", parts, ok)
 	}
-	if _, ok := anSplitMultipart([]byte("no boundary here"), "b"); ok {
+	if _, ok := splitMultipart([]byte("no boundary here"), "b"); ok {
 		t.Error("missing boundary reported as found")
 	}
 }
@@ -431,8 +431,19 @@ func TestBeforeOriginal(t *testing.T) {
 		"x\n------ This is a COPY OF THE MESSAGE, including all the headers.\n": "x\n",
 	}
 	for in, want := range cases {
-		if got := anBeforeOriginal(in); got != want {
-			t.Errorf("anBeforeOriginal(%q) = %q, want %q", in, got, want)
+		if got := beforeOriginal(in); got != want {
+			t.Errorf("beforeOriginal(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestReceivedHosts(t *testing.T) {
+	got := receivedHosts([]string{
+		"from Out1.Example.COM. (out1.example.com [192.0.2.7]) by mx.example.net (Exim 4.80) with esmtp id 1P1c-0001; Mon, 1 Jan 2024",
+		"from [IPv6:2001:db8::1] by relay.example.org (8.14.4/8.14.4) for <bob@example.net>; 5.1.1",
+	})
+	want := []string{"out1.example.com", "192.0.2.7", "mx.example.net", "2001:db8::1", "relay.example.org"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("hosts %q, want %q", got, want)
 	}
 }

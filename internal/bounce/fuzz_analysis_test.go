@@ -1,4 +1,4 @@
-package backscatter
+package bounce
 
 import (
 	"os"
@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// anFuzzSeeds adds every corpus message (and a few hand-made edge cases) to
+// fuzzSeeds adds every corpus message (and a few hand-made edge cases) to
 // the fuzzer's seed corpus.
-func anFuzzSeeds(f *testing.F) {
+func fuzzSeeds(f *testing.F) {
 	f.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", "corpus", "messages", "*", "*.eml"))
 	if err != nil || len(files) == 0 {
@@ -37,8 +37,8 @@ func anFuzzSeeds(f *testing.F) {
 // FuzzAnalyze runs the analysis without Analyze's panic guard, so any panic
 // is reported, and checks that results stay within the limits.
 func FuzzAnalyze(f *testing.F) {
-	anFuzzSeeds(f)
-	lim := AnalysisLimits{MaxBytes: 64 << 10, MaxDepth: 4, MaxParts: 20}.withDefaults()
+	fuzzSeeds(f)
+	lim := Limits{MaxBytes: 64 << 10, MaxDepth: 4, MaxParts: 20}.withDefaults()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if int64(len(data)) > lim.MaxBytes+1 {
 			data = data[:lim.MaxBytes+1]
@@ -50,7 +50,7 @@ func FuzzAnalyze(f *testing.F) {
 			t.Fatalf("kind %q", rep.Kind)
 		}
 		switch rep.CapHit {
-		case "", AnalysisCapBytes, AnalysisCapDepth, AnalysisCapParts:
+		case "", CapBytes, CapDepth, CapParts:
 		default:
 			t.Fatalf("cap %q", rep.CapHit)
 		}
@@ -82,8 +82,8 @@ func FuzzDSNFields(f *testing.F) {
 	f.Add([]byte("Action: failed\nFinal-Recipient: rfc822;x@y\nFinal-Recipient: rfc822;z@y\nStatus: 4.0.0\n\n\n"))
 	f.Add([]byte("Original-Recipient: rfc822;@relay:u@h\n\tcontinued\nno colon line\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pm, recs := anParseDSNFields(data)
-		if len(recs) > anMaxDSNRecords {
+		pm, recs := parseDSNFields(data)
+		if len(recs) > maxDSNRecords {
 			t.Fatalf("%d recipient blocks", len(recs))
 		}
 		for _, r := range recs {
@@ -96,7 +96,7 @@ func FuzzDSNFields(f *testing.F) {
 				t.Fatalf("field name %q", fl.name)
 			}
 		}
-		for _, br := range anDSNRecipients(recs) {
+		for _, br := range dSNRecipients(recs) {
 			if br.Address == "" || len(br.Diagnostic) > 500 {
 				t.Fatalf("bad recipient %+v", br)
 			}

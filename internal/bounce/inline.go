@@ -1,4 +1,4 @@
-package backscatter
+package bounce
 
 import (
 	"strings"
@@ -11,13 +11,13 @@ import (
 // after "following address(es) failed", SMTP transcripts), not the wording
 // of single providers.
 
-// anInlineHeader is a header block quoted in text.
-type anInlineHeader struct {
-	fields    []anField
+// inlineHeader is a header block quoted in text.
+type inlineHeader struct {
+	fields    []headerField
 	messageID string
 }
 
-func (h *anInlineHeader) get(name string) string {
+func (h *inlineHeader) get(name string) string {
 	for _, f := range h.fields {
 		if f.name == name {
 			return f.value
@@ -26,7 +26,7 @@ func (h *anInlineHeader) get(name string) string {
 	return ""
 }
 
-func (h *anInlineHeader) values(name string) []string {
+func (h *inlineHeader) values(name string) []string {
 	var out []string
 	for _, f := range h.fields {
 		if f.name == name {
@@ -36,18 +36,18 @@ func (h *anInlineHeader) values(name string) []string {
 	return out
 }
 
-// anOriginalHeaderNames are the fields whose presence next to a Message-ID
+// originalHeaderNames are the fields whose presence next to a Message-ID
 // shows a block is a quoted message header, not prose or DSN fields.
-var anOriginalHeaderNames = map[string]bool{
+var originalHeaderNames = map[string]bool{
 	"from": true, "to": true, "cc": true, "subject": true, "date": true,
 	"received": true, "return-path": true, "reply-to": true, "sender": true,
 	"mime-version": true, "content-type": true, "x-mailer": true,
 	"in-reply-to": true, "references": true, "delivered-to": true, "user-agent": true,
 }
 
-// anLinePrefix returns the quoting/indentation prefix length of a line:
+// linePrefix returns the quoting/indentation prefix length of a line:
 // whitespace and ">" quote marks.
-func anLinePrefix(line string) int {
+func linePrefix(line string) int {
 	i := 0
 	for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '>') {
 		i++
@@ -55,9 +55,9 @@ func anLinePrefix(line string) int {
 	return i
 }
 
-// anInlineField splits a quoted "Name: value" line; names are restricted to
+// inlineField splits a quoted "Name: value" line; names are restricted to
 // header-name shape so "http://..." or prose are not fields.
-func anInlineField(s string) (name, value string, ok bool) {
+func inlineField(s string) (name, value string, ok bool) {
 	i := strings.IndexByte(s, ':')
 	if i <= 0 || i > 40 {
 		return "", "", false
@@ -72,28 +72,28 @@ func anInlineField(s string) (name, value string, ok bool) {
 	return strings.ToLower(n), strings.TrimSpace(s[i+1:]), true
 }
 
-// anFindInlineHeader returns the first quoted header block in the texts
+// findInlineHeader returns the first quoted header block in the texts
 // that carries a usable Message-ID and at least one other header field.
-func anFindInlineHeader(texts []string) *anInlineHeader {
+func findInlineHeader(texts []string) *inlineHeader {
 	for _, t := range texts {
-		if h := anScanInlineHeaders(t, true); h != nil {
+		if h := scanInlineHeaders(t, true); h != nil {
 			return h
 		}
 	}
 	return nil
 }
 
-// anScanInlineHeaders finds the first quoted header block; with needID, one
+// scanInlineHeaders finds the first quoted header block; with needID, one
 // with a Message-ID, otherwise any block of at least two header fields that
 // names a recipient (To:).
-func anScanInlineHeaders(text string, needID bool) *anInlineHeader {
+func scanInlineHeaders(text string, needID bool) *inlineHeader {
 	// Cheap exit: most text parts quote no header at all.
-	if needID && !anContainsFold(text, "message-id") {
+	if needID && !containsFold(text, "message-id") {
 		return nil
 	}
-	var block []anField
+	var block []headerField
 	indent := -1
-	check := func() *anInlineHeader {
+	check := func() *inlineHeader {
 		if len(block) == 0 {
 			return nil
 		}
@@ -101,16 +101,16 @@ func anScanInlineHeaders(text string, needID bool) *anInlineHeader {
 		other := false
 		for _, f := range block {
 			if f.name == "message-id" && id == "" {
-				id = anFirstMsgID(f.value)
-			} else if anOriginalHeaderNames[f.name] {
+				id = firstMsgID(f.value)
+			} else if originalHeaderNames[f.name] {
 				other = true
 			}
 		}
 		if id != "" && other {
-			return &anInlineHeader{fields: block, messageID: id}
+			return &inlineHeader{fields: block, messageID: id}
 		}
 		if !needID && len(block) >= 2 {
-			h := &anInlineHeader{fields: block, messageID: id}
+			h := &inlineHeader{fields: block, messageID: id}
 			if h.get("to") != "" && (h.get("from") != "" || h.get("subject") != "") {
 				return h
 			}
@@ -121,7 +121,7 @@ func anScanInlineHeaders(text string, needID bool) *anInlineHeader {
 		var line string
 		line, text, _ = strings.Cut(text, "\n")
 		line = strings.TrimRight(line, "\r")
-		p := anLinePrefix(line)
+		p := linePrefix(line)
 		content := line[p:]
 		if strings.TrimSpace(content) == "" {
 			if h := check(); h != nil {
@@ -130,16 +130,16 @@ func anScanInlineHeaders(text string, needID bool) *anInlineHeader {
 			block, indent = nil, -1
 			continue
 		}
-		if name, value, ok := anInlineField(content); ok && (indent < 0 || p <= indent+1) {
+		if name, value, ok := inlineField(content); ok && (indent < 0 || p <= indent+1) {
 			if indent < 0 {
 				indent = p
 			}
-			block = append(block, anField{name: name, value: value})
+			block = append(block, headerField{name: name, value: value})
 			continue
 		}
 		if len(block) > 0 && p > indent {
 			last := &block[len(block)-1]
-			last.value = anFold(last.value, strings.TrimSpace(content))
+			last.value = foldContinuation(last.value, strings.TrimSpace(content))
 			continue
 		}
 		if h := check(); h != nil {
@@ -150,9 +150,9 @@ func anScanInlineHeaders(text string, needID bool) *anInlineHeader {
 	return check()
 }
 
-// anContainsFold is a case-insensitive strings.Contains for an ASCII
+// containsFold is a case-insensitive strings.Contains for an ASCII
 // lower-case needle, without allocating a lowered copy of the haystack.
-func anContainsFold(s, needle string) bool {
+func containsFold(s, needle string) bool {
 	n := len(needle)
 	if n == 0 {
 		return true
@@ -174,10 +174,10 @@ func anContainsFold(s, needle string) bool {
 	return false
 }
 
-// anOriginalMarkers are phrases that introduce the returned original in a
+// originalMarkers are phrases that introduce the returned original in a
 // plain-text bounce; recipient patterns stop there so the original's own
 // To:/Cc: addresses are not taken for failed recipients.
-var anOriginalMarkers = []string{
+var originalMarkers = []string{
 	"below this line is a copy",
 	"copy of the message",
 	"original message follows",
@@ -197,11 +197,11 @@ var anOriginalMarkers = []string{
 	"----- message text follows",
 }
 
-// anBeforeOriginal cuts a bounce text at the start of the returned
+// beforeOriginal cuts a bounce text at the start of the returned
 // original (a marker phrase or the first quoted Received/Return-Path line).
-func anBeforeOriginal(text string) string {
+func beforeOriginal(text string) string {
 	cut := len(text)
-	if e := anMarkerPhrases().firstEnd(text, 1); e >= 0 {
+	if e := markerPhrases().firstEnd(text, 1); e >= 0 {
 		cut = strings.LastIndexByte(text[:e], '\n') + 1 // start of the marker's line
 	}
 	// The first quoted header line, if it comes earlier.
@@ -219,9 +219,9 @@ func anBeforeOriginal(text string) string {
 	return text[:cut]
 }
 
-// anRecipientHints are phrases after which the failed recipients are
+// recipientHints are phrases after which the failed recipients are
 // listed, one per line, by most MTAs that do not send RFC 3464 reports.
-var anRecipientHints = []string{
+var recipientHints = []string{
 	"following address",
 	"following recipient",
 	"following destination",
@@ -271,29 +271,29 @@ var anRecipientHints = []string{
 	"送信できません",
 }
 
-// anRecipientScan bounds the text of one part searched for recipients;
+// recipientScan bounds the text of one part searched for recipients;
 // MTAs list them before any quoted original.
-const anRecipientScan = 32 << 10
+const recipientScan = 32 << 10
 
-// anTextRecipients finds failed recipients in the prose of a bounce.
-func anTextRecipients(texts []string) []BouncedRecipient {
-	var out []BouncedRecipient
+// textRecipients finds failed recipients in the prose of a bounce.
+func textRecipients(texts []string) []Recipient {
+	var out []Recipient
 	seen := map[string]bool{}
 	add := func(addr, diag string) {
-		addr = anRecipientAddress(addr)
+		addr = recipientAddress(addr)
 		if addr == "" || seen[addr] || !strings.Contains(addr, "@") {
 			return
 		}
 		seen[addr] = true
-		out = append(out, BouncedRecipient{Address: addr, Action: "failed", Status: anFindStatus(diag), Diagnostic: anClip(strings.TrimSpace(diag), 500)})
+		out = append(out, Recipient{Address: addr, Action: "failed", Status: findStatus(diag), Diagnostic: clip(strings.TrimSpace(diag), 500)})
 	}
 	for _, t := range texts {
-		region := anBeforeOriginal(anClip(t, anRecipientScan))
+		region := beforeOriginal(clip(t, recipientScan))
 		// Text-embedded RFC 3464 fields (a report pasted as text, or a
 		// delivery-status part the MIME reader could not reach).
-		if anContainsFold(region, "final-recipient:") || anContainsFold(region, "original-recipient:") {
-			_, recs := anParseDSNFields([]byte(region))
-			for _, r := range anDSNRecipients(recs) {
+		if containsFold(region, "final-recipient:") || containsFold(region, "original-recipient:") {
+			_, recs := parseDSNFields([]byte(region))
+			for _, r := range dSNRecipients(recs) {
 				if r.Action == "" || r.Action == "failed" || r.Action == "delayed" {
 					add(r.Address, r.Diagnostic)
 				}
@@ -302,10 +302,10 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 				return out
 			}
 		}
-		lowRegion := anLowerASCII(region)
+		lowRegion := lowerASCII(region)
 		// The first hint phrase anywhere: lines from the one holding it on
 		// are "hinted". One scan per phrase instead of one per line.
-		hintAt := anHintPhrases().firstEnd(lowRegion, 1)
+		hintAt := hintPhrases().firstEnd(lowRegion, 1)
 		if hintAt < 0 {
 			hintAt = len(lowRegion) + 1
 		} else {
@@ -323,29 +323,29 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 			}
 			off += len(line) + 1
 			// Shapes that name a recipient wherever they occur.
-			if a, ok := anQmailShape(c); ok {
-				add(a, anNextLines(lines, i+1, 3))
+			if a, ok := qmailShape(c); ok {
+				add(a, nextLines(lines, i+1, 3))
 				continue
 			}
-			if a, ok := anSendmailShape(c); ok {
+			if a, ok := sendmailShape(c); ok {
 				add(a, c)
 				continue
 			}
 			if j := strings.Index(lc, "rcpt to:"); j >= 0 {
-				if a := anFirstAddr(c[j:]); a != "" {
-					add(a, anNextLines(lines, i, 2))
+				if a := firstAddr(c[j:]); a != "" {
+					add(a, nextLines(lines, i, 2))
 				}
 				continue
 			}
 			// A line holding nothing but an address names the recipient in
 			// many formats (Notes, Biglobe, m-FILTER, Gmail, Exim).
-			if a := anSoleAddr(c); a != "" && (hinted || !anDaemonAddress(strings.ToLower(a))) {
-				add(a, anNextLines(lines, i+1, 3))
+			if a := soleAddr(c); a != "" && (hinted || !daemonAddress(strings.ToLower(a))) {
+				add(a, nextLines(lines, i+1, 3))
 				continue
 			}
 			// "User mailbox exceeds allowed size: a@b": prose, a colon, and
 			// the address closing the line.
-			if a := anTrailingAddr(c); a != "" {
+			if a := trailingAddr(c); a != "" {
 				add(a, c)
 				continue
 			}
@@ -354,17 +354,17 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 			}
 			// After a hint: an address at the start of a line, or named on
 			// the hint line itself ("could not be delivered to <a@b>").
-			if a := anLeadingAddr(c); a != "" {
-				add(a, anNextLines(lines, i+1, 3))
+			if a := leadingAddr(c); a != "" {
+				add(a, nextLines(lines, i+1, 3))
 				continue
 			}
 			found := false
 			if strings.IndexByte(line, '@') < 0 {
 				continue
 			}
-			for _, h := range anRecipientHints {
+			for _, h := range recipientHints {
 				if k := strings.Index(lc, h); k >= 0 {
-					if a := anFirstAddr(line[k:]); a != "" && !anDaemonAddress(strings.ToLower(a)) {
+					if a := firstAddr(line[k:]); a != "" && !daemonAddress(strings.ToLower(a)) {
 						add(a, line)
 						found = true
 					}
@@ -375,7 +375,7 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 			if !found {
 				for _, w := range []string{"recipient <", "recipient: <", "address: <", "address <", "recipient:", "address:"} {
 					if k := strings.Index(lc, w); k >= 0 {
-						if a := anFirstAddr(line[k:]); a != "" {
+						if a := firstAddr(line[k:]); a != "" {
 							add(a, line)
 						}
 						break
@@ -387,8 +387,8 @@ func anTextRecipients(texts []string) []BouncedRecipient {
 	return out
 }
 
-// anQmailShape matches "<addr>:" lines (qmail, Yahoo and others).
-func anQmailShape(c string) (string, bool) {
+// qmailShape matches "<addr>:" lines (qmail, Yahoo and others).
+func qmailShape(c string) (string, bool) {
 	if len(c) < 5 || c[0] != '<' {
 		return "", false
 	}
@@ -397,15 +397,15 @@ func anQmailShape(c string) (string, bool) {
 		return "", false
 	}
 	a := c[1:j]
-	if !anIsAddr(a) {
+	if !isAddr(a) {
 		return "", false
 	}
 	return a, true
 }
 
-// anSendmailShape matches "addr... reason" / "<addr>... reason" lines,
+// sendmailShape matches "addr... reason" / "<addr>... reason" lines,
 // skipping SMTP transcript lines that merely echo it.
-func anSendmailShape(c string) (string, bool) {
+func sendmailShape(c string) (string, bool) {
 	if strings.HasPrefix(c, "<<<") {
 		// The remote server's reply in a transcript; it may concern the
 		// sender (MAIL FROM), and failed recipients are repeated unprefixed.
@@ -417,14 +417,14 @@ func anSendmailShape(c string) (string, bool) {
 		return "", false
 	}
 	a := strings.Trim(c[:j], "<> ")
-	if !anIsAddr(a) {
+	if !isAddr(a) {
 		return "", false
 	}
 	return a, true
 }
 
-// anLeadingAddr returns an address that starts the (trimmed) line.
-func anLeadingAddr(c string) string {
+// leadingAddr returns an address that starts the (trimmed) line.
+func leadingAddr(c string) string {
 	c = strings.TrimLeft(c, "*-•> \t\"'")
 	c = strings.TrimPrefix(c, "<")
 	if c == "" {
@@ -436,33 +436,33 @@ func anLeadingAddr(c string) string {
 	}
 	a := c[:end]
 	a = strings.TrimRight(a, ".")
-	if !anIsAddr(a) {
+	if !isAddr(a) {
 		return ""
 	}
 	// "phrase <addr>": a display part that happens to look like an
 	// address is followed by the real one in angle brackets.
 	if rest := strings.TrimLeft(c[end:], " \t"); strings.HasPrefix(rest, "<") {
-		if j := strings.IndexByte(rest, '>'); j > 1 && anIsAddr(rest[1:j]) {
+		if j := strings.IndexByte(rest, '>'); j > 1 && isAddr(rest[1:j]) {
 			return rest[1:j]
 		}
 	}
 	return a
 }
 
-// anFirstAddr returns the first address-looking token in s.
-func anFirstAddr(s string) string {
+// firstAddr returns the first address-looking token in s.
+func firstAddr(s string) string {
 	at := strings.IndexByte(s, '@')
 	for at > 0 {
 		start := at
-		for start > 0 && anAddrByte(s[start-1]) {
+		for start > 0 && addrByte(s[start-1]) {
 			start--
 		}
 		end := at + 1
-		for end < len(s) && anAddrByte(s[end]) {
+		for end < len(s) && addrByte(s[end]) {
 			end++
 		}
 		a := strings.TrimRight(s[start:end], ".")
-		if anIsAddr(a) {
+		if isAddr(a) {
 			return a
 		}
 		next := strings.IndexByte(s[at+1:], '@')
@@ -474,20 +474,20 @@ func anFirstAddr(s string) string {
 	return ""
 }
 
-func anAddrByte(c byte) bool {
+func addrByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		strings.IndexByte(".!#$%&'*+/=?^_`{|}~-", c) >= 0
 }
 
-// anIsAddr accepts local@domain with a dotted (or bracketed) domain.
-func anIsAddr(a string) bool {
+// isAddr accepts local@domain with a dotted (or bracketed) domain.
+func isAddr(a string) bool {
 	at := strings.LastIndexByte(a, '@')
 	if at <= 0 || at == len(a)-1 || len(a) > 254 {
 		return false
 	}
 	local, dom := a[:at], a[at+1:]
 	for i := 0; i < len(local); i++ {
-		if !anAddrByte(local[i]) && local[i] != '"' {
+		if !addrByte(local[i]) && local[i] != '"' {
 			return false
 		}
 	}
@@ -506,9 +506,9 @@ func anIsAddr(a string) bool {
 	return true
 }
 
-// anDaemonAddress reports the addresses bounce texts name that are never the
+// daemonAddress reports the addresses bounce texts name that are never the
 // failed recipient (the reporting system itself).
-func anDaemonAddress(a string) bool {
+func daemonAddress(a string) bool {
 	local, _, _ := strings.Cut(a, "@")
 	switch local {
 	case "mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mailer_daemon", "double-bounce":
@@ -517,8 +517,8 @@ func anDaemonAddress(a string) bool {
 	return false
 }
 
-// anNextLines joins up to n following non-blank lines (the diagnostic).
-func anNextLines(lines []string, from, n int) string {
+// nextLines joins up to n following non-blank lines (the diagnostic).
+func nextLines(lines []string, from, n int) string {
 	var b strings.Builder
 	for i := from; i < len(lines) && n > 0; i++ {
 		l := strings.TrimSpace(lines[i])
@@ -537,8 +537,8 @@ func anNextLines(lines []string, from, n int) string {
 	return b.String()
 }
 
-// anFindStatus returns the first enhanced status code (x.y.z) in s.
-func anFindStatus(s string) string {
+// findStatus returns the first enhanced status code (x.y.z) in s.
+func findStatus(s string) string {
 	for i := 0; i+5 <= len(s); i++ {
 		c := s[i]
 		if (c == '2' || c == '4' || c == '5') && s[i+1] == '.' && (i == 0 || s[i-1] == ' ' || s[i-1] == '(' || s[i-1] == '#' || s[i-1] == '[') {
@@ -563,24 +563,24 @@ func anFindStatus(s string) string {
 	return ""
 }
 
-// anSoleAddr returns the address when the trimmed line is only that address
+// soleAddr returns the address when the trimmed line is only that address
 // (optionally in angle brackets or followed by a colon).
-func anSoleAddr(c string) string {
+func soleAddr(c string) string {
 	c = strings.TrimSuffix(strings.TrimSpace(c), ":")
 	c = strings.TrimSpace(c)
 	if strings.HasPrefix(c, "<") && strings.HasSuffix(c, ">") {
 		c = c[1 : len(c)-1]
 	}
-	if anIsAddr(c) {
+	if isAddr(c) {
 		return c
 	}
 	return ""
 }
 
-// anTrailingAddr matches a prose line (words before a colon) ending in an
+// trailingAddr matches a prose line (words before a colon) ending in an
 // address: "Mailbox is full: <a@b>". Header-like lines ("To: a@b") are not
 // prose and do not match.
-func anTrailingAddr(c string) string {
+func trailingAddr(c string) string {
 	i := strings.LastIndex(c, ": ")
 	if i <= 0 || strings.HasPrefix(c, ">") || !strings.Contains(c[:i], " ") {
 		return ""
@@ -591,26 +591,26 @@ func anTrailingAddr(c string) string {
 	}
 	a := strings.TrimSpace(c[i+2:])
 	a = strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">")
-	if !anIsAddr(a) || anDaemonAddress(strings.ToLower(a)) {
+	if !isAddr(a) || daemonAddress(strings.ToLower(a)) {
 		return ""
 	}
 	return a
 }
 
-// anJSONRecipients reads the recipients of a provider notification in
+// jSONRecipients reads the recipients of a provider notification in
 // JSON (Amazon SES through SNS: "bouncedRecipients":[{"emailAddress":...}],
 // possibly as an escaped string inside the SNS envelope). It scans instead
 // of decoding: these notifications arrive re-wrapped by mail systems, which
 // breaks strict JSON.
-func anJSONRecipients(texts []string) []BouncedRecipient {
-	var out []BouncedRecipient
+func jSONRecipients(texts []string) []Recipient {
+	var out []Recipient
 	for _, t := range texts {
-		t = anClip(t, anRecipientScan)
-		if !anContainsFold(t, "recipients") {
+		t = clip(t, recipientScan)
+		if !containsFold(t, "recipients") {
 			continue
 		}
 		t = strings.ReplaceAll(t, `\"`, `"`)
-		lt := anLowerASCII(t)
+		lt := lowerASCII(t)
 		for _, key := range []string{`"bouncedrecipients"`, `"delayedrecipients"`} {
 			i := strings.Index(lt, key)
 			if i < 0 {
@@ -627,15 +627,15 @@ func anJSONRecipients(texts []string) []BouncedRecipient {
 			}
 			for _, obj := range strings.Split(larr, "}")[:max(0, strings.Count(larr, "}"))+1] {
 				off := strings.Index(larr, obj)
-				addr := anJSONString(arr[off:off+len(obj)], obj, `"emailaddress"`)
+				addr := jSONString(arr[off:off+len(obj)], obj, `"emailaddress"`)
 				if addr == "" {
 					continue
 				}
-				out = append(out, BouncedRecipient{
-					Address:    anRecipientAddress(addr),
+				out = append(out, Recipient{
+					Address:    recipientAddress(addr),
 					Action:     action,
-					Status:     anJSONString(arr[off:off+len(obj)], obj, `"status"`),
-					Diagnostic: anClip(anJSONString(arr[off:off+len(obj)], obj, `"diagnosticcode"`), 500),
+					Status:     jSONString(arr[off:off+len(obj)], obj, `"status"`),
+					Diagnostic: clip(jSONString(arr[off:off+len(obj)], obj, `"diagnosticcode"`), 500),
 				})
 			}
 		}
@@ -646,9 +646,9 @@ func anJSONRecipients(texts []string) []BouncedRecipient {
 	return out
 }
 
-// anJSONString returns the string value of key in a JSON fragment (orig
+// jSONString returns the string value of key in a JSON fragment (orig
 // and its lower-cased copy lower share offsets).
-func anJSONString(orig, lower, key string) string {
+func jSONString(orig, lower, key string) string {
 	i := strings.Index(lower, key)
 	if i < 0 {
 		return ""

@@ -1,7 +1,6 @@
-package backscatter
+package bounce
 
 import (
-	"context"
 	"fmt"
 	"strings"
 )
@@ -16,16 +15,11 @@ func ExampleAnalyze() {
 		"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n" +
 		"Received: from out1.example.com by mx.example.net\r\n" +
 		"From: alice@example.com\r\nMessage-ID: <1234@example.com>\r\n\r\n--b--\r\n"
-	rep, err := Analyze(strings.NewReader(msg), DefaultAnalysisLimits())
+	rep, err := Analyze(strings.NewReader(msg), DefaultLimits())
 	if err != nil {
 		panic(err)
 	}
-	ev := CollectEvidence(context.Background(), rep, EvidenceOptions{OurRelays: []string{"example.com"}})
-	// The caller adds "store:<id>" when rep.CandidateMessageIDs() hits.
-	decided, ok := AnalysisLadder(ev)
 	fmt.Println(rep.Kind, rep.OriginalMessageID, rep.BouncedAddresses(), rep.CandidateMessageIDs())
-	fmt.Println(decided, ok)
 	// Output:
 	// dsn 1234@example.com [bob@example.net] [1234@example.com]
-	// relay:out1.example.com true
 }

@@ -1,4 +1,4 @@
-package backscatter
+package bounce
 
 import (
 	"bytes"
@@ -19,15 +19,15 @@ import (
 // lines without a colon, weekdays in Arrival-Date, boundaries that never
 // close, per-recipient blocks without the blank line between them.
 
-// anField is one "Name: value" field, name lower-cased, value unfolded.
-type anField struct {
+// headerField is one "Name: value" field, name lower-cased, value unfolded.
+type headerField struct {
 	name, value string
 }
 
-// anDSNRecord is one block of delivery-status (or MDN/ARF) fields in order.
-type anDSNRecord []anField
+// dSNRecord is one block of delivery-status (or MDN/ARF) fields in order.
+type dSNRecord []headerField
 
-func (r anDSNRecord) get(name string) string {
+func (r dSNRecord) get(name string) string {
 	for _, f := range r {
 		if f.name == name {
 			return f.value
@@ -36,7 +36,7 @@ func (r anDSNRecord) get(name string) string {
 	return ""
 }
 
-func (r anDSNRecord) has(name string) bool {
+func (r dSNRecord) has(name string) bool {
 	for _, f := range r {
 		if f.name == name {
 			return true
@@ -45,11 +45,11 @@ func (r anDSNRecord) has(name string) bool {
 	return false
 }
 
-// anMaxDSNRecords bounds the per-recipient blocks kept from one part; a real
+// maxDSNRecords bounds the per-recipient blocks kept from one part; a real
 // DSN reports on at most a few hundred recipients.
-const anMaxDSNRecords = 1000
+const maxDSNRecords = 1000
 
-// anParseDSNFields reads a message/delivery-status body: the per-message
+// parseDSNFields reads a message/delivery-status body: the per-message
 // block, then per-recipient blocks. It never fails; whatever looks like a
 // field is kept. Blocks are separated by blank lines; a block holding a
 // Final-Recipient/Original-Recipient is a recipient block (whatever the
@@ -57,8 +57,8 @@ const anMaxDSNRecords = 1000
 // Final-Recipient inside one block starts a new recipient when the blank
 // line is missing. Per-message fields glued to the first recipient block
 // are moved back to the per-message record.
-func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecord) {
-	var block anDSNRecord
+func parseDSNFields(b []byte) (perMessage dSNRecord, recipients []dSNRecord) {
+	var block dSNRecord
 	flush := func() {
 		if len(block) == 0 {
 			return
@@ -68,17 +68,17 @@ func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecor
 			block = nil
 			return
 		}
-		var cur anDSNRecord
+		var cur dSNRecord
 		seenRecipient := false
 		for _, f := range block {
 			isRcpt := f.name == "final-recipient" || f.name == "original-recipient"
-			if !seenRecipient && !isRcpt && anPerMessageField(f.name) {
+			if !seenRecipient && !isRcpt && perMessageField(f.name) {
 				perMessage = append(perMessage, f)
 				continue
 			}
 			if isRcpt {
 				if cur.has(f.name) {
-					if len(recipients) < anMaxDSNRecords {
+					if len(recipients) < maxDSNRecords {
 						recipients = append(recipients, cur)
 					}
 					cur = nil
@@ -87,7 +87,7 @@ func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecor
 			}
 			cur = append(cur, f)
 		}
-		if len(cur) > 0 && len(recipients) < anMaxDSNRecords {
+		if len(cur) > 0 && len(recipients) < maxDSNRecords {
 			recipients = append(recipients, cur)
 		}
 		block = nil
@@ -103,30 +103,30 @@ func anParseDSNFields(b []byte) (perMessage anDSNRecord, recipients []anDSNRecor
 		if line[0] == ' ' || line[0] == '\t' {
 			if len(block) > 0 {
 				last := &block[len(block)-1]
-				last.value = anFold(last.value, string(bytes.TrimSpace(line)))
+				last.value = foldContinuation(last.value, string(bytes.TrimSpace(line)))
 			}
 			continue
 		}
-		name, value, ok := anCutField(line)
+		name, value, ok := cutField(line)
 		if !ok {
 			// Not a field: either wrapped text of the previous value or
 			// debris; appending keeps diagnostics whole and loses nothing.
 			if len(block) > 0 {
 				last := &block[len(block)-1]
-				last.value = anFold(last.value, string(bytes.TrimSpace(line)))
+				last.value = foldContinuation(last.value, string(bytes.TrimSpace(line)))
 			}
 			continue
 		}
 		if len(block) < 10000 {
-			block = append(block, anField{name: name, value: value})
+			block = append(block, headerField{name: name, value: value})
 		}
 	}
 	flush()
 	return perMessage, recipients
 }
 
-// anPerMessageField reports the RFC 3464 per-message field names.
-func anPerMessageField(name string) bool {
+// perMessageField reports the RFC 3464 per-message field names.
+func perMessageField(name string) bool {
 	switch name {
 	case "reporting-mta", "received-from-mta", "arrival-date", "original-envelope-id", "dsn-gateway", "reporting-ua", "x-postfix-queue-id", "x-postfix-sender":
 		return true
@@ -134,10 +134,10 @@ func anPerMessageField(name string) bool {
 	return false
 }
 
-// anCutField splits "Name: value". The name must be a plausible field name
+// cutField splits "Name: value". The name must be a plausible field name
 // (RFC 5322 ftext without spaces), so prose lines containing a colon are not
 // taken as fields.
-func anCutField(line []byte) (name, value string, ok bool) {
+func cutField(line []byte) (name, value string, ok bool) {
 	i := bytes.IndexByte(line, ':')
 	if i <= 0 || i > 76 {
 		return "", "", false
@@ -153,12 +153,12 @@ func anCutField(line []byte) (name, value string, ok bool) {
 			return "", "", false
 		}
 	}
-	return anLowerName(n), strings.TrimSpace(string(line[i+1:])), true
+	return lowerName(n), strings.TrimSpace(string(line[i+1:])), true
 }
 
-// anLowerName lower-cases a field name, without allocating twice for the
+// lowerName lower-cases a field name, without allocating twice for the
 // common already-canonical spellings.
-func anLowerName(n []byte) string {
+func lowerName(n []byte) string {
 	for _, c := range n {
 		if c >= 'A' && c <= 'Z' {
 			return strings.ToLower(string(n))
@@ -167,10 +167,10 @@ func anLowerName(n []byte) string {
 	return string(n)
 }
 
-// anRecipientAddress normalises a Final-Recipient/Original-Recipient value
+// recipientAddress normalises a Final-Recipient/Original-Recipient value
 // as the corpus labels do: drop the address type ("rfc822;"), angle
 // brackets, a source route and a trailing comment, lower-case the rest.
-func anRecipientAddress(v string) string {
+func recipientAddress(v string) string {
 	v = strings.TrimSpace(v)
 	if i := strings.IndexByte(v, ';'); i >= 0 && i < 20 && !strings.ContainsAny(v[:i], "@<") {
 		v = v[i+1:]
@@ -193,14 +193,14 @@ func anRecipientAddress(v string) string {
 }
 
 // dsnRecipients converts per-recipient blocks into BouncedRecipients.
-func anDSNRecipients(recs []anDSNRecord) []BouncedRecipient {
-	var out []BouncedRecipient
+func dSNRecipients(recs []dSNRecord) []Recipient {
+	var out []Recipient
 	for _, r := range recs {
 		addr := r.get("final-recipient")
-		if anRecipientAddress(addr) == "" {
+		if recipientAddress(addr) == "" {
 			addr = r.get("original-recipient")
 		}
-		addr = anRecipientAddress(addr)
+		addr = recipientAddress(addr)
 		if addr == "" {
 			continue
 		}
@@ -212,18 +212,18 @@ func anDSNRecipients(recs []anDSNRecord) []BouncedRecipient {
 		if i := strings.IndexByte(diag, ';'); i >= 0 && i < 12 {
 			diag = strings.TrimSpace(diag[i+1:])
 		}
-		out = append(out, BouncedRecipient{
+		out = append(out, Recipient{
 			Address:    addr,
 			Action:     action,
-			Status:     anStatusCode(r.get("status")),
-			Diagnostic: anClip(diag, 500),
+			Status:     statusCode(r.get("status")),
+			Diagnostic: clip(diag, 500),
 		})
 	}
 	return out
 }
 
-// anStatusCode keeps the leading "x.y.z" of a Status value.
-func anStatusCode(v string) string {
+// statusCode keeps the leading "x.y.z" of a Status value.
+func statusCode(v string) string {
 	v = strings.TrimSpace(v)
 	if i := strings.IndexAny(v, " \t("); i > 0 {
 		v = v[:i]
@@ -231,30 +231,30 @@ func anStatusCode(v string) string {
 	return v
 }
 
-// anMaxFieldValue caps an unfolded field value. Without it, a header of
+// maxFieldValue caps an unfolded field value. Without it, a header of
 // thousands of continuation lines costs quadratic time to unfold.
-const anMaxFieldValue = 4 << 10
+const maxFieldValue = 4 << 10
 
-// anFold appends a continuation line to a field value, up to the cap.
-func anFold(v, cont string) string {
-	if len(v) >= anMaxFieldValue || cont == "" {
+// foldContinuation appends a continuation line to a field value, up to the cap.
+func foldContinuation(v, cont string) string {
+	if len(v) >= maxFieldValue || cont == "" {
 		return v
 	}
 	if v == "" {
-		return anClip(cont, anMaxFieldValue)
+		return clip(cont, maxFieldValue)
 	}
-	return anClip(v+" "+cont, anMaxFieldValue)
+	return clip(v+" "+cont, maxFieldValue)
 }
 
-func anClip(s string, n int) string {
+func clip(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
 	}
 	return s
 }
 
-// anIsFieldLine is anCutField's test without building the strings.
-func anIsFieldLine(line string) bool {
+// isFieldLine is cutField's test without building the strings.
+func isFieldLine(line string) bool {
 	i := strings.IndexByte(line, ':')
 	if i <= 0 || i > 76 {
 		return false
@@ -271,11 +271,11 @@ func anIsFieldLine(line string) bool {
 	return true
 }
 
-// anSplitHeader splits a message (or part) into its header and body. Lines
+// splitHeader splits a message (or part) into its header and body. Lines
 // that are neither fields nor indented continuations are treated as
 // continuations: unindented folding is the commonest damage in returned
 // headers. A first line that is not a field means there is no header.
-func anSplitHeader(data []byte) (anHeader, []byte) {
+func splitHeader(data []byte) (fieldList, []byte) {
 	// The header ends at the first blank line at the latest, so only that
 	// much is converted to a string, once; field names and values are
 	// slices of it. A folded value is a contiguous span of lines, unfolded
@@ -283,7 +283,7 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 	if len(data) > 0 && data[0] == '\n' {
 		return nil, data[1:] // empty header
 	}
-	if len(data) > 0 && (data[0] == ' ' || data[0] == '\t' || !anIsFieldLine(string(anFirstLine(data)))) {
+	if len(data) > 0 && (data[0] == ' ' || data[0] == '\t' || !isFieldLine(string(firstLine(data)))) {
 		return nil, data // no header at all: a body
 	}
 	limit := len(data)
@@ -291,8 +291,8 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 		limit = i + 2
 	}
 	hs := string(data[:limit])
-	fields := make([]anField, 0, 16) // most sections have a handful of fields
-	vstart, vend := 0, 0             // span of the current field's value in hs
+	fields := make([]headerField, 0, 16) // most sections have a handful of fields
+	vstart, vend := 0, 0                 // span of the current field's value in hs
 	folded := false
 	closeField := func() {
 		if len(fields) == 0 {
@@ -300,7 +300,7 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 		}
 		v := hs[vstart:vend]
 		if folded {
-			v = anUnfold(v)
+			v = unfoldValue(v)
 		}
 		fields[len(fields)-1].value = strings.TrimSpace(v)
 		folded = false
@@ -330,7 +330,7 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 			continue
 		}
 		i := strings.IndexByte(line, ':')
-		if !anIsFieldLine(line) {
+		if !isFieldLine(line) {
 			if len(fields) == 0 {
 				break
 			}
@@ -342,7 +342,7 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 			continue
 		}
 		closeField()
-		fields = append(fields, anField{name: strings.TrimSpace(line[:i])})
+		fields = append(fields, headerField{name: strings.TrimSpace(line[:i])})
 		vstart, vend = pos+i+1, pos+len(line)
 		pos = next
 		if len(fields) > 500 {
@@ -353,12 +353,12 @@ func anSplitHeader(data []byte) (anHeader, []byte) {
 	if pos > len(data) {
 		pos = len(data)
 	}
-	return anHeader(fields), data[pos:]
+	return fieldList(fields), data[pos:]
 }
 
-// anFirstLine returns data up to its first line break (at most 1000 bytes:
+// firstLine returns data up to its first line break (at most 1000 bytes:
 // a field name is never longer).
-func anFirstLine(data []byte) []byte {
+func firstLine(data []byte) []byte {
 	if len(data) > 1000 {
 		data = data[:1000]
 	}
@@ -368,11 +368,11 @@ func anFirstLine(data []byte) []byte {
 	return data
 }
 
-// anUnfold joins folded lines: each line break and the whitespace around it
+// unfoldValue joins folded lines: each line break and the whitespace around it
 // become one space.
-func anUnfold(v string) string {
-	if len(v) > anMaxFieldValue*4 {
-		v = v[:anMaxFieldValue*4]
+func unfoldValue(v string) string {
+	if len(v) > maxFieldValue*4 {
+		v = v[:maxFieldValue*4]
 	}
 	var b strings.Builder
 	b.Grow(len(v))
@@ -393,14 +393,14 @@ func anUnfold(v string) string {
 	return b.String()
 }
 
-// anHeader is a parsed header section, fields in order, names as written.
+// fieldList is a parsed header section, fields in order, names as written.
 // It is a plain slice because most headers are only asked for a handful of
 // fields; go-message's map-based Header is built only for the parts whose
 // body has to be decoded.
-type anHeader []anField
+type fieldList []headerField
 
 // Get returns the first value of the field (name case-insensitive).
-func (h anHeader) Get(name string) string {
+func (h fieldList) Get(name string) string {
 	for _, f := range h {
 		if strings.EqualFold(f.name, name) {
 			return f.value
@@ -410,7 +410,7 @@ func (h anHeader) Get(name string) string {
 }
 
 // Has reports whether the field is present.
-func (h anHeader) Has(name string) bool {
+func (h fieldList) Has(name string) bool {
 	for _, f := range h {
 		if strings.EqualFold(f.name, name) {
 			return true
@@ -420,7 +420,7 @@ func (h anHeader) Has(name string) bool {
 }
 
 // Values returns every value of the field in order.
-func (h anHeader) Values(name string) []string {
+func (h fieldList) Values(name string) []string {
 	var out []string
 	for _, f := range h {
 		if strings.EqualFold(f.name, name) {
@@ -432,8 +432,8 @@ func (h anHeader) Values(name string) []string {
 
 // with returns a copy of h with the field set to value (replacing all
 // occurrences, or appended).
-func (h anHeader) with(name, value string) anHeader {
-	out := make(anHeader, 0, len(h)+1)
+func (h fieldList) with(name, value string) fieldList {
+	out := make(fieldList, 0, len(h)+1)
 	done := false
 	for _, f := range h {
 		if strings.EqualFold(f.name, name) {
@@ -445,13 +445,13 @@ func (h anHeader) with(name, value string) anHeader {
 		out = append(out, f)
 	}
 	if !done {
-		out = append(out, anField{name: name, value: value})
+		out = append(out, headerField{name: name, value: value})
 	}
 	return out
 }
 
 // toMessage converts to go-message's header for message.New.
-func (h anHeader) toMessage() message.Header {
+func (h fieldList) toMessage() message.Header {
 	var th textproto.Header
 	// go-message's Header.Add prepends, so add in reverse to keep order.
 	for i := len(h) - 1; i >= 0; i-- {
@@ -460,10 +460,10 @@ func (h anHeader) toMessage() message.Header {
 	return message.Header{Header: th}
 }
 
-// anSplitMultipart splits a multipart body at its boundary lines. ok is
+// splitMultipart splits a multipart body at its boundary lines. ok is
 // false when the boundary never occurs. A missing closing delimiter ends the
 // last part at the end of the data.
-func anSplitMultipart(raw []byte, boundary string) (parts [][]byte, ok bool) {
+func splitMultipart(raw []byte, boundary string) (parts [][]byte, ok bool) {
 	if boundary == "" {
 		return nil, false
 	}
@@ -520,9 +520,9 @@ func anSplitMultipart(raw []byte, boundary string) (parts [][]byte, ok bool) {
 	return parts, ok
 }
 
-// anLooseMediaType extracts the media type from a Content-Type that
+// looseMediaType extracts the media type from a Content-Type that
 // mime.ParseMediaType rejects (duplicate or malformed parameters).
-func anLooseMediaType(ct string) string {
+func looseMediaType(ct string) string {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
@@ -533,9 +533,9 @@ func anLooseMediaType(ct string) string {
 	return ct
 }
 
-// anLooseParams extracts the parameters that matter (boundary, report-type,
+// looseParams extracts the parameters that matter (boundary, report-type,
 // charset) from a malformed Content-Type.
-func anLooseParams(ct string) map[string]string {
+func looseParams(ct string) map[string]string {
 	out := map[string]string{}
 	for _, seg := range strings.Split(ct, ";")[1:] {
 		k, v, ok := strings.Cut(seg, "=")
@@ -559,25 +559,25 @@ func anLooseParams(ct string) map[string]string {
 	return out
 }
 
-var anWordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
+var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 
-// anDecodeHeader decodes RFC 2047 encoded words; undecodable input is
+// decodeHeader decodes RFC 2047 encoded words; undecodable input is
 // returned as is.
-func anDecodeHeader(v string) string {
+func decodeHeader(v string) string {
 	if !strings.Contains(v, "=?") {
 		return v
 	}
-	d, err := anWordDecoder.DecodeHeader(v)
+	d, err := wordDecoder.DecodeHeader(v)
 	if err != nil {
 		return v
 	}
 	return d
 }
 
-// anFirstMsgID returns the first message id in a header value, without <>.
+// firstMsgID returns the first message id in a header value, without <>.
 // Values that are transfer-encoding debris (a QP soft break "=" at the end,
 // HTML entities) are rejected: a wrong id is worse than none.
-func anFirstMsgID(v string) string {
+func firstMsgID(v string) string {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return ""
@@ -608,8 +608,8 @@ func anFirstMsgID(v string) string {
 	return id
 }
 
-// anMsgIDs returns every <id> of a References-style value.
-func anMsgIDs(v string) []string {
+// msgIDs returns every <id> of a References-style value.
+func msgIDs(v string) []string {
 	var out []string
 	for len(out) < 50 {
 		i := strings.IndexByte(v, '<')
@@ -628,9 +628,9 @@ func anMsgIDs(v string) []string {
 	return out
 }
 
-// anAddrOf extracts a bare lower-cased address from a From/Return-Path
+// addrOf extracts a bare lower-cased address from a From/Return-Path
 // style value; "" for the null path.
-func anAddrOf(v string) string {
+func addrOf(v string) string {
 	v = strings.TrimSpace(v)
 	if i := strings.LastIndexByte(v, '<'); i >= 0 {
 		if j := strings.IndexByte(v[i:], '>'); j > 0 {
@@ -645,10 +645,10 @@ func anAddrOf(v string) string {
 	return ""
 }
 
-// anReceivedHosts collects host names and IP literals from Received values.
+// receivedHosts collects host names and IP literals from Received values.
 // It tokenises by hand: it runs on every returned original and
 // strings.FieldsFunc plus a lower-cased copy per token was a visible cost.
-func anReceivedHosts(values []string) []string {
+func receivedHosts(values []string) []string {
 	var out []string
 	sep := func(c byte) bool {
 		switch c {
@@ -668,7 +668,7 @@ func anReceivedHosts(values []string) []string {
 			}
 			tok := strings.TrimSuffix(v[i:j], ".")
 			i = j
-			if len(tok) < 3 || !anHostLike(tok) {
+			if len(tok) < 3 || !hostLike(tok) {
 				continue
 			}
 			tok = strings.TrimPrefix(strings.ToLower(tok), "ipv6:")
@@ -684,8 +684,8 @@ func anReceivedHosts(values []string) []string {
 	return out
 }
 
-// anHostLike accepts dotted host names and IPv4/IPv6 literals.
-func anHostLike(s string) bool {
+// hostLike accepts dotted host names and IPv4/IPv6 literals.
+func hostLike(s string) bool {
 	if len(s) < 3 || len(s) > 253 {
 		return false
 	}
@@ -716,8 +716,8 @@ func anHostLike(s string) bool {
 	return colons == 0 && dots >= 1 && s[0] != '.' && s[0] != '-'
 }
 
-// anStripHTML reduces HTML to its text for the textual patterns.
-func anStripHTML(s string) string {
+// stripHTML reduces HTML to its text for the textual patterns.
+func stripHTML(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	in := false

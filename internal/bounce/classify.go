@@ -1,4 +1,4 @@
-package backscatter
+package bounce
 
 import (
 	"strings"
@@ -11,9 +11,9 @@ import (
 // wording of the body) must agree before a message is called a bounce, so
 // that ordinary mail that merely talks about delivery is never one.
 
-// anBounceSubjects are lower-case fragments of the subjects MTAs give
+// bounceSubjects are lower-case fragments of the subjects MTAs give
 // non-delivery and delay reports.
-var anBounceSubjects = []string{
+var bounceSubjects = []string{
 	"undeliver", "undelivered", "delivery status notification", "returned mail",
 	"failure notice", "delivery failure", "mail delivery failed", "delivery has failed",
 	"non-delivery", "nondeliver", "non delivery", "not delivered", "could not be delivered",
@@ -32,9 +32,9 @@ var anBounceSubjects = []string{
 	"メールエラー", "未達", "配信エラー", "送信エラー",
 }
 
-// anBounceStrong are body phrases that, in practice, only MTA-generated
+// bounceStrong are body phrases that, in practice, only MTA-generated
 // reports contain.
-var anBounceStrong = []string{
+var bounceStrong = []string{
 	"this is the qmail-send program",
 	"created automatically by mail delivery software",
 	"transcript of session follows",
@@ -98,8 +98,8 @@ var anBounceStrong = []string{
 	"was rejected by the recipient",
 }
 
-// anBounceWeak are phrases common in bounces but also in human mail.
-var anBounceWeak = []string{
+// bounceWeak are phrases common in bounces but also in human mail.
+var bounceWeak = []string{
 	"user unknown", "unknown user", "no such user", "mailbox full", "over quota",
 	"host unknown", "mailbox unavailable", "does not exist", "recipient rejected",
 	"smtp error", "550 ", "554 ", "553 ", "5.1.1", "5.7.1", "rcpt to", "relay denied",
@@ -107,10 +107,10 @@ var anBounceWeak = []string{
 	"mailbox is full", "invalid user", "unknown host", "no valid recipients",
 }
 
-// anChallengeSubjects / anChallengeBody are the wording of challenge-
+// challengeSubjects / challengeBody are the wording of challenge-
 // response systems (TMDA, SpamArrest, Boxbe, Mailblocks, ChoiceMail,
 // antispam "verify you are human" pages).
-var anChallengeSubjects = []string{
+var challengeSubjects = []string{
 	"please confirm your message", "confirm your message", "verify your email",
 	"verification required", "please verify", "sender verification", "authentication required",
 	"is awaiting your confirmation", "challenge", "approve your message", "requires confirmation",
@@ -118,7 +118,7 @@ var anChallengeSubjects = []string{
 	"sender approval", "awaiting verification", "confirm sender", "verification request",
 }
 
-var anChallengeBody = []string{
+var challengeBody = []string{
 	"verify that you are a human", "prove that you are a human", "confirm that you are a human",
 	"you are not a spammer", "not a spam robot", "to confirm that you are", "click the link below to confirm",
 	"only accepts mail from", "approved senders", "whitelist", "spam protection", "challenge-response",
@@ -127,22 +127,22 @@ var anChallengeBody = []string{
 	"verification request", "sender verification", "i use a challenge",
 }
 
-// anAutoreplySubjects are subject fragments of vacation and auto replies.
-var anAutoreplySubjects = []string{
+// autoreplySubjects are subject fragments of vacation and auto replies.
+var autoreplySubjects = []string{
 	"automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "auto-response",
 	"autoresponse", "automatic response", "out of office", "out of the office", "vacation",
 	"abwesenheit", "réponse automatique", "respuesta automática", "risposta automatica",
 	"automatisch antwoord", "auto:", "away from my", "on leave", "autosvar", "automaattinen vastaus",
 }
 
-// anMDNSubjects are the subjects of read receipts that do not use
+// mdnSubjects are the subjects of read receipts that do not use
 // multipart/report (Outlook's TNEF receipts, Notes, GroupWise).
-var anMDNSubjects = []string{
+var mdnSubjects = []string{
 	"read:", "read receipt", "return receipt", "gelesen:", "lu :", "lu:", "leído:", "letto:",
 	"disposition notification", "message displayed", "has been read", "delivered:",
 }
 
-func anContainsAny(s string, list []string) bool {
+func containsAny(s string, list []string) bool {
 	for _, p := range list {
 		if strings.Contains(s, p) {
 			return true
@@ -151,7 +151,7 @@ func anContainsAny(s string, list []string) bool {
 	return false
 }
 
-func anHasPrefixAny(s string, list []string) bool {
+func hasPrefixAny(s string, list []string) bool {
 	for _, p := range list {
 		if strings.HasPrefix(s, p) {
 			return true
@@ -160,8 +160,8 @@ func anHasPrefixAny(s string, list []string) bool {
 	return false
 }
 
-// anDaemonSender reports a From/sender that names the mail system itself.
-func anDaemonSender(v string) bool {
+// daemonSender reports a From/sender that names the mail system itself.
+func daemonSender(v string) bool {
 	lv := strings.ToLower(v)
 	if strings.Contains(lv, "mailer-daemon") || strings.Contains(lv, "mailer daemon") || strings.Contains(lv, "mailer_daemon") ||
 		strings.Contains(lv, "mail delivery") || strings.Contains(lv, "maildaemon") ||
@@ -169,7 +169,7 @@ func anDaemonSender(v string) bool {
 		strings.Contains(lv, "mail-daemon") || strings.Contains(lv, "mail system") {
 		return true
 	}
-	a := anAddrOf(v)
+	a := addrOf(v)
 	local, _, _ := strings.Cut(a, "@")
 	switch local {
 	case "postmaster", "post_master", "mailer-daemon", "mailerdaemon", "daemon", "mdaemon", "root",
@@ -179,8 +179,8 @@ func anDaemonSender(v string) bool {
 	return false
 }
 
-// anNullSender reports an empty Return-Path / envelope sender.
-func anNullSender(returnPath, mbox string) bool {
+// nullSender reports an empty Return-Path / envelope sender.
+func nullSender(returnPath, mbox string) bool {
 	rp := strings.TrimSpace(returnPath)
 	if rp == "<>" || rp == "< >" {
 		return true
@@ -189,17 +189,17 @@ func anNullSender(returnPath, mbox string) bool {
 	return lm == "mailer-daemon" || strings.HasPrefix(lm, "mailer-daemon@") || lm == "<>"
 }
 
-// anAutoSubmittedReply reports Auto-Submitted values that mark a reply.
-func anAutoSubmittedReply(v string) bool {
+// autoSubmittedReply reports Auto-Submitted values that mark a reply.
+func autoSubmittedReply(v string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), "auto-replied")
 }
 
-// anAutoreplyHeaders reports the non-standard headers of vacation programs
+// autoreplyHeaders reports the non-standard headers of vacation programs
 // and mailbox rules. X-Auto-Response-Suppress is deliberately absent:
 // Outlook sets it on ordinary mail too.
-func (a *anState) anAutoreplyHeaders() bool {
+func (a *walker) autoreplyHeaders() bool {
 	h := a.top
-	if anAutoSubmittedReply(h.Get("Auto-Submitted")) {
+	if autoSubmittedReply(h.Get("Auto-Submitted")) {
 		return true
 	}
 	for _, f := range h {
@@ -219,12 +219,12 @@ func (a *anState) anAutoreplyHeaders() bool {
 	return p == "auto_reply" || p == "auto-reply"
 }
 
-// anClassifyScan bounds the text of one part searched for phrases.
-const anClassifyScan = 12 << 10
+// classifyScan bounds the text of one part searched for phrases.
+const classifyScan = 12 << 10
 
-// anLowerASCII lower-cases ASCII letters only, so byte offsets are kept
+// lowerASCII lower-cases ASCII letters only, so byte offsets are kept
 // (strings.ToLower may change the length of invalid UTF-8).
-func anLowerASCII(s string) string {
+func lowerASCII(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if c >= 'A' && c <= 'Z' {
@@ -235,7 +235,7 @@ func anLowerASCII(s string) string {
 }
 
 // classify decides the kind of the analysed message.
-func (a *anState) classify() Kind {
+func (a *walker) classify() Kind {
 	rt := strings.ToLower(a.topParams["report-type"])
 	if a.topType == "multipart/report" {
 		a.rep.Structural = true
@@ -263,8 +263,8 @@ func (a *anState) classify() Kind {
 	h := a.top
 	subj := strings.ToLower(a.rep.Subject)
 	from := h.Get("From")
-	daemon := anDaemonSender(from) || anDaemonSender(h.Get("Sender"))
-	null := anNullSender(h.Get("Return-Path"), a.mboxSender)
+	daemon := daemonSender(from) || daemonSender(h.Get("Sender"))
+	null := nullSender(h.Get("Return-Path"), a.mboxSender)
 
 	// The report's own prose comes first; the returned original (quoted
 	// in text bounces) follows, so the first kilobytes of each text part
@@ -272,28 +272,28 @@ func (a *anState) classify() Kind {
 	// itself, so the texts are scanned in place.
 	scan := make([]string, 0, len(a.texts)+len(a.htmlTexts))
 	for _, t := range a.texts {
-		scan = append(scan, anClip(t, anClassifyScan))
+		scan = append(scan, clip(t, classifyScan))
 	}
 	for _, t := range a.htmlTexts {
-		scan = append(scan, anClip(t, anClassifyScan/2))
+		scan = append(scan, clip(t, classifyScan/2))
 	}
 
-	autoHdr := a.anAutoreplyHeaders()
+	autoHdr := a.autoreplyHeaders()
 	// One pass over the text answers every phrase list at once.
-	hit := anBodyPhrases().match(scan...)
-	strong := hit[anGroupStrong]
+	hit := bodyPhrases().match(scan...)
+	strong := hit[groupStrong]
 
 	// Challenge-response first: these systems also set auto-reply headers.
 	// A challenge answers a message, so it must look like a response
 	// (automatic-mail marks, a reply id, the original, or talk of "your
 	// message"); that keeps sign-up "please verify your address" mail,
 	// which answers a web form, out.
-	chSubj := anContainsAny(subj, anChallengeSubjects)
-	responds := null || autoHdr || a.rep.InReplyTo != "" || len(a.originals) > 0 || hit[anGroupYourMessage]
-	if responds && (chSubj || hit[anGroupChallenge]) {
-		chBody := hit[anGroupChallenge]
-		if chSubj && (chBody || autoHdr || null || hit[anGroupConfirm]) ||
-			chBody && hit[anGroupConfirm] && !strong {
+	chSubj := containsAny(subj, challengeSubjects)
+	responds := null || autoHdr || a.rep.InReplyTo != "" || len(a.originals) > 0 || hit[groupYourMessage]
+	if responds && (chSubj || hit[groupChallenge]) {
+		chBody := hit[groupChallenge]
+		if chSubj && (chBody || autoHdr || null || hit[groupConfirm]) ||
+			chBody && hit[groupConfirm] && !strong {
 			return KindChallenge
 		}
 	}
@@ -304,13 +304,13 @@ func (a *anState) classify() Kind {
 	} else if null {
 		score++
 	}
-	if anContainsAny(subj, anBounceSubjects) {
+	if containsAny(subj, bounceSubjects) {
 		score += 2
 	}
 	if strong {
 		score += 2
 	}
-	if hit[anGroupWeak] {
+	if hit[groupWeak] {
 		score++
 	}
 	if len(a.originals) > 0 && (daemon || null) {
@@ -333,36 +333,36 @@ func (a *anState) classify() Kind {
 	}
 	// Antivirus notices to the (forged) sender are backscatter of the
 	// same kind: a virus phrase together with what was done to the mail.
-	if hit[anGroupVirus] && hit[anGroupVirusAction] {
+	if hit[groupVirus] && hit[groupVirusAction] {
 		return KindDSN
 	}
-	if autoHdr || anHasPrefixAny(subj, anAutoreplySubjects) && (null || daemon || a.rep.InReplyTo != "") {
-		if anHasPrefixAny(subj, anMDNSubjects) && null {
+	if autoHdr || hasPrefixAny(subj, autoreplySubjects) && (null || daemon || a.rep.InReplyTo != "") {
+		if hasPrefixAny(subj, mdnSubjects) && null {
 			return KindMDN
 		}
 		return KindAutoreply
 	}
-	if null && anHasPrefixAny(subj, anMDNSubjects) {
+	if null && hasPrefixAny(subj, mdnSubjects) {
 		return KindMDN
 	}
 	// Complaint forwards that predate ARF (Hotmail JMRP style): a complaint
 	// subject with the reported message attached.
-	if len(a.originals) > 0 && anContainsAny(subj, []string{"complaint about message", "abuse report", "spam complaint", "spam report"}) {
+	if len(a.originals) > 0 && containsAny(subj, []string{"complaint about message", "abuse report", "spam complaint", "spam report"}) {
 		return KindARF
 	}
 	// Provider notifications (Amazon SES via SNS) carry complaint and
 	// bounce reports as JSON.
 	for _, t := range scan {
-		t = anClip(t, 4096)
-		if !anContainsFold(t, "notificationtype") {
+		t = clip(t, 4096)
+		if !containsFold(t, "notificationtype") {
 			continue
 		}
-		lt := anLowerASCII(t)
+		lt := lowerASCII(t)
 		if i := strings.Index(lt, "notificationtype"); i >= 0 {
 			// The value follows within a few bytes, quotes possibly
 			// escaped (SNS wraps the SES JSON in a string).
 			v := lt[i+len("notificationtype"):]
-			v = anClip(strings.TrimLeft(v, `\": `), 16)
+			v = clip(strings.TrimLeft(v, `\": `), 16)
 			switch {
 			case strings.HasPrefix(v, "complaint"):
 				return KindARF
@@ -376,24 +376,24 @@ func (a *anState) classify() Kind {
 
 // extractRecipients fills Report.Recipients from the DSN fields or, for
 // non-standard bounces, from the text.
-func (a *anState) extractRecipients() {
+func (a *walker) extractRecipients() {
 	wellFormed := a.topType == "multipart/report" && strings.Contains(strings.ToLower(a.topParams["report-type"]), "delivery-status")
 	if len(a.dsnRecips) > 0 || wellFormed && a.dsnParts > 0 {
 		// A well-formed RFC 3464 report is authoritative, even when it
 		// lists no recipient: the prose of such reports often names
 		// addresses that did not fail (group members, the sender).
-		a.rep.Recipients = anDSNRecipients(a.dsnRecips)
+		a.rep.Recipients = dSNRecipients(a.dsnRecips)
 		return
 	}
 	if v := a.top.Get("X-Failed-Recipients"); v != "" {
 		for _, s := range strings.Split(v, ",") {
-			if addr := anRecipientAddress(s); addr != "" {
-				a.rep.Recipients = append(a.rep.Recipients, BouncedRecipient{Address: addr, Action: "failed"})
+			if addr := recipientAddress(s); addr != "" {
+				a.rep.Recipients = append(a.rep.Recipients, Recipient{Address: addr, Action: "failed"})
 			}
 		}
 		if len(a.rep.Recipients) > 0 {
 			// Add diagnostics from the text where they match.
-			for _, r := range anTextRecipients(a.texts) {
+			for _, r := range textRecipients(a.texts) {
 				for i := range a.rep.Recipients {
 					if a.rep.Recipients[i].Address == r.Address {
 						a.rep.Recipients[i].Status, a.rep.Recipients[i].Diagnostic = r.Status, r.Diagnostic
@@ -403,36 +403,36 @@ func (a *anState) extractRecipients() {
 			return
 		}
 	}
-	a.rep.Recipients = anJSONRecipients(a.texts)
+	a.rep.Recipients = jSONRecipients(a.texts)
 	if len(a.rep.Recipients) == 0 {
-		a.rep.Recipients = anTextRecipients(a.texts)
+		a.rep.Recipients = textRecipients(a.texts)
 	}
 	if len(a.rep.Recipients) == 0 {
-		a.rep.Recipients = anTextRecipients(a.htmlTexts)
+		a.rep.Recipients = textRecipients(a.htmlTexts)
 	}
 	if len(a.rep.Recipients) == 0 {
 		// Last resort: a bounce that names no recipient returned a message
 		// sent to exactly one address; that address is what failed.
 		if to := a.originalSoleRecipient(); to != "" {
-			a.rep.Recipients = []BouncedRecipient{{Address: to, Action: "failed"}}
+			a.rep.Recipients = []Recipient{{Address: to, Action: "failed"}}
 		}
 	}
 }
 
 // originalSoleRecipient returns the only To: address of the returned
 // original (attached or quoted), "" when there is none, several, or Cc.
-func (a *anState) originalSoleRecipient() string {
+func (a *walker) originalSoleRecipient() string {
 	var to, cc string
 	switch {
 	case len(a.originals) > 0:
 		h := a.originals[0].header
-		if anDaemonSender(h.Get("From")) || strings.Contains(strings.ToLower(h.Get("Content-Type")), "report") {
+		if daemonSender(h.Get("From")) || strings.Contains(strings.ToLower(h.Get("Content-Type")), "report") {
 			return "" // a returned bounce: its To is the bounce's recipient
 		}
 		to, cc = h.Get("To"), h.Get("Cc")
 	default:
 		for _, t := range a.texts {
-			if h := anScanInlineHeaders(anClip(t, anRecipientScan), false); h != nil {
+			if h := scanInlineHeaders(clip(t, recipientScan), false); h != nil {
 				to, cc = h.get("to"), h.get("cc")
 				break
 			}
@@ -441,8 +441,8 @@ func (a *anState) originalSoleRecipient() string {
 	if to == "" || cc != "" || strings.Count(to, "@") != 1 {
 		return ""
 	}
-	addr := anAddrOf(to)
-	if !anIsAddr(addr) {
+	addr := addrOf(to)
+	if !isAddr(addr) {
 		return ""
 	}
 	return addr
@@ -481,19 +481,19 @@ func LooksLikeBounce(sender string, get func(name string) string) bool {
 	if strings.HasPrefix(strings.TrimSpace(ct), "multipart/report") {
 		return true
 	}
-	if anDaemonSender(get("From")) {
+	if daemonSender(get("From")) {
 		return true
 	}
-	subj := strings.ToLower(anDecodeHeader(get("Subject")))
-	return anContainsAny(subj, anBounceSubjects) || anHasPrefixAny(subj, anAutoreplySubjects) ||
-		anContainsAny(subj, anChallengeSubjects) || anHasPrefixAny(subj, anMDNSubjects)
+	subj := strings.ToLower(decodeHeader(get("Subject")))
+	return containsAny(subj, bounceSubjects) || hasPrefixAny(subj, autoreplySubjects) ||
+		containsAny(subj, challengeSubjects) || hasPrefixAny(subj, mdnSubjects)
 }
 
 // mdnKind tells a read receipt from an MDN that reports a refusal: RFC 5429
 // Sieve "reject" returns the message as an MDN with a "deleted" (or older
 // "rejected"/"failed") disposition, which for backscatter purposes is a
 // bounce.
-func (a *anState) mdnKind() Kind {
+func (a *walker) mdnKind() Kind {
 	d := strings.ToLower(a.mdnFields.get("disposition"))
 	if i := strings.IndexByte(d, ';'); i >= 0 {
 		d = d[i+1:]
@@ -514,53 +514,53 @@ func (a *anState) mdnKind() Kind {
 
 // Phrase groups of the body matcher.
 const (
-	anGroupStrong = iota
-	anGroupWeak
-	anGroupChallenge
-	anGroupConfirm
-	anGroupVirus
-	anGroupVirusAction
-	anGroupYourMessage
-	anGroups
+	groupStrong = iota
+	groupWeak
+	groupChallenge
+	groupConfirm
+	groupVirus
+	groupVirusAction
+	groupYourMessage
+	numGroups
 )
 
 var (
-	anBodyOnce    sync.Once
-	anBodyMatcher *anMatcher
+	bodyOnce    sync.Once
+	bodyMatcher *phraseMatcher
 )
 
-// anBodyPhrases returns the matcher for the body phrase lists, built once.
-func anBodyPhrases() *anMatcher {
-	anBodyOnce.Do(func() {
-		anBodyMatcher = anNewMatcher([][]string{
-			anGroupStrong:    anBounceStrong,
-			anGroupWeak:      anBounceWeak,
-			anGroupChallenge: anChallengeBody,
-			anGroupConfirm:   {"confirm"},
-			anGroupVirus: {"infected message", "virus detected", "contains a virus", "contained a virus",
+// bodyPhrases returns the matcher for the body phrase lists, built once.
+func bodyPhrases() *phraseMatcher {
+	bodyOnce.Do(func() {
+		bodyMatcher = newMatcher([][]string{
+			groupStrong:    bounceStrong,
+			groupWeak:      bounceWeak,
+			groupChallenge: challengeBody,
+			groupConfirm:   {"confirm"},
+			groupVirus: {"infected message", "virus detected", "contains a virus", "contained a virus",
 				"detected a virus", "virus found", "infected with", "was infected", "virus name"},
-			anGroupVirusAction: {"action taken", "has been quarantined", "was quarantined", "blocked", "has been deleted",
+			groupVirusAction: {"action taken", "has been quarantined", "was quarantined", "blocked", "has been deleted",
 				"was deleted", "was removed", "has been removed", "not delivered", "was not delivered"},
-			anGroupYourMessage: {"your message", "your e-mail to", "your email to", "your mail to", "message you sent",
+			groupYourMessage: {"your message", "your e-mail to", "your email to", "your mail to", "message you sent",
 				"you sent", "you recently sent", "your recent message"},
 		})
 	})
-	return anBodyMatcher
+	return bodyMatcher
 }
 
-// anMatcher is an Aho-Corasick automaton over byte classes: it finds which
+// phraseMatcher is an Aho-Corasick automaton over byte classes: it finds which
 // phrase groups occur in a text in one pass, instead of one strings.Index
 // scan per phrase (the phrase lists have ~150 entries and dominated the
 // analysis time).
-type anMatcher struct {
+type phraseMatcher struct {
 	class  [256]uint8
 	nclass int
 	delta  []int32  // state*nclass + class -> next state
 	groups []uint32 // per state: bit set of groups ending here (incl. suffixes)
 }
 
-func anNewMatcher(lists [][]string) *anMatcher {
-	m := &anMatcher{nclass: 1} // class 0: bytes in no phrase
+func newMatcher(lists [][]string) *phraseMatcher {
+	m := &phraseMatcher{nclass: 1} // class 0: bytes in no phrase
 	for _, list := range lists {
 		for _, p := range list {
 			for i := 0; i < len(p); i++ {
@@ -638,7 +638,7 @@ func anNewMatcher(lists [][]string) *anMatcher {
 }
 
 // match reports which groups have a phrase occurring in one of the texts.
-func (m *anMatcher) match(texts ...string) [anGroups]bool {
+func (m *phraseMatcher) match(texts ...string) [numGroups]bool {
 	var found uint32
 	nc := int32(m.nclass)
 	for _, text := range texts {
@@ -648,7 +648,7 @@ func (m *anMatcher) match(texts ...string) [anGroups]bool {
 			found |= m.groups[s]
 		}
 	}
-	var out [anGroups]bool
+	var out [numGroups]bool
 	for g := range out {
 		out[g] = found&(1<<uint(g)) != 0
 	}
@@ -657,7 +657,7 @@ func (m *anMatcher) match(texts ...string) [anGroups]bool {
 
 // firstEnd returns the offset just past the first phrase of any group in
 // want (a bit set) occurring in text, or -1.
-func (m *anMatcher) firstEnd(text string, want uint32) int {
+func (m *phraseMatcher) firstEnd(text string, want uint32) int {
 	s := int32(0)
 	nc := int32(m.nclass)
 	for i := 0; i < len(text); i++ {
@@ -670,23 +670,23 @@ func (m *anMatcher) firstEnd(text string, want uint32) int {
 }
 
 var (
-	anHintOnce    sync.Once
-	anHintMatcher *anMatcher
+	hintOnce    sync.Once
+	hintMatcher *phraseMatcher
 )
 
-// anHintPhrases returns the matcher for anRecipientHints (group 0).
-func anHintPhrases() *anMatcher {
-	anHintOnce.Do(func() { anHintMatcher = anNewMatcher([][]string{anRecipientHints}) })
-	return anHintMatcher
+// hintPhrases returns the matcher for recipientHints (group 0).
+func hintPhrases() *phraseMatcher {
+	hintOnce.Do(func() { hintMatcher = newMatcher([][]string{recipientHints}) })
+	return hintMatcher
 }
 
 var (
-	anMarkerOnce    sync.Once
-	anMarkerMatcher *anMatcher
+	markerOnce    sync.Once
+	markerMatcher *phraseMatcher
 )
 
-// anMarkerPhrases returns the matcher for anOriginalMarkers (group 0).
-func anMarkerPhrases() *anMatcher {
-	anMarkerOnce.Do(func() { anMarkerMatcher = anNewMatcher([][]string{anOriginalMarkers}) })
-	return anMarkerMatcher
+// markerPhrases returns the matcher for originalMarkers (group 0).
+func markerPhrases() *phraseMatcher {
+	markerOnce.Do(func() { markerMatcher = newMatcher([][]string{originalMarkers}) })
+	return markerMatcher
 }

@@ -1,4 +1,4 @@
-package backscatter
+package evidence
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/bounce-milter/bounce-milter/internal/bounce"
 )
 
 // Evidence strings are "<kind>:<detail>". The ladder order, strongest
@@ -54,18 +56,18 @@ func DefaultLookupTXT(timeout time.Duration) func(string) ([]string, error) {
 // Store evidence ("store:<id>") is the caller's to add. A header-only
 // original gives no DKIM verdict (its body hash cannot verify), which is not
 // a failure, just no evidence.
-func CollectEvidence(ctx context.Context, r *Report, opts EvidenceOptions) []string {
+func CollectEvidence(ctx context.Context, r *bounce.Report, opts EvidenceOptions) []string {
 	out := []string{}
 	if r == nil {
 		return out
 	}
-	out = append(out, anDKIMEvidence(ctx, r, opts)...)
-	out = append(out, anRelayEvidence(r, opts.OurRelays)...)
+	out = append(out, dkimEvidence(ctx, r, opts)...)
+	out = append(out, relayEvidence(r, opts.OurRelays)...)
 	return out
 }
 
-// anDKIMEvidence verifies the signatures of a full returned original.
-func anDKIMEvidence(ctx context.Context, r *Report, opts EvidenceOptions) []string {
+// dkimEvidence verifies the signatures of a full returned original.
+func dkimEvidence(ctx context.Context, r *bounce.Report, opts EvidenceOptions) []string {
 	if len(r.Original) == 0 || r.OriginalHeadersOnly || len(opts.OurDomains) == 0 {
 		return nil
 	}
@@ -87,7 +89,7 @@ func anDKIMEvidence(ctx context.Context, r *Report, opts EvidenceOptions) []stri
 			return nil, err
 		}
 		_, d, _ := strings.Cut(strings.ToLower(strings.TrimSuffix(domain, ".")), "._domainkey.")
-		if !anDomainMatches(d, opts.OurDomains) {
+		if !domainMatches(d, opts.OurDomains) {
 			return nil, fmt.Errorf("dkim key domain %q is not ours, not looked up", d)
 		}
 		type res struct {
@@ -120,7 +122,7 @@ func anDKIMEvidence(ctx context.Context, r *Report, opts EvidenceOptions) []stri
 			continue
 		}
 		d := strings.ToLower(v.Domain)
-		if anDomainMatches(d, opts.OurDomains) && !seen[d] {
+		if domainMatches(d, opts.OurDomains) && !seen[d] {
 			seen[d] = true
 			out = append(out, AnalysisEvidenceDKIM+":"+d)
 		}
@@ -128,12 +130,12 @@ func anDKIMEvidence(ctx context.Context, r *Report, opts EvidenceOptions) []stri
 	return out
 }
 
-// anRelayEvidence matches Received hosts of the original against our relays.
-func anRelayEvidence(r *Report, relays []string) []string {
+// relayEvidence matches Received hosts of the original against our relays.
+func relayEvidence(r *bounce.Report, relays []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, h := range r.ReceivedHosts {
-		if anDomainMatches(h, relays) && !seen[h] {
+		if domainMatches(h, relays) && !seen[h] {
 			seen[h] = true
 			out = append(out, AnalysisEvidenceRelay+":"+h)
 		}
@@ -141,10 +143,10 @@ func anRelayEvidence(r *Report, relays []string) []string {
 	return out
 }
 
-// anDomainMatches reports whether name equals one of list or is a subdomain
+// domainMatches reports whether name equals one of list or is a subdomain
 // of one, comparing whole labels case-insensitively ("evilexample.com" does
 // not match "example.com").
-func anDomainMatches(name string, list []string) bool {
+func domainMatches(name string, list []string) bool {
 	name = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
 	if name == "" {
 		return false

@@ -1,4 +1,4 @@
-package backscatter
+package bounce
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 // BenchmarkAnalyze analyses every corpus message once per iteration.
 func BenchmarkAnalyze(b *testing.B) {
 	dir := filepath.Join("testdata", "corpus")
-	rows := anLoadManifest(b, dir)
+	rows := loadManifest(b, dir)
 	var msgs [][]byte
 	total := 0
 	for _, r := range rows {
@@ -25,7 +25,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, m := range msgs {
-			if _, err := Analyze(bytes.NewReader(m), AnalysisLimits{}); err != nil {
+			if _, err := Analyze(bytes.NewReader(m), Limits{}); err != nil {
 				b.Fatal(err)
 			}
 		}

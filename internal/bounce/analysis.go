@@ -1,4 +1,4 @@
-package backscatter
+package bounce
 
 // The bounce analysis reads one message and answers three questions for the
 // backscatter decision: what kind of automatic mail is it (Kind), what did
@@ -43,28 +43,28 @@ const (
 
 // Names of the caps, as reported in Report.CapHit.
 const (
-	AnalysisCapBytes = "max-bytes"
-	AnalysisCapDepth = "max-depth"
-	AnalysisCapParts = "max-parts"
+	CapBytes = "max-bytes"
+	CapDepth = "max-depth"
+	CapParts = "max-parts"
 )
 
-// AnalysisLimits bounds the work Analyze does on one message. A zero field
-// means "use the default" so a zero AnalysisLimits is safe to pass.
-type AnalysisLimits struct {
+// Limits bounds the work Analyze does on one message. A zero field
+// means "use the default" so a zero Limits is safe to pass.
+type Limits struct {
 	MaxBytes int64 // bytes of the message read and scanned
 	MaxDepth int   // MIME nesting depth descended into
 	MaxParts int   // MIME parts looked at
 }
 
-// DefaultAnalysisLimits returns the limits the milter uses: large enough for
+// DefaultLimits returns the limits the milter uses: large enough for
 // any real bounce (which returns at most the original's first part), small
 // enough that a hostile message cannot make the analysis expensive.
-func DefaultAnalysisLimits() AnalysisLimits {
-	return AnalysisLimits{MaxBytes: 1 << 20, MaxDepth: 8, MaxParts: 100}
+func DefaultLimits() Limits {
+	return Limits{MaxBytes: 1 << 20, MaxDepth: 8, MaxParts: 100}
 }
 
-func (l AnalysisLimits) withDefaults() AnalysisLimits {
-	d := DefaultAnalysisLimits()
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = d.MaxBytes
 	}
@@ -77,8 +77,8 @@ func (l AnalysisLimits) withDefaults() AnalysisLimits {
 	return l
 }
 
-// BouncedRecipient is one recipient a DSN reports on.
-type BouncedRecipient struct {
+// Recipient is one recipient a DSN reports on.
+type Recipient struct {
 	Address    string `json:"address"`              // normalised: lower case, no "rfc822;", no <>, no source route
 	Action     string `json:"action"`               // failed, delayed, ... ("failed" when taken from non-standard text)
 	Status     string `json:"status,omitempty"`     // enhanced status code, e.g. 5.1.1, when known
@@ -101,7 +101,7 @@ type Report struct {
 	InReplyTo  string
 	References []string
 
-	Recipients []BouncedRecipient
+	Recipients []Recipient
 
 	// Diagnostics about how the message was read.
 	Subject    string
@@ -155,22 +155,22 @@ func (r *Report) CandidateMessageIDs() []string {
 // applies to (everything but not-bounce).
 func (k Kind) IsBounceLike() bool { return k != KindNotBounce && k != "" }
 
-// ErrAnalysisEmpty is returned by Analyze when no byte could be read.
-var ErrAnalysisEmpty = errors.New("backscatter: empty message")
+// ErrEmpty is returned by Analyze when no byte could be read.
+var ErrEmpty = errors.New("backscatter: empty message")
 
 // Analyze reads one message (header and body, CRLF or LF line ends, an mbox
 // "From " line tolerated) and classifies it, extracting what identifies the
 // returned original. It never panics on malformed input; it returns an error
 // only when nothing could be read. When a limit is hit, what was read so far
 // is analysed and Report.CapHit names the limit.
-func Analyze(r io.Reader, lim AnalysisLimits) (rep *Report, err error) {
+func Analyze(r io.Reader, lim Limits) (rep *Report, err error) {
 	lim = lim.withDefaults()
-	data, rerr := anReadAll(r, lim.MaxBytes+1)
+	data, rerr := readAll(r, lim.MaxBytes+1)
 	if len(data) == 0 {
 		if rerr != nil {
 			return nil, fmt.Errorf("backscatter: reading message: %w", rerr)
 		}
-		return nil, ErrAnalysisEmpty
+		return nil, ErrEmpty
 	}
 	// A panic in a third-party parser must not take the milter down; the
 	// analysis is advisory, so degrade to "not-bounce" with a warning.
@@ -183,20 +183,20 @@ func Analyze(r io.Reader, lim AnalysisLimits) (rep *Report, err error) {
 	return analyzeBytes(data, lim, rerr), nil
 }
 
-// anReadAll reads at most n bytes, sizing the buffer up front when the
+// readAll reads at most n bytes, sizing the buffer up front when the
 // reader knows its length (bytes.Reader, strings.Reader, bytes.Buffer): the
 // milter and check both hand over in-memory messages, and growing the
 // buffer was a measurable share of the analysis time.
-func anReadAll(r io.Reader, n int64) ([]byte, error) {
+func readAll(r io.Reader, n int64) ([]byte, error) {
 	size := int64(32 << 10)
 	if l, ok := r.(interface{ Len() int }); ok {
 		size = int64(l.Len()) + 1
 	}
-	return anReadAllHint(r, int(size), n)
+	return readAllHint(r, int(size), n)
 }
 
-// anReadAllHint reads at most n bytes into a buffer first sized hint.
-func anReadAllHint(r io.Reader, hint int, n int64) ([]byte, error) {
+// readAllHint reads at most n bytes into a buffer first sized hint.
+func readAllHint(r io.Reader, hint int, n int64) ([]byte, error) {
 	size := int64(hint)
 	if size > n {
 		size = n
@@ -223,11 +223,11 @@ func anReadAllHint(r io.Reader, hint int, n int64) ([]byte, error) {
 }
 
 // analyzeBytes is Analyze on a buffer already read (at most MaxBytes+1).
-func analyzeBytes(data []byte, lim AnalysisLimits, rerr error) *Report {
-	a := &anState{lim: lim, rep: &Report{}}
+func analyzeBytes(data []byte, lim Limits, rerr error) *Report {
+	a := &walker{lim: lim, rep: &Report{}}
 	if int64(len(data)) > lim.MaxBytes {
 		data = data[:lim.MaxBytes]
-		a.capHit(AnalysisCapBytes)
+		a.capHit(CapBytes)
 	}
 	if rerr != nil {
 		a.warn("read error after %d bytes: %v", len(data), rerr)
@@ -248,61 +248,61 @@ func analyzeBytes(data []byte, lim AnalysisLimits, rerr error) *Report {
 		}
 		data = rest
 	}
-	hdr, body := anSplitHeader(data)
+	hdr, body := splitHeader(data)
 	a.top = hdr
-	a.rep.Subject = anDecodeHeader(hdr.Get("Subject"))
+	a.rep.Subject = decodeHeader(hdr.Get("Subject"))
 	a.rep.From = hdr.Get("From")
-	a.rep.InReplyTo = anFirstMsgID(hdr.Get("In-Reply-To"))
-	a.rep.References = anMsgIDs(hdr.Get("References"))
+	a.rep.InReplyTo = firstMsgID(hdr.Get("In-Reply-To"))
+	a.rep.References = msgIDs(hdr.Get("References"))
 
 	a.walk(hdr, body, 0, true)
 	a.finish()
 	return a.rep
 }
 
-// anTextDecodeCap bounds the decoded size of one text part.
-const anTextDecodeCap = 96 << 10
+// textDecodeCap bounds the decoded size of one text part.
+const textDecodeCap = 96 << 10
 
-// anState carries what the MIME walk collected.
-type anState struct {
-	lim        AnalysisLimits
+// walker carries what the MIME walk collected.
+type walker struct {
+	lim        Limits
 	rep        *Report
-	top        anHeader
+	top        fieldList
 	mboxSender string
 	parts      int
 
 	topType   string            // media type of the top-level entity
 	topParams map[string]string // its parameters
 
-	dsnParts     int           // message/delivery-status parts seen
-	dsnRecips    []anDSNRecord // per-recipient blocks from them
-	dsnMessage   anDSNRecord   // per-message fields
-	mdnFields    anDSNRecord   // message/disposition-notification fields
-	arfFields    anDSNRecord   // message/feedback-report fields
+	dsnParts     int         // message/delivery-status parts seen
+	dsnRecips    []dSNRecord // per-recipient blocks from them
+	dsnMessage   dSNRecord   // per-message fields
+	mdnFields    dSNRecord   // message/disposition-notification fields
+	arfFields    dSNRecord   // message/feedback-report fields
 	hasFeedback  bool
 	hasMDN       bool
-	originals    []anOriginal // returned originals in document order
-	texts        []string     // decoded text/plain parts of the report itself
-	htmlTexts    []string     // text extracted from text/html parts
-	bareIDs      []string     // Message-IDs of MIME parts that carry a header themselves
+	originals    []returnedOriginal // returned originals in document order
+	texts        []string           // decoded text/plain parts of the report itself
+	htmlTexts    []string           // text extracted from text/html parts
+	bareIDs      []string           // Message-IDs of MIME parts that carry a header themselves
 	brokenBounds bool
 }
 
-// anOriginal is one returned original (full or header-only).
-type anOriginal struct {
-	header      anHeader
+// returnedOriginal is one returned original (full or header-only).
+type returnedOriginal struct {
+	header      fieldList
 	rawHeader   []byte // header section as carried, for the lenient re-scan
 	full        []byte // whole message, nil for header-only parts
 	headersOnly bool
 }
 
-func (a *anState) warn(format string, args ...any) {
+func (a *walker) warn(format string, args ...any) {
 	if len(a.rep.Warnings) < 20 {
 		a.rep.Warnings = append(a.rep.Warnings, fmt.Sprintf(format, args...))
 	}
 }
 
-func (a *anState) capHit(name string) {
+func (a *walker) capHit(name string) {
 	if a.rep.CapHit == "" {
 		a.rep.CapHit = name
 	}
@@ -310,14 +310,14 @@ func (a *anState) capHit(name string) {
 
 // walk visits one MIME entity given its parsed header and raw (still
 // transfer-encoded) body.
-func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
+func (a *walker) walk(h fieldList, raw []byte, depth int, top bool) {
 	if depth > a.lim.MaxDepth {
-		a.capHit(AnalysisCapDepth)
+		a.capHit(CapDepth)
 		return
 	}
 	a.parts++
 	if a.parts > a.lim.MaxParts {
-		a.capHit(AnalysisCapParts)
+		a.capHit(CapParts)
 		return
 	}
 	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
@@ -326,8 +326,8 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 		// textual patterns still get a chance.
 		mt, params = "text/plain", map[string]string{}
 		if ct := h.Get("Content-Type"); ct != "" {
-			mt = anLooseMediaType(ct)
-			params = anLooseParams(ct)
+			mt = looseMediaType(ct)
+			params = looseParams(ct)
 		}
 	}
 	if top {
@@ -336,14 +336,14 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 
 	if strings.HasPrefix(mt, "multipart/") {
 		boundary := params["boundary"]
-		parts, ok := anSplitMultipart(raw, boundary)
+		parts, ok := splitMultipart(raw, boundary)
 		if !ok {
 			// The declared boundary is missing or wrong (re-encoding
 			// relays, truncated headers): try the delimiter the body uses.
-			if g := anGuessBoundary(raw); g != "" && g != boundary {
+			if g := guessBoundary(raw); g != "" && g != boundary {
 				a.warn("multipart boundary %q not found, using %q", boundary, g)
 				boundary = g
-				parts, ok = anSplitMultipart(raw, boundary)
+				parts, ok = splitMultipart(raw, boundary)
 			}
 		}
 		if !ok {
@@ -355,23 +355,23 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 			return
 		}
 		for _, p := range parts {
-			if a.rep.CapHit == AnalysisCapParts {
+			if a.rep.CapHit == CapParts {
 				return
 			}
-			ph, pb := anSplitHeader(p)
+			ph, pb := splitHeader(p)
 			a.walk(ph, pb, depth+1, false)
 		}
 		return
 	}
 
-	// Text parts are only searched near their start (anClassifyScan,
-	// anRecipientScan, the quoted header), so decoding stops at
-	// anTextDecodeCap; returned originals are decoded whole for DKIM.
+	// Text parts are only searched near their start (classifyScan,
+	// recipientScan, the quoted header), so decoding stops at
+	// textDecodeCap; returned originals are decoded whole for DKIM.
 	limit := a.lim.MaxBytes
 	if mt == "text/html" {
-		limit = min(limit, anTextDecodeCap/4) // used for phrases and recipients only
+		limit = min(limit, textDecodeCap/4) // used for phrases and recipients only
 	} else if strings.HasPrefix(mt, "text/") && mt != "text/rfc822-headers" && mt != "text/rfc822-header" {
-		limit = min(limit, anTextDecodeCap)
+		limit = min(limit, textDecodeCap)
 	}
 	body := a.decodeBody(h, raw, limit)
 	switch mt {
@@ -383,7 +383,7 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 		return
 	case "message/delivery-status", "message/global-delivery-status":
 		a.dsnParts++
-		pm, recs := anParseDSNFields(body)
+		pm, recs := parseDSNFields(body)
 		if len(a.dsnMessage) == 0 {
 			a.dsnMessage = pm
 		}
@@ -391,7 +391,7 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 		return
 	case "message/disposition-notification", "message/global-disposition-notification":
 		a.hasMDN = true
-		pm, recs := anParseDSNFields(body)
+		pm, recs := parseDSNFields(body)
 		a.mdnFields = pm
 		for _, r := range recs {
 			a.mdnFields = append(a.mdnFields, r...)
@@ -399,7 +399,7 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 		return
 	case "message/feedback-report":
 		a.hasFeedback = true
-		pm, recs := anParseDSNFields(body)
+		pm, recs := parseDSNFields(body)
 		a.arfFields = pm
 		for _, r := range recs {
 			a.arfFields = append(a.arfFields, r...)
@@ -409,24 +409,24 @@ func (a *anState) walk(h anHeader, raw []byte, depth int, top bool) {
 	if !top {
 		// "An original attached as a bare part": a body part whose own
 		// header carries the original's Message-ID.
-		if id := anFirstMsgID(h.Get("Message-Id")); id != "" {
+		if id := firstMsgID(h.Get("Message-Id")); id != "" {
 			a.bareIDs = append(a.bareIDs, id)
 			if h.Get("From") != "" || h.Get("Received") != "" {
-				a.originals = append(a.originals, anOriginal{header: h, headersOnly: true})
+				a.originals = append(a.originals, returnedOriginal{header: h, headersOnly: true})
 			}
 		}
 	}
 	switch {
 	case mt == "text/html":
-		a.htmlTexts = append(a.htmlTexts, anStripHTML(string(body)))
+		a.htmlTexts = append(a.htmlTexts, stripHTML(string(body)))
 	case strings.HasPrefix(mt, "text/") || mt == "application/octet-stream" && top:
 		a.texts = append(a.texts, string(body))
 	}
 }
 
-// anDecodeQP decodes quoted-printable up to limit output bytes. Invalid
+// decodeQP decodes quoted-printable up to limit output bytes. Invalid
 // escapes are kept literally; soft line breaks are removed.
-func anDecodeQP(in []byte, limit int64) []byte {
+func decodeQP(in []byte, limit int64) []byte {
 	out := make([]byte, 0, min(int64(len(in)), limit))
 	unhex := func(c byte) (byte, bool) {
 		switch {
@@ -471,9 +471,9 @@ func anDecodeQP(in []byte, limit int64) []byte {
 	return out
 }
 
-// anIsUTF8Charset reports charsets that need no conversion (absent, ASCII,
+// isUTF8Charset reports charsets that need no conversion (absent, ASCII,
 // UTF-8).
-func anIsUTF8Charset(cs string) bool {
+func isUTF8Charset(cs string) bool {
 	switch strings.Trim(cs, "\"' ") {
 	case "", "us-ascii", "ascii", "utf-8", "utf8", "ansi_x3.4-1968":
 		return true
@@ -481,9 +481,9 @@ func anIsUTF8Charset(cs string) bool {
 	return false
 }
 
-// anGuessBoundary returns the first "--X" line token that delimits at
+// guessBoundary returns the first "--X" line token that delimits at
 // least two parts of body, or "".
-func anGuessBoundary(body []byte) string {
+func guessBoundary(body []byte) string {
 	seen := map[string]int{}
 	for n := 0; len(body) > 0 && n < 5000; n++ {
 		line, rest, _ := bytes.Cut(body, []byte("\n"))
@@ -506,19 +506,19 @@ func anGuessBoundary(body []byte) string {
 
 // decodeBody undoes the transfer encoding and, for text, the charset. Both
 // errors are non-fatal: the raw bytes are better than nothing.
-func (a *anState) decodeBody(h anHeader, raw []byte, limit int64) []byte {
+func (a *walker) decodeBody(h fieldList, raw []byte, limit int64) []byte {
 	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
 	if cte == "quoted-printable" {
 		// Decoded here, leniently: mime/quotedprintable stops at the first
 		// malformed escape, and bounces often carry damaged QP. The
 		// charset step below then sees an 8bit body.
-		raw = anDecodeQP(raw, limit)
+		raw = decodeQP(raw, limit)
 		cte = "8bit"
 		h = h.with("Content-Transfer-Encoding", "8bit")
 	}
 	if cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary" {
 		mt := strings.ToLower(h.Get("Content-Type"))
-		if !strings.HasPrefix(strings.TrimSpace(mt), "text/") || anIsUTF8Charset(anLooseParams(mt)["charset"]) {
+		if !strings.HasPrefix(strings.TrimSpace(mt), "text/") || isUTF8Charset(looseParams(mt)["charset"]) {
 			return raw[:min(int64(len(raw)), limit)] // fast path: nothing to decode
 		}
 	}
@@ -531,7 +531,7 @@ func (a *anState) decodeBody(h anHeader, raw []byte, limit int64) []byte {
 		a.warn("decoding part: %v", err)
 	}
 	// Decoded text is never much larger than the encoded form.
-	out, rerr := anReadAllHint(e.Body, min(len(raw)+512, int(limit)), limit)
+	out, rerr := readAllHint(e.Body, min(len(raw)+512, int(limit)), limit)
 	if rerr != nil {
 		// base64 with garbage, truncated QP...: keep what decoded so far
 		// and fall back to raw if that is nothing.
@@ -543,11 +543,11 @@ func (a *anState) decodeBody(h anHeader, raw []byte, limit int64) []byte {
 	return out
 }
 
-func (a *anState) addOriginal(body []byte, headersOnly bool) {
+func (a *walker) addOriginal(body []byte, headersOnly bool) {
 	// Some generators put a blank line before the returned header.
 	trimmed := bytes.TrimLeft(body, " \t\n")
-	h, rest := anSplitHeader(trimmed)
-	o := anOriginal{header: h, headersOnly: headersOnly}
+	h, rest := splitHeader(trimmed)
+	o := returnedOriginal{header: h, headersOnly: headersOnly}
 	o.rawHeader = trimmed[:len(trimmed)-len(rest)]
 	if !headersOnly {
 		o.full = trimmed
@@ -556,7 +556,7 @@ func (a *anState) addOriginal(body []byte, headersOnly bool) {
 }
 
 // finish turns what the walk collected into the report.
-func (a *anState) finish() {
+func (a *walker) finish() {
 	rep := a.rep
 	a.extractOriginal()
 	rep.Kind = a.classify()
@@ -576,12 +576,12 @@ func (a *anState) finish() {
 }
 
 // extractOriginal picks the returned original and fills the Original* fields.
-func (a *anState) extractOriginal() {
+func (a *walker) extractOriginal() {
 	rep := a.rep
-	var chosen *anOriginal
+	var chosen *returnedOriginal
 	for i := range a.originals {
 		o := &a.originals[i]
-		if id := anFirstMsgID(o.header.Get("Message-Id")); id != "" {
+		if id := firstMsgID(o.header.Get("Message-Id")); id != "" {
 			chosen = o
 			rep.OriginalMessageID = id
 			break
@@ -591,19 +591,19 @@ func (a *anState) extractOriginal() {
 		chosen = &a.originals[0]
 	}
 	if rep.OriginalMessageID == "" && len(a.mdnFields) > 0 {
-		rep.OriginalMessageID = anFirstMsgID(a.mdnFields.get("original-message-id"))
+		rep.OriginalMessageID = firstMsgID(a.mdnFields.get("original-message-id"))
 	}
 	if rep.OriginalMessageID == "" && len(a.bareIDs) > 0 {
 		rep.OriginalMessageID = a.bareIDs[0]
 	}
-	var inline *anInlineHeader
+	var inline *inlineHeader
 	if rep.OriginalMessageID == "" {
 		// The header quoted in the report's text, or the raw header of an
 		// embedded message the header parser gave up on.
-		inline = anFindInlineHeader(a.texts)
+		inline = findInlineHeader(a.texts)
 		if inline == nil {
 			for _, o := range a.originals {
-				if ih := anFindInlineHeader([]string{string(o.rawHeader), string(o.full)}); ih != nil {
+				if ih := findInlineHeader([]string{string(o.rawHeader), string(o.full)}); ih != nil {
 					inline = ih
 					break
 				}
@@ -614,30 +614,30 @@ func (a *anState) extractOriginal() {
 		}
 	}
 	if chosen != nil {
-		rep.OriginalFrom = anAddrOf(chosen.header.Get("From"))
-		rep.OriginalSender = anAddrOf(chosen.header.Get("Return-Path"))
+		rep.OriginalFrom = addrOf(chosen.header.Get("From"))
+		rep.OriginalSender = addrOf(chosen.header.Get("Return-Path"))
 		rep.OriginalHeadersOnly = chosen.full == nil
 		if chosen.full != nil {
 			rep.Original = chosen.full
 		}
-		rep.ReceivedHosts = anReceivedHosts(chosen.header.Values("Received"))
+		rep.ReceivedHosts = receivedHosts(chosen.header.Values("Received"))
 	} else if inline == nil {
 		// The id came from an MDN field or a bare part; a quoted header
 		// may still name the sender and relays.
-		inline = anFindInlineHeader(a.texts)
+		inline = findInlineHeader(a.texts)
 	}
 	if chosen == nil && inline != nil {
-		rep.OriginalFrom = anAddrOf(inline.get("from"))
-		rep.OriginalSender = anAddrOf(inline.get("return-path"))
+		rep.OriginalFrom = addrOf(inline.get("from"))
+		rep.OriginalSender = addrOf(inline.get("return-path"))
 		rep.OriginalHeadersOnly = true
-		rep.ReceivedHosts = anReceivedHosts(inline.values("received"))
+		rep.ReceivedHosts = receivedHosts(inline.values("received"))
 	}
 	if rep.OriginalSender == "" && len(a.arfFields) > 0 {
-		rep.OriginalSender = anAddrOf(a.arfFields.get("original-mail-from"))
+		rep.OriginalSender = addrOf(a.arfFields.get("original-mail-from"))
 	}
 	if rep.OriginalSender == "" {
 		// Postfix names the envelope sender in its per-message DSN fields.
-		if addr := anRecipientAddress(a.dsnMessage.get("x-postfix-sender")); anIsAddr(addr) {
+		if addr := recipientAddress(a.dsnMessage.get("x-postfix-sender")); isAddr(addr) {
 			rep.OriginalSender = addr
 		}
 	}
@@ -649,7 +649,7 @@ func (a *anState) extractOriginal() {
 				if j := strings.IndexByte(seg, ')'); j >= 0 {
 					seg = seg[:j]
 				}
-				if addr := anAddrOf(seg); anIsAddr(addr) {
+				if addr := addrOf(seg); isAddr(addr) {
 					rep.OriginalSender = addr
 					break
 				}
