@@ -20,6 +20,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-message"
 	// Registers the charset decoders, so text parts in legacy charsets
@@ -96,6 +97,10 @@ type Report struct {
 	Original            []byte // raw original (message/rfc822 or message/global), for DKIM
 	OriginalHeadersOnly bool   // only the original's header section was returned
 	ReceivedHosts       []string
+	// OriginalReceived are the original's Received fields, topmost first;
+	// OriginalDate its Date (zero when absent or unreadable).
+	OriginalReceived []Hop
+	OriginalDate     time.Time
 
 	// Threading ids of the message itself: what an auto-reply answers.
 	InReplyTo  string
@@ -568,6 +573,7 @@ func (a *walker) finish() {
 		// recipients to the decision engine.
 		rep.OriginalMessageID, rep.OriginalFrom, rep.OriginalSender = "", "", ""
 		rep.Original, rep.OriginalHeadersOnly, rep.ReceivedHosts = nil, false, nil
+		rep.OriginalReceived, rep.OriginalDate = nil, time.Time{}
 		rep.Recipients = nil
 	}
 	if rep.Kind != KindDSN {
@@ -621,6 +627,8 @@ func (a *walker) extractOriginal() {
 			rep.Original = chosen.full
 		}
 		rep.ReceivedHosts = receivedHosts(chosen.header.Values("Received"))
+		rep.OriginalReceived = parseHops(chosen.header.Values("Received"))
+		rep.OriginalDate = parseDate(chosen.header.Get("Date"))
 	} else if inline == nil {
 		// The id came from an MDN field or a bare part; a quoted header
 		// may still name the sender and relays.
@@ -631,6 +639,8 @@ func (a *walker) extractOriginal() {
 		rep.OriginalSender = addrOf(inline.get("return-path"))
 		rep.OriginalHeadersOnly = true
 		rep.ReceivedHosts = receivedHosts(inline.values("received"))
+		rep.OriginalReceived = parseHops(inline.values("received"))
+		rep.OriginalDate = parseDate(inline.get("date"))
 	}
 	if rep.OriginalSender == "" && len(a.arfFields) > 0 {
 		rep.OriginalSender = addrOf(a.arfFields.get("original-mail-from"))
