@@ -36,6 +36,7 @@ Content-Type: text/rfc822-headers
 
 Return-Path: <alice@example.com>
 Received: from out1.example.com (out1.example.com [192.0.2.7]) by mx.example.net
+Date: Mon, 1 Jan 2024 00:00:00 +0000
 From: Alice <alice@example.com>
 Message-ID: <orig-1@example.com>
 Subject: hi
@@ -81,7 +82,7 @@ func TestCheckJSONFields(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "dsn.eml")
 	writeFile(t, p, checkDSN)
-	code, out, errs := runCheck(t, "--json", "--relays", "example.com", p)
+	code, out, errs := runCheck(t, "--json", "--relays", "out1.example.com", p)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errs)
 	}

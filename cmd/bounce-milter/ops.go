@@ -114,18 +114,18 @@ func isLoopbackHost(host string) bool {
 // /metrics and /healthz. The metrics show our domains and mail volumes, so
 // a non-loopback address is served but warned about: put it behind a
 // firewall or a scraping proxy.
-func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Context) error, log *slog.Logger) (extraService, error) {
+func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Context) error, log *slog.Logger) (service, error) {
 	addr := cfg.Listen.Metrics
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return extraService{}, fmt.Errorf("listen.metrics = %q: want HOST:PORT: %w", addr, err)
+		return service{}, fmt.Errorf("listen.metrics = %q: want HOST:PORT: %w", addr, err)
 	}
 	if !isLoopbackHost(host) {
 		log.Warn("metrics: listening on a non-loopback address; /metrics shows domains and mail volumes, restrict access to it", "address", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return extraService{}, fmt.Errorf("metrics: cannot listen on %s: %w", addr, err)
+		return service{}, fmt.Errorf("metrics: cannot listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
@@ -137,7 +137,7 @@ func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Co
 		WriteTimeout:      30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return extraService{
+	return service{
 		name: "metrics http://" + ln.Addr().String() + "/metrics",
 		run: func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

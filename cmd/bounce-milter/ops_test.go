@@ -8,16 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
-	"github.com/bounce-milter/bounce-milter/internal/milter"
 )
 
 type pingStore struct {
@@ -165,47 +164,56 @@ func TestMetricsAddress(t *testing.T) {
 	}
 }
 
-// TestExtraServicesMetrics: serve's glue hands the metrics to the milter
-// as its observer, starts the metrics server when listen.metrics is set,
-// and a reload (setEngine) changes the domains the metrics label.
-func TestExtraServicesMetrics(t *testing.T) {
-	cfg := config.Default(t.TempDir())
+// TestServicesMetrics: serve starts the metrics server like any other
+// service when listen.metrics is set, the milter and policy service report
+// to the metrics, and a reload (a new runtime) changes the domains the
+// metrics label.
+func TestServicesMetrics(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default(dir)
+	cfg.KeyFile = filepath.Join(dir, "keys")
+	if err := os.WriteFile(cfg.KeyFile, []byte("1 s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Domains["example.com"] = config.Domain{}
+	cfg.Listen.Milter = config.Endpoint{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store, _, err := openStore(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if store.observer() == nil || store.observer() != milter.Observer(store.metrics) {
-		t.Fatal("the milter's observer is not the metrics")
+	defer store.Close()
+	rt, err := buildRuntime(cfg, time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
-	svc := &services{}
-	xs, err := startExtraServices(context.Background(), cfg, nil, store, log, svc)
-	if err != nil || len(xs) != 0 {
-		t.Fatalf("no listen.metrics: %d services, %v", len(xs), err)
+	svc, err := startServices(rt, store, log)
+	if err != nil || len(svc.list) != 0 {
+		t.Fatalf("nothing listens: %d services, %v", len(svc.list), err)
 	}
 	cfg.Listen.Metrics = "127.0.0.1:0"
-	xs, err = startExtraServices(context.Background(), cfg, nil, store, log, svc)
-	if err != nil || len(xs) != 1 || !strings.HasPrefix(xs[0].name, "metrics http://127.0.0.1:") {
-		t.Fatalf("listen.metrics set: %+v, %v", xs, err)
+	svc, err = startServices(rt, store, log)
+	if err != nil || len(svc.list) != 1 || !strings.HasPrefix(svc.list[0].name, "metrics http://127.0.0.1:") {
+		t.Fatalf("listen.metrics set: %+v, %v", svc, err)
 	}
-	go xs[0].run()
-	defer xs[0].shutdown(context.Background())
+	x := svc.list[0]
+	go x.run()
+	defer x.shutdown(context.Background())
 
-	base := "http://" + strings.TrimSuffix(strings.TrimPrefix(xs[0].name, "metrics http://"), "/metrics")
-	store.observer().Signed("example.org", 1)
+	base := "http://" + strings.TrimSuffix(strings.TrimPrefix(x.name, "metrics http://"), "/metrics")
+	store.metrics.Signed("example.org", 1)
 	_, body := get(t, base+"/metrics")
 	if !strings.Contains(body, `bounce_milter_signed_total{domain="other",key="1"} 1`) {
 		t.Fatalf("before the reload example.org is not ours:\n%s", body)
 	}
-	next := config.Default(t.TempDir())
-	next.Domains["example.org"] = config.Domain{}
-	ks, err := backscatter.ParseKeys(strings.NewReader("1 s\n"), "keys")
+	next := *cfg
+	next.Domains = map[string]config.Domain{"example.org": {}}
+	rt2, err := buildRuntime(&next, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.setEngine(backscatter.NewEngine(next, backscatter.NewKeyRing(ks), nil))
-	store.observer().Signed("example.org", 1)
+	svc.apply(rt2)
+	store.metrics.Signed("example.org", 1)
 	_, body = get(t, base+"/metrics")
 	if !strings.Contains(body, `bounce_milter_signed_total{domain="example.org",key="1"} 1`) {
 		t.Fatalf("after the reload example.org is ours:\n%s", body)

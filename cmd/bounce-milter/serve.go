@@ -2,19 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,10 +18,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/config"
-	"github.com/bounce-milter/bounce-milter/internal/milter"
-	"github.com/bounce-milter/bounce-milter/internal/policy"
 )
 
 // serveFlags are the essentials that can be given without a config file;
@@ -37,8 +30,8 @@ type serveFlags struct {
 func addServeFlags(fs *flag.FlagSet) serveFlags {
 	return serveFlags{
 		config:    fs.String("config", "", "configuration `file` (TOML); without it everything runs on defaults"),
-		milter:    fs.String("milter", "", "milter listen `address`, inet:HOST:PORT or unix:PATH (default inet:127.0.0.1:8891)"),
-		socketmap: fs.String("socketmap", "", "socketmap listen `address` (default inet:127.0.0.1:8892; \"off\" to disable)"),
+		milter:    fs.String("milter", "", "milter listen `address`, unix:PATH or inet:HOST:PORT (default unix:"+config.PostfixSpool+"/bounce-milter/milter.sock)"),
+		socketmap: fs.String("socketmap", "", "socketmap listen `address` (default unix:"+config.PostfixSpool+"/bounce-milter/socketmap.sock; \"off\" to disable)"),
 		policy:    fs.String("policy", "", "policy-delegation listen `address` (default off)"),
 		domains:   fs.String("domains", "", "our domains, comma-separated `list` (added to the config's)"),
 		keyFile:   fs.String("key-file", "", "default key `file` (created with mode 0600 if missing)"),
@@ -67,7 +60,7 @@ func (f serveFlags) loadConfig() (*config.Config, error) {
 	} else {
 		cfg = config.Default(*f.dataDir)
 		if !cfg.Listen.Socketmap.IsSet() {
-			cfg.Listen.Socketmap = config.MustEndpoint("inet:127.0.0.1:8892")
+			cfg.Listen.Socketmap = config.Endpoint{Network: "unix", Address: filepath.Join(config.SocketDir(cfg.DataDir), "socketmap.sock")}
 		}
 	}
 	set := func(name, v string, into *config.Endpoint) error {
@@ -170,113 +163,14 @@ func ensureKeyFile(path string, log *slog.Logger) error {
 	return nil
 }
 
-// signingSince returns when signing began per domain: the config's since,
-// else the date recorded in the data directory the first time the domain
-// was seen (recorded now for new domains).
-func signingSince(cfg *config.Config, now time.Time) (map[string]time.Time, error) {
-	path := filepath.Join(cfg.DataDir, "domains-since.json")
-	recorded := map[string]time.Time{}
-	if data, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(data, &recorded); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	changed := false
-	out := map[string]time.Time{}
-	for _, d := range cfg.DomainNames() {
-		eff, _ := cfg.For(d)
-		if !eff.Since.IsZero() {
-			out[d] = eff.Since
-			continue
-		}
-		t, ok := recorded[d]
-		if !ok {
-			t, changed = now.UTC(), true
-			recorded[d] = t
-		}
-		out[d] = t
-	}
-	if changed {
-		data, _ := json.MarshalIndent(recorded, "", "  ")
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-			return nil, fmt.Errorf("recording domains: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return nil, fmt.Errorf("recording domains: %w", err)
-		}
-	}
-	return out, nil
-}
-
-// buildEngine is everything a (re)load does before it can take effect.
-func buildEngine(cfg *config.Config) (*backscatter.Engine, error) {
-	ring, err := backscatter.LoadKeyRing(cfg)
-	if err != nil {
-		return nil, err
-	}
-	since, err := signingSince(cfg, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	return backscatter.NewEngine(cfg, ring, since), nil
-}
-
-func listen(ep config.Endpoint, socketMode string) (net.Listener, error) {
-	if ep.Network == "unix" {
-		if err := os.MkdirAll(filepath.Dir(ep.Address), 0o755); err != nil {
-			return nil, err
-		}
-		// A socket left by a previous run that crashed.
-		if fi, err := os.Lstat(ep.Address); err == nil && fi.Mode()&fs.ModeSocket != 0 {
-			if c, err := net.Dial("unix", ep.Address); err == nil {
-				c.Close()
-				return nil, fmt.Errorf("%s: another process is listening there", ep)
-			}
-			os.Remove(ep.Address)
-		}
-	}
-	ln, err := net.Listen(ep.Network, ep.Address)
-	if err != nil {
-		return nil, err
-	}
-	if ep.Network == "unix" {
-		mode, _ := strconv.ParseUint(socketMode, 8, 32)
-		if err := os.Chmod(ep.Address, fs.FileMode(mode)); err != nil {
-			ln.Close()
-			return nil, err
-		}
-	}
-	return ln, nil
-}
-
-// services is what serve runs; reload swaps their engine.
-type services struct {
-	milter    *milter.Server
-	socketmap *policy.Socketmap
-	extra     []func(*backscatter.Engine)
-}
-
-func (s *services) setEngine(e *backscatter.Engine) {
-	if s.milter != nil {
-		s.milter.SetEngine(e)
-	}
-	if s.socketmap != nil {
-		s.socketmap.SetEngine(e)
-	}
-	for _, f := range s.extra {
-		f(e)
-	}
-}
-
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", "serve [--config FILE] [--milter ADDR] [--socketmap ADDR] [--domains LIST] [--key-file F] [--data-dir DIR] [--mode MODE] [--redis URL]",
 		"Runs the milter, the socketmap and (when configured) the policy service in one process.\n"+
-			"With no configuration: milter on inet:127.0.0.1:8891, socketmap on inet:127.0.0.1:8892,\n"+
-			"a key file created under the data directory, the embedded store. Prints the Postfix lines\n"+
-			"to add. SIGHUP reloads the configuration and keys; SIGTERM finishes mail in flight and exits.", stderr)
+			"With no configuration: milter and socketmap on unix sockets that only Postfix can open\n"+
+			"(in "+config.PostfixSpool+"/bounce-milter when Postfix is installed, else the data\n"+
+			"directory), a key file created under the data directory, the embedded store. Prints the\n"+
+			"Postfix lines to add. SIGHUP reloads the configuration and keys; SIGTERM finishes mail in\n"+
+			"flight and exits.", stderr)
 	sf := addServeFlags(fs)
 	if _, code, done := parseArgs(fs, args, stdout); done {
 		return code
@@ -298,7 +192,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	engine, err := buildEngine(cfg)
+	rt, err := buildRuntime(cfg, time.Now())
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -313,65 +207,27 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	defer store.Close()
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	svc := &services{}
-	var runners []func() error
-	var shutdowns []func(context.Context) error
-	var listening []string
-	analyzer := newAnalyzer(cfg)
-	if cfg.Listen.Milter.IsSet() {
-		ln, err := listen(cfg.Listen.Milter, cfg.Listen.SocketMode)
-		if err != nil {
-			log.Error("milter: cannot listen", "address", cfg.Listen.Milter.String(), "err", err)
-			return 1
-		}
-		svc.milter = milter.New(milter.Options{
-			Engine: engine, Store: store.Store(), Analyzer: analyzer, Logger: log,
-			Observer:      store.observer(),
-			StripInMilter: !cfg.Listen.Socketmap.IsSet(),
-			StoreTimeout:  store.timeout(),
-			TagTTL:        time.Duration(cfg.Lifetime+3) * 24 * time.Hour,
-		})
-		runners = append(runners, func() error { return svc.milter.Serve(ln) })
-		shutdowns = append(shutdowns, svc.milter.Shutdown)
-		listening = append(listening, "milter "+cfg.Listen.Milter.String())
-	}
-	if cfg.Listen.Socketmap.IsSet() {
-		ln, err := listen(cfg.Listen.Socketmap, cfg.Listen.SocketMode)
-		if err != nil {
-			log.Error("socketmap: cannot listen", "address", cfg.Listen.Socketmap.String(), "err", err)
-			return 1
-		}
-		svc.socketmap = policy.NewSocketmap(engine, log)
-		runners = append(runners, func() error { return svc.socketmap.Serve(ln) })
-		shutdowns = append(shutdowns, svc.socketmap.Shutdown)
-		listening = append(listening, "socketmap "+cfg.Listen.Socketmap.String())
-	}
-	more, err := startExtraServices(ctx, cfg, engine, store, log, svc)
+	svc, err := startServices(rt, store, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	for _, x := range more {
-		runners = append(runners, x.run)
-		shutdowns = append(shutdowns, x.shutdown)
-		listening = append(listening, x.name)
-	}
-	if len(runners) == 0 {
+	if len(svc.list) == 0 {
 		log.Error("nothing to serve: every listener is off")
 		return 2
 	}
-
-	errc := make(chan error, len(runners))
+	var listening []string
+	errc := make(chan error, len(svc.list))
 	var wg sync.WaitGroup
-	for _, r := range runners {
+	for _, x := range svc.list {
+		listening = append(listening, x.name)
 		wg.Add(1)
-		go func() { defer wg.Done(); errc <- r() }()
+		go func() { defer wg.Done(); errc <- x.run() }()
 	}
 	log.Info("bounce-milter started", "version", versionString(), "listening", strings.Join(listening, ", "),
 		"domains", strings.Join(cfg.DomainNames(), ","), "store", storeDesc, "data_dir", cfg.DataDir)
-	fmt.Fprintf(stdout, "bounce-milter %s listening: %s\n\n%s", versionString(), strings.Join(listening, ", "), postfixLines(cfg))
+	logDomains(rt, log)
+	fmt.Fprintf(stdout, "bounce-milter %s listening: %s\n\n%s", versionString(), strings.Join(listening, ", "), postfixLines(cfg, rt.engine, time.Now()))
 	notifyReady(log)
 
 	sigs := make(chan os.Signal, 4)
@@ -383,7 +239,9 @@ loop:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(sf, cfg, svc, log)
+				if next := reload(sf, cfg, svc, log); next != nil {
+					cfg = next
+				}
 				continue
 			}
 			log.Info("stopping", "signal", sig.String())
@@ -397,12 +255,11 @@ loop:
 		}
 	}
 	notifyStopping()
-	stop()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, sd := range shutdowns {
-		if err := sd(sctx); err != nil {
-			log.Warn("shutdown", "err", err)
+	for _, x := range svc.list {
+		if err := x.shutdown(sctx); err != nil {
+			log.Warn("shutdown", "service", x.name, "err", err)
 		}
 	}
 	wg.Wait()
@@ -410,72 +267,62 @@ loop:
 	return code
 }
 
-// reload re-reads the config and keys; a bad new config is refused and the
-// old one stays in force. Listener addresses and the store are not changed
-// by a reload (restart for those).
-func reload(sf serveFlags, old *config.Config, svc *services, log *slog.Logger) {
+// logDomains says at start and at each reload what runs for each domain:
+// its mode and, during the grace period, when untagged bounces start to be
+// refused.
+func logDomains(rt *runtime, log *slog.Logger) {
+	for _, st := range rt.engine.Status(time.Now()) {
+		args := []any{"domain", st.Name, "mode", st.Mode.String(), "signing", st.Sign, "lifetime_days", st.Lifetime}
+		if st.SigningKey >= 0 {
+			args = append(args, "key", st.SigningKey)
+		}
+		if st.InGraceNow {
+			args = append(args, "grace_until", st.GraceEnds.UTC().Format(time.RFC3339))
+			log.Info("domain: grace period: untagged bounces without evidence accepted until "+st.GraceEnds.UTC().Format(time.RFC3339)+", then mode "+st.Mode.String(), args...)
+			continue
+		}
+		log.Info("domain", args...)
+	}
+}
+
+// reload re-reads the config and keys and swaps the new runtime into every
+// service at once; a bad new config is refused and the old one stays in
+// force. It returns the new configuration, or nil when refused.
+func reload(sf serveFlags, old *config.Config, svc *services, log *slog.Logger) *config.Config {
 	notifyReloading()
 	defer notifyReady(log)
 	cfg, err := sf.loadConfig()
 	if err == nil {
-		var e *backscatter.Engine
-		if e, err = buildEngine(cfg); err == nil {
-			if cfg.Listen != old.Listen {
-				log.Warn("reload: listen addresses changed; they take effect at the next restart")
+		var rt *runtime
+		if rt, err = buildRuntime(cfg, time.Now()); err == nil {
+			for _, w := range restartOnly(old, cfg) {
+				log.Warn("reload: " + w + " changed; it takes effect at the next restart")
 			}
-			svc.setEngine(e)
+			svc.apply(rt)
 			log.Info("reloaded", "domains", strings.Join(cfg.DomainNames(), ","))
-			return
+			logDomains(rt, log)
+			return cfg
 		}
 	}
 	log.Error("reload refused; the previous configuration stays in force", "err", err)
+	return nil
 }
 
-// postfixLines are the main.cf and master.cf lines for cfg.
-func postfixLines(cfg *config.Config) string {
-	var b strings.Builder
-	ep := func(e config.Endpoint) string { return e.String() }
-	b.WriteString("# --- main.cf (postconf -e '...' each line, then postfix reload) ---\n")
-	if cfg.Listen.Milter.IsSet() {
-		m := ep(cfg.Listen.Milter)
-		b.WriteString("# Mail from SMTP clients: sign our users' senders, check bounces to us.\n")
-		fmt.Fprintf(&b, "smtpd_milters = %s\n", m)
-		b.WriteString("# Mail from sendmail(1)/pickup: signed, never rejected.\n")
-		fmt.Fprintf(&b, "non_smtpd_milters = %s\n", m)
-		b.WriteString("# If bounce-milter is down, mail still flows (unsigned, unchecked).\n")
-		b.WriteString("milter_default_action = accept\n")
-		b.WriteString("milter_protocol = 6\n")
+// restartOnly names what changed between two configurations that a reload
+// does not apply (see package config's documentation).
+func restartOnly(old, cfg *config.Config) []string {
+	var out []string
+	if cfg.Listen != old.Listen {
+		out = append(out, "listen addresses")
 	}
-	if cfg.Listen.Socketmap.IsSet() {
-		b.WriteString("# Strip valid tags before delivery; lets tagged recipients pass\n# reject_unlisted_recipient and repairs Postfix's own bounces to tagged senders.\n" +
-			"# While bounce-milter is down this map cannot answer and Postfix defers mail (4xx,\n# nothing lost). For mail to flow unchecked instead, run serve --socketmap off and\n# leave this line out: the milter then strips tags itself.\n")
-		fmt.Fprintf(&b, "recipient_canonical_maps = socketmap:%s:unbatv\n", ep(cfg.Listen.Socketmap))
-		b.WriteString("recipient_canonical_classes = envelope_recipient\n")
+	if cfg.DataDir != old.DataDir {
+		out = append(out, "data_dir")
 	}
-	b.WriteString(policyLines(cfg))
-	b.WriteString("\n# --- master.cf: mark mail of your users on submission as ours ---\n")
-	b.WriteString("submission inet n - y - - smtpd\n  -o syslog_name=postfix/submission\n  -o smtpd_tls_security_level=encrypt\n  -o smtpd_sasl_auth_enable=yes\n  -o milter_macro_daemon_name=ORIGINATING\n")
-	if len(cfg.Domains) > 0 {
-		names := cfg.DomainNames()
-		sort.Strings(names)
-		fmt.Fprintf(&b, "\n# Our domains: %s\n", strings.Join(names, ", "))
+	if fmt.Sprint(cfg.Store) != fmt.Sprint(old.Store) {
+		out = append(out, "store")
 	}
-	return b.String()
-}
-
-func cmdPostfixConfig(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("postfix-config", "postfix-config [--config FILE] [--milter ADDR] [--socketmap ADDR] [--policy ADDR]",
-		"Prints the Postfix main.cf and master.cf lines for the configuration that serve would run,\n"+
-			"with a comment on each. Takes the same options as serve.", stderr)
-	sf := addServeFlags(fs)
-	if _, code, done := parseArgs(fs, args, stdout); done {
-		return code
+	if cfg.Log != old.Log {
+		out = append(out, "log")
 	}
-	cfg, err := sf.loadConfig()
-	if err != nil {
-		fmt.Fprintf(stderr, "postfix-config: %v\n", err)
-		return 2
-	}
-	fmt.Fprint(stdout, postfixLines(cfg))
-	return 0
+	return out
 }

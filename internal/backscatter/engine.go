@@ -4,56 +4,174 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"sort"
 	"strings"
 	"time"
-
-	"github.com/bounce-milter/bounce-milter/internal/cache"
-	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
-// Engine makes bounce-milter's decisions from the configuration and the key
-// ring. It holds no connection state: the milter and the policy service
-// feed it what they saw and act on what it returns, so both decide alike.
+// Engine makes bounce-milter's decisions from the settings and the key
+// ring. It holds no connection state and does no I/O: the milter and the
+// policy service feed it what they saw (and what the store answered) and
+// act on what it returns, so both decide alike.
 type Engine struct {
-	cfg        *config.Config
+	s          Settings
 	keys       *KeyRing
 	exempt     patterns
 	optOut     patterns
 	verp       patterns
+	pass       patterns
+	relays     map[string]bool
+	relayIPs   map[netip.Addr]bool
 	bounceFrom map[string]bool
-	since      map[string]time.Time
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
 
-// NewEngine builds an engine. since gives, per domain, when signing began
-// (config's since, or the first start that saw the domain): until since +
-// grace, untagged bounces to it are accepted.
-func NewEngine(cfg *config.Config, keys *KeyRing, since map[string]time.Time) *Engine {
+// New builds an engine.
+func New(s Settings, keys *KeyRing) *Engine {
+	if keys == nil {
+		keys = NewKeyRing(nil)
+	}
+	if s.Header == "" {
+		s.Header = "X-Bounce-Check"
+	}
+	if s.OnStoreError == ErrorUnset {
+		s.OnStoreError = ErrorTempfail
+	}
+	doms := make(map[string]Domain, len(s.Domains))
+	for name, d := range s.Domains {
+		name = normDomain(name)
+		d.Name = name
+		if d.Lifetime < 1 || d.Lifetime > MaxLifetime {
+			d.Lifetime = DefaultLifetime
+		}
+		if d.Delimiter == 0 {
+			d.Delimiter = '+'
+		}
+		if d.Mode == ModeUnset {
+			d.Mode = ModeReject
+		}
+		if d.Syntax == SyntaxUnset {
+			d.Syntax = SyntaxPRVS
+		}
+		doms[name] = d
+	}
+	s.Domains = doms
 	e := &Engine{
-		cfg:        cfg,
+		s:          s,
 		keys:       keys,
-		exempt:     newPatterns(append([]string{"postmaster", "abuse"}, cfg.Inbound.Exempt...)),
-		optOut:     newPatterns(cfg.Outbound.OptOut),
-		verp:       newPatterns(cfg.Outbound.VERPSenders),
+		exempt:     newPatterns(append([]string{"postmaster", "abuse"}, s.Exempt...)),
+		optOut:     newPatterns(s.OptOut),
+		verp:       newPatterns(s.VERPSenders),
+		pass:       newPatterns(s.PassThrough),
+		relays:     map[string]bool{},
+		relayIPs:   map[netip.Addr]bool{},
 		bounceFrom: map[string]bool{},
-		since:      map[string]time.Time{},
 		Now:        time.Now,
 	}
-	for _, s := range cfg.Inbound.BounceSenders {
-		e.bounceFrom[strings.ToLower(s)] = true
+	for _, r := range s.Relays {
+		r = strings.TrimSpace(r)
+		if a, err := netip.ParseAddr(strings.Trim(r, "[]")); err == nil {
+			e.relayIPs[a.Unmap()] = true
+		} else if r != "" {
+			e.relays[normDomain(r)] = true
+		}
 	}
-	for d, t := range since {
-		e.since[strings.ToLower(d)] = t
+	for _, b := range s.BounceSenders {
+		e.bounceFrom[strings.ToLower(b)] = true
 	}
 	return e
 }
 
-// Config returns the configuration the engine was built from.
-func (e *Engine) Config() *config.Config { return e.cfg }
+func normDomain(d string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+}
+
+// Settings returns the settings the engine was built from (defaults
+// applied).
+func (e *Engine) Settings() Settings { return e.s }
 
 // Keys returns the key ring.
 func (e *Engine) Keys() *KeyRing { return e.keys }
+
+// Domain returns the settings of one of our domains.
+func (e *Engine) Domain(name string) (Domain, bool) {
+	d, ok := e.s.Domains[normDomain(name)]
+	return d, ok
+}
+
+// DomainNames lists our domains, sorted.
+func (e *Engine) DomainNames() []string {
+	out := make([]string, 0, len(e.s.Domains))
+	for d := range e.s.Domains {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// MaxRecordTTL is the longest a record of any of our domains must be kept.
+func (e *Engine) MaxRecordTTL() time.Duration {
+	max := Domain{Lifetime: DefaultLifetime}.RecordTTL()
+	for _, d := range e.s.Domains {
+		if t := d.RecordTTL(); t > max {
+			max = t
+		}
+	}
+	return max
+}
+
+// DomainStatus is what runs for one domain, for the start-up log and
+// postfix-config: the mode and, during the grace period, when untagged
+// bounces start to be judged by it.
+type DomainStatus struct {
+	Name       string
+	Mode       Mode
+	Sign       bool
+	GraceEnds  time.Time // zero when there is no grace period
+	InGraceNow bool
+	Lifetime   int
+	Syntax     Syntax
+	SigningKey int // -1 when the domain has no key
+}
+
+// Status describes every domain at time now.
+func (e *Engine) Status(now time.Time) []DomainStatus {
+	var out []DomainStatus
+	for _, name := range e.DomainNames() {
+		d := e.s.Domains[name]
+		st := DomainStatus{Name: name, Mode: d.Mode, Sign: d.Sign, Lifetime: d.Lifetime, Syntax: d.Syntax, SigningKey: -1}
+		if k, _, ok := e.keys.Signer(name); ok {
+			st.SigningKey = k
+		}
+		if !d.Since.IsZero() && e.s.Grace > 0 {
+			st.GraceEnds = d.Since.Add(e.s.Grace)
+			st.InGraceNow = now.Before(st.GraceEnds)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Describe is one line per domain saying what runs, e.g. "example.com:
+// mode reject (grace period until 2026-12-09 12:00 UTC: untagged bounces
+// accepted until then), signing with key 1".
+func (s DomainStatus) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: mode %s", s.Name, s.Mode)
+	if s.InGraceNow && s.Mode != ModeOff {
+		fmt.Fprintf(&b, " from %s (grace period: untagged bounces without evidence accepted until then)", s.GraceEnds.UTC().Format("2006-01-02 15:04 MST"))
+	}
+	switch {
+	case !s.Sign:
+		b.WriteString(", signing off")
+	case s.SigningKey < 0:
+		b.WriteString(", no signing key")
+	default:
+		fmt.Fprintf(&b, ", signing with key %d (%s, %d-day tags)", s.SigningKey, s.Syntax, s.Lifetime)
+	}
+	return b.String()
+}
 
 // Origin is what the MTA tells about where a message comes from.
 type Origin struct {
@@ -63,7 +181,9 @@ type Origin struct {
 	Local    bool       // local submission (sendmail(1), pickup): non_smtpd_milters
 }
 
-// OutboundReason says why mail counts as our users' (or "" when it does not).
+// OutboundReason says why mail counts as our users' (or "" when it does
+// not). Only signing follows from it: a bounce from one of our own
+// networks is judged like any other.
 func (e *Engine) OutboundReason(o Origin) string {
 	switch {
 	case o.Local:
@@ -71,14 +191,14 @@ func (e *Engine) OutboundReason(o Origin) string {
 	case o.AuthUser != "":
 		return "authenticated"
 	}
-	for _, d := range e.cfg.Outbound.OriginatingDaemons {
+	for _, d := range e.s.OriginatingDaemons {
 		if d != "" && strings.EqualFold(o.Daemon, d) {
 			return "daemon " + d
 		}
 	}
 	if o.Client.IsValid() {
 		c := o.Client.Unmap()
-		for _, p := range e.cfg.Outbound.TrustedNetworks {
+		for _, p := range e.s.TrustedNetworks {
 			if p.Contains(c) {
 				return "trusted network " + p.String()
 			}
@@ -93,61 +213,70 @@ type Signed struct {
 	Domain string
 	KeyNum int
 	Scheme Scheme
-	Skip   string // why not signed
+	// TTL is how long the record of the message must be kept.
+	TTL  time.Duration
+	Skip Reason // why not signed
 }
 
 // Sign returns the signed envelope sender for mail from sender to rcpts, or
 // the reason it is left alone.
 func (e *Engine) Sign(sender string, rcpts []string) Signed {
 	if sender == "" {
-		return Signed{Skip: "null sender"}
+		return Signed{Skip: ReasonNullSender}
 	}
 	tag, err := ParseTag(sender, 0)
 	if err != nil {
-		return Signed{Skip: "unparsable sender"}
+		return Signed{Skip: ReasonUnparsable}
 	}
-	dom, ours := e.cfg.For(tag.Domain)
+	dom, ours := e.Domain(tag.Domain)
 	if !ours {
-		return Signed{Skip: "not our domain"}
+		return Signed{Skip: ReasonNotOurDomain}
 	}
 	if dom.Delimiter != '+' {
 		if t2, err := ParseTag(sender, dom.Delimiter); err == nil && t2.Tagged() {
 			tag = t2
 		}
 	}
+	out := Signed{Domain: dom.Name, TTL: dom.RecordTTL()}
 	switch {
 	case !dom.Sign:
-		return Signed{Skip: "signing off for domain", Domain: dom.Name}
+		out.Skip = ReasonSigningOff
 	case tag.Scheme == SchemeSRS:
-		return Signed{Skip: "SRS sender", Domain: dom.Name}
+		out.Skip = ReasonSRS
 	case tag.Tagged():
-		return Signed{Skip: "already tagged (" + string(tag.Scheme) + ")", Domain: dom.Name}
+		out.Skip = ReasonAlreadyTagged
 	case looksVERP(tag.Local):
-		return Signed{Skip: "VERP sender", Domain: dom.Name}
+		out.Skip = ReasonVERP
 	case e.optOut.match(sender):
-		return Signed{Skip: "opted out", Domain: dom.Name}
+		out.Skip = ReasonOptedOut
+	}
+	if out.Skip != "" {
+		return out
 	}
 	k, secret, ok := e.keys.Signer(dom.Name)
 	if !ok {
-		return Signed{Skip: "no signing key", Domain: dom.Name}
+		out.Skip = ReasonNoKey
+		return out
 	}
 	now := e.Now()
-	var out string
 	scheme := SchemePRVS
+	var signed string
 	switch {
 	case len(rcpts) == 1 && e.verp.match(sender):
-		out, err = SignVERP(sender, rcpts[0], secret, k, now, dom.Lifetime)
+		signed, err = SignVERP(sender, rcpts[0], secret, k, now, dom.Lifetime)
 		scheme = SchemeVERP
-	case dom.Syntax == config.SyntaxSubaddress:
-		out, err = SignPRVSSubaddress(sender, dom.Delimiter, secret, k, now, dom.Lifetime)
+	case dom.Syntax == SyntaxSubaddress:
+		signed, err = SignPRVSSubaddress(sender, dom.Delimiter, secret, k, now, dom.Lifetime)
 		scheme = SchemePRVSSub
 	default:
-		out, err = SignPRVS(sender, secret, k, now, dom.Lifetime)
+		signed, err = SignPRVS(sender, secret, k, now, dom.Lifetime)
 	}
 	if err != nil {
-		return Signed{Skip: "cannot sign: " + err.Error(), Domain: dom.Name}
+		out.Skip = ReasonSignError
+		return out
 	}
-	return Signed{Sender: out, Domain: dom.Name, KeyNum: k, Scheme: scheme}
+	out.Sender, out.KeyNum, out.Scheme = signed, k, scheme
+	return out
 }
 
 // looksVERP spots a local part that list software already made per
@@ -174,35 +303,94 @@ func (e *Engine) IsBounceSender(sender string) bool {
 
 // Recipient is what the engine makes of one envelope recipient.
 type Recipient struct {
-	Raw      string
-	Untagged string // without our tag (the raw address when untagged)
-	Domain   string // lower-cased domain
+	Raw    string // as received
+	Stored string // as Postfix stores it (what DeleteRecipient must name)
+	// Address is the address decided about: where Postfix delivers
+	// (source route dropped, bang path and percent hack applied), tag
+	// included.
+	Address  string
+	Untagged string // Address without our tag
+	Domain   string // lower-cased domain of Address
 	Ours     bool   // the domain is one of ours
-	Mode     config.Mode
-	Exempt   bool
-	Tag      Tag
-	Verified *Verified // set when our tag verified
-	Err      *TagError // set when our tag did not verify
+	// Unparsable is set for an address of ours that cannot be read: it is
+	// refused rather than waved through.
+	Unparsable  bool
+	PassThrough bool // SRS or list bounce address: left alone
+	Exempt      bool
+	Mode        Mode
+	Lifetime    int
+	Delimiter   byte
+	Tag         Tag
+	Verified    *Verified // set when our tag verified
+	Err         *TagError // set when our tag did not verify
 }
 
 // Tagged reports whether the recipient carries a tag of ours.
 func (r Recipient) Tagged() bool { return r.Tag.Ours() }
 
+// FloodKey is the address flood control counts under: lower case, without
+// a sub-address extension, so that "user+1@", "user+2@"... count as one.
+func (r Recipient) FloodKey() string {
+	a := strings.ToLower(r.Untagged)
+	at := strings.LastIndexByte(a, '@')
+	if at < 0 {
+		return a
+	}
+	if i := strings.IndexByte(a[:at], r.Delimiter); r.Delimiter != 0 && i > 0 {
+		return a[:i] + a[at:]
+	}
+	return a
+}
+
+// ours reports whether domain is one of ours.
+func (e *Engine) ours(domain string) bool {
+	_, ok := e.s.Domains[normDomain(domain)]
+	return ok
+}
+
 // CheckRecipient parses and, when it carries our tag, verifies a recipient.
 func (e *Engine) CheckRecipient(rcpt string) Recipient {
-	r := Recipient{Raw: rcpt, Untagged: rcpt}
-	tag, err := ParseTag(rcpt, 0)
-	if err != nil {
+	a, ok := interpretAddress(rcpt)
+	r := Recipient{Raw: a.Raw, Stored: a.Stored, Address: a.Stored, Untagged: a.Stored}
+	if !ok {
+		r.Unparsable = mentionsDomain(a.Raw, e.ours)
+		r.Ours = r.Unparsable
 		return r
 	}
-	r.Domain = strings.ToLower(strings.TrimSuffix(tag.Domain, "."))
-	dom, ours := e.cfg.For(r.Domain)
-	if !ours {
+	// Decide on where Postfix delivers, when that is ours; else on the
+	// address as stored.
+	cands := []string{a.Delivered}
+	if a.Stored != a.Delivered {
+		cands = append(cands, a.Stored)
+	}
+	var tag Tag
+	var dom Domain
+	found := false
+	for _, c := range cands {
+		t, err := ParseTag(c, 0)
+		if err != nil {
+			// An address of our domain that we cannot read (a space or a
+			// control character in the local part, over 1024 bytes) is
+			// refused, not waved through as "not ours".
+			if at := strings.LastIndexByte(c, '@'); at >= 0 && e.ours(c[at+1:]) || len(c) > maxAddressLength && mentionsDomain(c, e.ours) {
+				r.Unparsable, r.Ours, r.Address = true, true, c
+				return r
+			}
+			continue
+		}
+		if d, ok := e.Domain(t.Domain); ok {
+			tag, dom, found = t, d, true
+			r.Address = c
+			break
+		}
+	}
+	if !found {
 		return r
 	}
-	r.Ours, r.Mode = true, dom.Mode
+	r.Untagged = r.Address
+	r.Domain, r.Ours, r.Mode, r.Lifetime, r.Delimiter = dom.Name, true, dom.Mode, dom.Lifetime, dom.Delimiter
 	if !tag.Ours() && dom.Delimiter != '+' {
-		if t2, err := ParseTag(rcpt, dom.Delimiter); err == nil {
+		if t2, err := ParseTag(r.Address, dom.Delimiter); err == nil {
 			tag = t2
 		}
 	}
@@ -222,217 +410,23 @@ func (e *Engine) CheckRecipient(rcpt string) Recipient {
 		}
 	}
 	r.Exempt = e.exempt.match(r.Untagged)
+	r.PassThrough = !tag.Ours() && (tag.Scheme == SchemeSRS || e.pass.match(r.Untagged))
 	return r
 }
 
 // InGrace reports whether untagged bounces to domain are still accepted
 // because signing began too recently for all bounces to carry a tag.
 func (e *Engine) InGrace(domain string) bool {
-	since, ok := e.since[strings.ToLower(domain)]
-	if !ok {
+	d, ok := e.Domain(domain)
+	if !ok || d.Since.IsZero() {
 		return false
 	}
-	return e.Now().Before(since.Add(e.cfg.Grace.Duration))
-}
-
-// RejectText is the SMTP reply text for a recipient whose tag failed.
-func RejectText(reason Reason) string {
-	switch reason {
-	case ReasonBadSignature:
-		return "5.7.1 Bounce address tag is forged (bad-signature): we did not send the message this bounce is for"
-	case ReasonExpired:
-		return "5.7.1 Bounce address tag has expired (expired): we did not send the message this bounce is for recently"
-	case ReasonUnknownKey:
-		return "5.7.1 Bounce address tag names an unknown key (unknown-key): we did not send the message this bounce is for"
-	case ReasonReplayed:
-		return "5.7.1 Bounce address tag used more often than the message had recipients (replayed)"
-	case ReasonBackscatter:
-		return "5.7.1 Backscatter: this bounce or auto-reply is for mail we did not send (no-evidence)"
-	case ReasonFlood:
-		return "5.7.1 Backscatter: too many bounces to this address; untagged bounces refused for now (flood)"
-	}
-	return fmt.Sprintf("5.7.1 Bounce address tag not valid (%s)", reason)
-}
-
-// More reasons, for message-level verdicts.
-const (
-	ReasonReplayed    Reason = "replayed"
-	ReasonBackscatter Reason = "no-evidence"
-	ReasonFlood       Reason = "flood"
-)
-
-// Result is a verdict header's result word, as in Authentication-Results.
-type Result string
-
-// Results.
-const (
-	ResultPass    Result = "pass"
-	ResultFail    Result = "fail"
-	ResultNeutral Result = "neutral"
-	ResultNone    Result = "none"
-)
-
-// Action is what the MTA is told to do with the message.
-type Action int
-
-// Actions.
-const (
-	ActAccept Action = iota
-	ActReject
-	ActTempfail
-	ActQuarantine
-	ActDiscardRecipient // drop this recipient, keep the message for others
-)
-
-func (a Action) String() string {
-	return [...]string{"accept", "reject", "tempfail", "quarantine", "drop-recipient"}[a]
-}
-
-// Verdict is a decision with everything needed to act on it and log it.
-type Verdict struct {
-	Action  Action
-	Result  Result
-	Reason  Reason // machine-readable reason (metrics, logs)
-	Comment string // human-readable, goes in the header's parentheses
-	// Evidence that decided, e.g. "store:<id>", "dkim:example.com".
-	Evidence []string
-}
-
-// Header is the verdict header's value: RESULT (COMMENT).
-func (v Verdict) Header() string {
-	if v.Comment == "" {
-		return string(v.Result)
-	}
-	return fmt.Sprintf("%s (%s)", v.Result, v.Comment)
-}
-
-// TagVerdict is the verdict for a recipient that carries our tag. replayed
-// comes from the store (false when it could not be judged).
-func TagVerdict(r Recipient, replayed bool) Verdict {
-	switch {
-	case r.Err != nil && r.Exempt:
-		return Verdict{Action: ActAccept, Result: ResultNone, Reason: r.Err.Reason,
-			Comment: fmt.Sprintf("exempt recipient; tag %s", r.Err.Reason)}
-	case r.Err != nil:
-		return Verdict{Action: ActReject, Result: ResultFail, Reason: r.Err.Reason,
-			Comment: fmt.Sprintf("%s tag: %s", r.Tag.Scheme, r.Err.Reason)}
-	case replayed && !r.Exempt:
-		return Verdict{Action: ActReject, Result: ResultFail, Reason: ReasonReplayed,
-			Comment: "valid tag used more often than the message had recipients"}
-	}
-	v := r.Verified
-	what := "prvs"
-	if v.Scheme == SchemeVERP {
-		what = "signed VERP"
-	}
-	comment := fmt.Sprintf("valid %s tag, key %d", what, v.KeyNum)
-	if v.Recipient != "" {
-		comment += ", for " + v.Recipient
-	}
-	return Verdict{Action: ActAccept, Result: ResultPass, Reason: "valid-tag", Comment: comment,
-		Evidence: []string{fmt.Sprintf("tag:key%d", v.KeyNum)}}
-}
-
-// UntaggedInput is what is known at end of message about an untagged
-// recipient of a bounce or auto-reply.
-type UntaggedInput struct {
-	Recipient Recipient
-	Kind      string   // the analysis' kind ("dsn", "autoreply", ...)
-	Evidence  []string // from the store, DKIM, Received lines
-	Strict    bool     // the recipient or client is in a flood state
-	StoreErr  error    // the store could not answer (and no other evidence)
-}
-
-// TagKey is how a tagged address is named in the store: the sender the
-// milter signed and the recipient a bounce comes back to must name the
-// same record, whatever case the address came back in.
-func TagKey(address string) string { return strings.ToLower(address) }
-
-// ReplayQuery asks the store about a recipient with a valid tag: its
-// replay budget, and (with count) one more bounce against it.
-func (r Recipient) ReplayQuery(clientIP string, count bool, now time.Time) cache.InboundQuery {
-	return cache.InboundQuery{Tag: TagKey(r.Tag.Raw), Recipient: strings.ToLower(r.Untagged),
-		ClientIP: clientIP, Count: count, Now: now}
-}
-
-// UntaggedQuery asks the store about an untagged recipient: a record of
-// any of the original's ids, and the flood state (counting this message).
-func (r Recipient) UntaggedQuery(messageIDs []string, clientIP string, now time.Time) cache.InboundQuery {
-	return cache.InboundQuery{MessageIDs: messageIDs, Recipient: strings.ToLower(r.Untagged),
-		ClientIP: clientIP, Count: true, Now: now}
-}
-
-// AddStoreFacts folds the store's answer to an UntaggedQuery into the
-// input: a record of the original is evidence (first on the ladder), a
-// flood state makes the decision strict. A store that cannot answer
-// matters only when nothing else proves we sent the original.
-func (in *UntaggedInput) AddStoreFacts(f cache.InboundFacts, err error) {
-	if err != nil {
-		if len(in.Evidence) == 0 {
-			in.StoreErr = err
-		}
-		return
-	}
-	if f.Sent != nil {
-		in.Evidence = append([]string{"store:" + f.MatchedMessageID}, in.Evidence...)
-	}
-	in.Strict = f.RecipientStrict || f.ClientStrict
-}
-
-// UntaggedVerdict decides an untagged bounce to one of our recipients: the
-// evidence ladder, then exemptions and grace, then the domain's mode.
-func (e *Engine) UntaggedVerdict(in UntaggedInput) Verdict {
-	r := in.Recipient
-	if len(in.Evidence) > 0 {
-		return Verdict{Action: ActAccept, Result: ResultPass, Reason: "evidence",
-			Comment: "untagged; we sent the original: " + strings.Join(in.Evidence, ", "), Evidence: in.Evidence}
-	}
-	if r.Exempt {
-		return Verdict{Action: ActAccept, Result: ResultNone, Reason: "exempt", Comment: "exempt recipient"}
-	}
-	if r.Mode == config.ModeOff {
-		return Verdict{Action: ActAccept, Result: ResultNone, Reason: "mode-off", Comment: "checks off for domain"}
-	}
-	if in.Strict {
-		return Verdict{Action: ActReject, Result: ResultFail, Reason: ReasonFlood,
-			Comment: "untagged bounce during a bounce flood"}
-	}
-	if e.InGrace(r.Domain) {
-		return Verdict{Action: ActAccept, Result: ResultNeutral, Reason: "grace",
-			Comment: "untagged; grace period after signing began"}
-	}
-	if in.StoreErr != nil {
-		switch e.cfg.Inbound.OnStoreError {
-		case config.ActionAccept:
-			return Verdict{Action: ActAccept, Result: ResultNeutral, Reason: "store-error", Comment: "untagged; store unavailable"}
-		case config.ActionReject:
-			return Verdict{Action: ActReject, Result: ResultFail, Reason: "store-error", Comment: "untagged; store unavailable"}
-		default:
-			return Verdict{Action: ActTempfail, Result: ResultNeutral, Reason: "store-error", Comment: "untagged; store unavailable"}
-		}
-	}
-	v := Verdict{Result: ResultFail, Reason: ReasonBackscatter, Comment: "untagged " + kindWord(in.Kind) + "; no evidence we sent the original"}
-	switch r.Mode {
-	case config.ModeTag:
-		v.Action = ActAccept
-	case config.ModeQuarantine:
-		v.Action = ActQuarantine
-	default:
-		v.Action = ActReject
-	}
-	return v
-}
-
-func kindWord(kind string) string {
-	switch kind {
-	case "", "not-bounce", "dsn":
-		return "bounce"
-	}
-	return kind
+	return e.Now().Before(d.Since.Add(e.s.Grace))
 }
 
 // patterns matches addresses against configured lists: "user@domain",
-// "@domain", "user@" / bare local part "user", and globs with '*'.
+// "@domain", "user@" / bare local part "user", and globs with '*' (a glob
+// without '@' matches the local part).
 type patterns []string
 
 func newPatterns(list []string) patterns {
@@ -455,7 +449,11 @@ func (ps patterns) match(address string) bool {
 	for _, p := range ps {
 		switch {
 		case strings.ContainsAny(p, "*?["):
-			if ok, _ := path.Match(p, a); ok {
+			subject := a
+			if !strings.Contains(p, "@") {
+				subject = local
+			}
+			if ok, _ := path.Match(p, subject); ok {
 				return true
 			}
 		case strings.HasPrefix(p, "@"):

@@ -2,13 +2,9 @@ package backscatter
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-
-	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
 // maxSecretLength is the longest secret Exim's ${prvs} accepts (it errors
@@ -98,32 +94,6 @@ func ParseKeys(r io.Reader, name string) (*KeySet, error) {
 	return s, nil
 }
 
-// LoadKeyFile reads a key file from disk. It refuses a file that group or
-// others can read or write: anyone who can read it can forge bounces that
-// pass.
-func LoadKeyFile(path string) (*KeySet, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("key file: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("key file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("key file %s: not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s: mode %04o lets group or others read it; run: chmod 600 %s", path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	return ParseKeys(bytes.NewReader(data), path)
-}
-
 // KeyRing maps our domains to their key sets, with a default for domains
 // that have none of their own. Domain names are matched case-insensitively.
 type KeyRing struct {
@@ -166,44 +136,4 @@ func (r *KeyRing) Signer(domain string) (int, []byte, bool) {
 	}
 	secret, ok := s.Secret(s.Signing)
 	return s.Signing, secret, ok
-}
-
-// LoadKeyRing loads the key files cfg names: the default one and those of
-// domains with their own, each with its signing key (signing_key, else
-// the file's last key). The ring is the one place that says which key
-// signs for a domain.
-func LoadKeyRing(cfg *config.Config) (*KeyRing, error) {
-	def, err := LoadKeyFile(cfg.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.SigningKey != nil {
-		if err := def.SetSigning(*cfg.SigningKey); err != nil {
-			return nil, err
-		}
-	}
-	ring := NewKeyRing(def)
-	loaded := map[string]*KeySet{cfg.KeyFile: def}
-	for _, name := range cfg.DomainNames() {
-		eff, _ := cfg.For(name)
-		if eff.KeyFile == cfg.KeyFile && eff.SigningKey == cfg.SigningKey {
-			continue
-		}
-		ks, ok := loaded[eff.KeyFile]
-		if !ok {
-			if ks, err = LoadKeyFile(eff.KeyFile); err != nil {
-				return nil, fmt.Errorf("domain %s: %w", name, err)
-			}
-			loaded[eff.KeyFile] = ks
-		}
-		if eff.SigningKey != nil {
-			cp := *ks
-			if err := cp.SetSigning(*eff.SigningKey); err != nil {
-				return nil, fmt.Errorf("domain %s: %w", name, err)
-			}
-			ks = &cp
-		}
-		ring.SetDomain(name, ks)
-	}
-	return ring, nil
 }

@@ -23,20 +23,6 @@ const MaxLifetime = 30
 // expiry day lies up to lifetime+1 days ahead is still accepted.
 const skewDays = 1
 
-// Reason says why an address did not verify. The strings appear in SMTP
-// replies, headers, logs and metrics, so they are stable identifiers.
-type Reason string
-
-// Reasons for a failed verification.
-const (
-	ReasonNotTagged    Reason = "not-tagged"
-	ReasonBadSignature Reason = "bad-signature"
-	ReasonExpired      Reason = "expired"
-	ReasonUnknownKey   Reason = "unknown-key"
-	ReasonForeignTag   Reason = "foreign-tag"
-	ReasonMalformed    Reason = "malformed"
-)
-
 // TagError is a failed verification with its reason.
 type TagError struct {
 	Reason  Reason

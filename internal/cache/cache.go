@@ -68,6 +68,7 @@ package cache
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -127,6 +128,13 @@ type InboundQuery struct {
 	// Recipient is the untagged recipient (our user); ClientIP the SMTP client.
 	Recipient string
 	ClientIP  string
+	// FloodRecipient, when set, is the key the recipient's flood counter
+	// counts under (the address without its sub-address extension, so
+	// that user+1@, user+2@... are one recipient); else Recipient.
+	FloodRecipient string
+	// Delimiter is the recipient's sub-address delimiter (0: none), for
+	// SenderMatch.
+	Delimiter byte
 	// Count counts this message against the tag's replay budget and the
 	// flood counters. The engine sets it once per message and recipient.
 	Count bool
@@ -137,6 +145,14 @@ type InboundQuery struct {
 type InboundFacts struct {
 	// Sent is the record of the first MessageID found, or nil.
 	Sent *SentRecord
+	// SenderMatch is set when Sent's sender is the query's Recipient
+	// (without case; or both without a sub-address extension): the
+	// record then proves the bounce answers mail its recipient sent.
+	SenderMatch bool
+	// Gaps are the windows, within the longest record TTL, during which
+	// the store may have missed records (an outage whose records were
+	// given up, a store that lost its data, the daemon down or killed).
+	Gaps []Window
 	// MatchedMessageID is the id (as given in the query) that matched.
 	MatchedMessageID string
 	// TagRecipients is the number of recipients of all messages signed with
@@ -157,4 +173,39 @@ type InboundFacts struct {
 	// (expired), so that leaving it is logged once. It is reported lazily:
 	// only when mail for that recipient or client arrives again.
 	FloodLeft bool
+}
+
+// Window is a span of time.
+type Window struct{ From, To time.Time }
+
+// FloodKey is the key q's recipient counts under in flood control.
+func (q InboundQuery) FloodKey() string {
+	if q.FloodRecipient != "" {
+		return q.FloodRecipient
+	}
+	return q.Recipient
+}
+
+// SenderMatches reports whether a record's (plain-text, lower-case or not)
+// sender is the query's recipient, as SenderMatch defines it.
+func (q InboundQuery) SenderMatches(sender string) bool {
+	s, r := strings.ToLower(strings.TrimSpace(sender)), strings.ToLower(strings.TrimSpace(q.Recipient))
+	if s == "" || r == "" {
+		return false
+	}
+	if s == r {
+		return true
+	}
+	return q.Delimiter != 0 && stripExt(s, q.Delimiter) == stripExt(r, q.Delimiter)
+}
+
+func stripExt(addr string, delim byte) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	if i := strings.IndexByte(addr[:at], delim); i > 0 {
+		return addr[:i] + addr[at:]
+	}
+	return addr
 }

@@ -147,8 +147,8 @@ func NewFlood(c FloodConfig) *Flood {
 // Apply runs both counters for q and fills the flood fields of f.
 func (fl *Flood) Apply(h *Hasher, q InboundQuery, f *InboundFacts) {
 	var r, c FloodResult
-	if q.Recipient != "" {
-		r = fl.Recipient.Hit(h.Recipient(q.Recipient), q.Count, q.Now)
+	if k := q.FloodKey(); k != "" {
+		r = fl.Recipient.Hit(h.Recipient(k), q.Count, q.Now)
 	}
 	if q.ClientIP != "" {
 		c = fl.Client.Hit(h.ClientIP(q.ClientIP), q.Count, q.Now)

@@ -96,6 +96,7 @@ func (s *MemoryStore) Inbound(ctx context.Context, q InboundQuery) (InboundFacts
 			continue
 		}
 		f.Sent, f.MatchedMessageID = rec, given[i]
+		f.SenderMatch = q.SenderMatches(rec.Sender)
 		break
 	}
 	if tag := strings.ToLower(strings.TrimSpace(q.Tag)); tag != "" {

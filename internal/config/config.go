@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 )
 
 // Config is the whole file.
@@ -65,6 +67,11 @@ type Listen struct {
 	Metrics string `toml:"metrics"`
 	// SocketMode is the permission of unix sockets (default 0660).
 	SocketMode string `toml:"socket_mode"`
+	// SocketGroup is the group unix sockets (and the directory holding
+	// them) are given, so that Postfix can connect and other local users
+	// cannot (default "postfix" when that group exists and the daemon may
+	// give files to it).
+	SocketGroup string `toml:"socket_group"`
 }
 
 // Log configures logging to stderr.
@@ -114,6 +121,22 @@ type Inbound struct {
 	OnStoreError Action `toml:"on_store_error"`
 	// Header is the verdict header's name.
 	Header string `toml:"header"`
+	// PassThrough are recipients left alone: they are not user mailboxes
+	// and their owners check what reaches them (PostSRSd's SRS0=/SRS1=
+	// addresses, the VERP bounce addresses of list managers). Patterns as
+	// for exempt; a glob without "@" matches the local part. Default:
+	// backscatter.DefaultPassThrough; [] judges them like any recipient.
+	PassThrough []string `toml:"pass_through"`
+	// UnrecordedTagBudget is how many bounces a valid tag with no record
+	// of signing may receive (default 5): a tag found by guessing gets a
+	// few, not an unlimited number. -1 removes the limit.
+	UnrecordedTagBudget int `toml:"unrecorded_tag_budget"`
+	// StripTags says who strips valid tags from recipients: "postfix"
+	// (default: the socketmap or the regexp map postfix-config prints, in
+	// recipient_canonical_maps; they also let tagged recipients pass
+	// recipient validation) or "milter" (the milter replaces the
+	// recipient; only for sites with no recipient validation).
+	StripTags string `toml:"strip_tags"`
 	// MaxMessageBytes caps how much of a possible bounce is buffered and
 	// analysed.
 	MaxMessageBytes Size `toml:"max_message_bytes"`
@@ -135,62 +158,35 @@ type Domain struct {
 	Since *toml.LocalDate `toml:"since"`
 }
 
-// Mode is what happens to an untagged bounce without evidence. The zero
-// value means "not set" (follow the top level).
-type Mode uint8
-
-// Modes, from the gentlest.
-const (
-	ModeUnset Mode = iota
-	ModeOff
-	ModeTag
-	ModeQuarantine
-	ModeReject
+// The engine's own types, read from the file as they are.
+type (
+	// Mode is what happens to an untagged bounce without evidence.
+	Mode = backscatter.Mode
+	// Syntax is the tag syntax.
+	Syntax = backscatter.Syntax
+	// Action is a failure action.
+	Action = backscatter.ErrorAction
 )
 
-var modeNames = []string{"", "off", "tag", "quarantine", "reject"}
-
-func (m Mode) String() string { return modeNames[m] }
+// Modes, syntaxes and actions.
+const (
+	ModeUnset            = backscatter.ModeUnset
+	ModeOff              = backscatter.ModeOff
+	ModeTag              = backscatter.ModeTag
+	ModeQuarantine       = backscatter.ModeQuarantine
+	ModeReject           = backscatter.ModeReject
+	SyntaxUnset          = backscatter.SyntaxUnset
+	SyntaxPRVS           = backscatter.SyntaxPRVS
+	SyntaxSubaddress     = backscatter.SyntaxSubaddress
+	ActionUnset          = backscatter.ErrorUnset
+	ActionAccept         = backscatter.ErrorAccept
+	ActionAcceptUnsigned = backscatter.ErrorAcceptUnsigned
+	ActionTempfail       = backscatter.ErrorTempfail
+	ActionReject         = backscatter.ErrorReject
+)
 
 // ParseMode checks a mode name.
-func ParseMode(s string) (Mode, error) {
-	for i, n := range modeNames[1:] {
-		if strings.EqualFold(s, n) {
-			return Mode(i + 1), nil
-		}
-	}
-	return ModeUnset, fmt.Errorf("mode %q: want off, tag, quarantine or reject", s)
-}
-
-func (m *Mode) UnmarshalText(b []byte) error {
-	v, err := ParseMode(string(b))
-	*m = v
-	return err
-}
-
-// Syntax is the tag syntax.
-type Syntax uint8
-
-// Tag syntaxes.
-const (
-	SyntaxUnset Syntax = iota
-	SyntaxPRVS
-	SyntaxSubaddress
-)
-
-func (s Syntax) String() string { return [...]string{"", "prvs", "subaddress"}[s] }
-
-func (s *Syntax) UnmarshalText(b []byte) error {
-	switch strings.ToLower(string(b)) {
-	case "prvs":
-		*s = SyntaxPRVS
-	case "subaddress":
-		*s = SyntaxSubaddress
-	default:
-		return fmt.Errorf("syntax %q: want prvs or subaddress", b)
-	}
-	return nil
-}
+func ParseMode(s string) (Mode, error) { return backscatter.ParseMode(s) }
 
 // Delimiter is a one-character sub-address delimiter.
 type Delimiter byte
@@ -201,32 +197,6 @@ func (d *Delimiter) UnmarshalText(b []byte) error {
 	}
 	*d = Delimiter(b[0])
 	return nil
-}
-
-// Action is a failure action.
-type Action uint8
-
-// Actions.
-const (
-	ActionUnset Action = iota
-	ActionAccept
-	ActionAcceptUnsigned
-	ActionTempfail
-	ActionReject
-)
-
-var actionNames = []string{"", "accept", "accept-unsigned", "tempfail", "reject"}
-
-func (a Action) String() string { return actionNames[a] }
-
-func (a *Action) UnmarshalText(b []byte) error {
-	for i, n := range actionNames[1:] {
-		if strings.EqualFold(string(b), n) {
-			*a = Action(i + 1)
-			return nil
-		}
-	}
-	return fmt.Errorf("action %q: want accept, accept-unsigned, tempfail or reject", b)
 }
 
 // Endpoint is a listen address, written inet:HOST:PORT or unix:PATH.
@@ -391,7 +361,7 @@ func (c *Config) applyDefaults() {
 		c.Grace = &Duration{10 * 24 * time.Hour}
 	}
 	if !c.Listen.Milter.IsSet() {
-		c.Listen.Milter = MustEndpoint("inet:127.0.0.1:8891")
+		c.Listen.Milter = Endpoint{"unix", filepath.Join(SocketDir(c.DataDir), "milter.sock")}
 	}
 	if c.Listen.SocketMode == "" {
 		c.Listen.SocketMode = "0660"
@@ -420,12 +390,48 @@ func (c *Config) applyDefaults() {
 	if c.Inbound.Header == "" {
 		c.Inbound.Header = "X-Bounce-Check"
 	}
+	if c.Inbound.PassThrough == nil {
+		c.Inbound.PassThrough = append([]string(nil), backscatter.DefaultPassThrough...)
+	}
+	if c.Inbound.UnrecordedTagBudget == 0 {
+		c.Inbound.UnrecordedTagBudget = 5
+	}
+	if c.Inbound.StripTags == "" {
+		c.Inbound.StripTags = "postfix"
+	}
 	if c.Inbound.MaxMessageBytes == 0 {
 		c.Inbound.MaxMessageBytes = 1 << 20
 	}
 	if c.Domains == nil {
 		c.Domains = map[string]Domain{}
 	}
+}
+
+// PostfixSpool is where Debian's Postfix runs chrooted: a unix socket
+// under it is reachable from the chroot as the path relative to it.
+const PostfixSpool = "/var/spool/postfix"
+
+// SocketDir is where the default unix sockets go: a bounce-milter
+// directory in Postfix's spool (inside its chroot, which is where
+// Postfix's smtpd and cleanup look for milter sockets on Debian) when
+// Postfix is installed, else the data directory.
+func SocketDir(dataDir string) string {
+	if fi, err := os.Stat(PostfixSpool); err == nil && fi.IsDir() {
+		return filepath.Join(PostfixSpool, "bounce-milter")
+	}
+	return dataDir
+}
+
+// PostfixEndpoint is how Postfix's main.cf names an endpoint: a unix
+// socket in Postfix's spool relative to it (so that chrooted and
+// unchrooted daemons both find it).
+func PostfixEndpoint(e Endpoint) string {
+	if e.Network == "unix" {
+		if rel, ok := strings.CutPrefix(e.Address, PostfixSpool+"/"); ok {
+			return "unix:" + rel
+		}
+	}
+	return e.String()
 }
 
 // DefaultDataDir is /var/lib/bounce-milter for root and
@@ -525,6 +531,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Outbound.OnError != ActionAcceptUnsigned && c.Outbound.OnError != ActionTempfail {
 		return fmt.Errorf("outbound.on_error = %s: want accept-unsigned or tempfail", c.Outbound.OnError)
+	}
+	if c.Inbound.StripTags != "postfix" && c.Inbound.StripTags != "milter" {
+		return fmt.Errorf("inbound.strip_tags = %q: want postfix or milter", c.Inbound.StripTags)
+	}
+	if c.Inbound.UnrecordedTagBudget < -1 {
+		return fmt.Errorf("inbound.unrecorded_tag_budget = %d: want a positive number, or -1 for no limit", c.Inbound.UnrecordedTagBudget)
 	}
 	if c.Inbound.OnError == ActionAcceptUnsigned || c.Inbound.OnStoreError == ActionAcceptUnsigned {
 		return fmt.Errorf("inbound: accept-unsigned is an outbound action; want accept, tempfail or reject")

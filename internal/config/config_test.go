@@ -100,7 +100,7 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	c := Default("/tmp/x")
-	if c.KeyFile != "/tmp/x/keys" || c.Listen.Milter.String() != "inet:127.0.0.1:8891" || c.Mode != ModeReject {
+	if c.KeyFile != "/tmp/x/keys" || c.Listen.Milter.Network != "unix" || !strings.HasSuffix(c.Listen.Milter.Address, "/milter.sock") || c.Mode != ModeReject {
 		t.Fatalf("%+v", c)
 	}
 	if err := c.Validate(); err != nil {

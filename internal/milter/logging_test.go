@@ -11,10 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/bounce-milter/bounce-milter/internal/backscatter"
-	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
 // syncBuffer is a log sink shared by the milter's session goroutines.
@@ -41,16 +37,7 @@ const loggedSecret = "Zq7-do-not-log-this-secret-4711"
 // log going to the returned buffer, in the given format.
 func newLoggedHarness(t *testing.T, format string) (*harness, *syncBuffer) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(baseConfig), "test.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := backscatter.ParseKeys(strings.NewReader("2 "+loggedSecret+"\n"), "keys")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), map[string]time.Time{"example.com": testNow.AddDate(0, -1, 0)})
-	eng.Now = func() time.Time { return testNow }
+	_, eng := newEngineFor(t, baseConfig, loggedSecret)
 	st := newTestStore()
 	buf := &syncBuffer{}
 	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
@@ -58,7 +45,7 @@ func newLoggedHarness(t *testing.T, format string) (*harness, *syncBuffer) {
 	if format == "json" {
 		h = slog.NewJSONHandler(buf, opts)
 	}
-	srv := New(Options{Engine: eng, Store: st, Analyzer: fakeAnalyzer{}, StripInMilter: true, Logger: slog.New(h)})
+	srv := New(Options{Settings: Settings{Engine: eng, StripInMilter: true}, Store: st, Logger: slog.New(h)})
 	return &harness{t: t, srv: srv, sock: serveUnix(t, srv), store: st, secret: []byte(loggedSecret)}, buf
 }
 

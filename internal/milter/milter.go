@@ -1,10 +1,13 @@
 // Package milter connects the decision engine to Postfix through the milter
-// protocol (github.com/d--j/go-milter).
+// protocol (github.com/d--j/go-milter). It translates; the engine decides
+// (backscatter.Engine.AtRcpt at RCPT, Judge and Decide at end of message),
+// so the milter and the policy service decide alike.
 //
 // Per message it signs the envelope sender of our users' mail at end of
-// message, rejects recipients with forged, expired or unknown-key tags at
-// RCPT, and decides untagged bounces at end of message, never at RCPT, so
-// that sender-verification callouts (MAIL FROM:<>, RCPT, QUIT) still pass.
+// message and records it, refuses recipients with forged, expired or
+// unknown-key tags at RCPT, and decides untagged bounces at end of message,
+// never at RCPT, so that sender-verification callouts (MAIL FROM:<>, RCPT,
+// QUIT) pass and spend nothing.
 //
 // It is built to cost Postfix as little as possible: it asks only for the
 // events and macros it uses, tells Postfix not to wait for replies where it
@@ -29,33 +32,43 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
-	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
-// Analysis is what the bounce analysis found in a buffered message.
-type Analysis struct {
-	Kind       string   // "dsn", "autoreply", "challenge", "mdn", "arf", "not-bounce"
-	MessageIDs []string // ids to look up in the store (original, In-Reply-To, References)
-	Evidence   []string // evidence found in the message itself (DKIM, Received)
-	Note       string   // e.g. the cap that was hit
+// Settings is everything the milter takes from the configuration; a
+// reload swaps it whole (SetSettings), and a session keeps the settings
+// it began its message with.
+type Settings struct {
+	Engine *backscatter.Engine
+	// Limits bound the bounce analysis; MaxMessageBytes also bounds what
+	// is buffered of a message.
+	Limits bounce.Limits
+	// StripInMilter makes the milter replace a validly tagged recipient by
+	// its untagged form. Off when Postfix strips tags itself (the socketmap
+	// or the regexp map in recipient_canonical_maps): the milter sees the
+	// recipient before that rewriting and must not strip twice.
+	StripInMilter bool
+	// OnError is the action on an internal error for inbound mail;
+	// OutboundOnError for our users' mail (accept-unsigned or tempfail).
+	OnError, OutboundOnError backscatter.ErrorAction
 }
 
-// Analyzer reads a buffered message (header and body, CRLF or LF).
-type Analyzer interface {
-	// LooksLikeBounce is the cheap test on a non-bounce sender's header
-	// that decides whether the body is buffered at all.
-	LooksLikeBounce(sender string, header func(name string) string) bool
-	Analyze(ctx context.Context, raw []byte) Analysis
-}
+// DKIM verifies the DKIM signatures of a returned original (package
+// dkimcheck); ours says which d= domains are worth a lookup.
+type DKIM func(ctx context.Context, original []byte, ours func(domain string) bool) []backscatter.DKIMSignature
 
-// Observer receives one call per decision, for metrics. An Observer that
-// also has a FloodEntered() method is told each time a recipient or client
-// enters the flood (strict) state.
+// Observer receives one call per decision, for metrics.
 type Observer interface {
 	Decision(direction, verdict, reason, domain string)
 	Signed(domain string, keyNum int)
 	RecordDropped()
+}
+
+// FloodObserver is an Observer told about flood state changes.
+type FloodObserver interface {
+	FloodEntered()
+	FloodLeft()
 }
 
 type nopObserver struct{}
@@ -66,30 +79,24 @@ func (nopObserver) RecordDropped()                          {}
 
 // Options configure a Server.
 type Options struct {
-	Engine   *backscatter.Engine
+	Settings Settings
 	Store    cache.Store // nil: no store (no sent records, no replay or flood control)
-	Analyzer Analyzer
+	DKIM     DKIM        // nil: no DKIM evidence
 	Logger   *slog.Logger
 	Observer Observer
-	// StripInMilter makes the milter replace a validly tagged recipient
-	// by its untagged form. Off when Postfix strips tags itself through
-	// the socketmap in recipient_canonical_maps (the milter sees the
-	// recipient before that rewriting, and must not strip twice).
-	StripInMilter bool
 	// StoreTimeout bounds every store call made for a message.
 	StoreTimeout time.Duration
-	// TagTTL is how long sent records are kept (tag lifetime plus margin).
-	TagTTL time.Duration
+	// DKIMTimeout bounds the DKIM check of one message.
+	DKIMTimeout time.Duration
 }
 
-// Server is the milter service. The engine can be swapped while it runs
-// (configuration reload); sessions in flight keep the engine they began with.
+// Server is the milter service.
 type Server struct {
-	engine atomic.Pointer[backscatter.Engine]
-	opts   Options
-	log    *slog.Logger
-	obs    Observer
-	srv    *gomilter.Server
+	settings atomic.Pointer[Settings]
+	opts     Options
+	log      *slog.Logger
+	obs      Observer
+	srv      *gomilter.Server
 
 	records chan cache.SentMessage
 	wg      sync.WaitGroup
@@ -107,11 +114,11 @@ func New(o Options) *Server {
 	if o.StoreTimeout <= 0 {
 		o.StoreTimeout = 500 * time.Millisecond
 	}
-	if o.TagTTL <= 0 {
-		o.TagTTL = 10 * 24 * time.Hour
+	if o.DKIMTimeout <= 0 {
+		o.DKIMTimeout = 3 * time.Second
 	}
 	s := &Server{opts: o, log: o.Logger, obs: o.Observer, records: make(chan cache.SentMessage, 4096), closed: make(chan struct{})}
-	s.engine.Store(o.Engine)
+	s.SetSettings(o.Settings)
 	s.srv = gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return &session{s: s} }),
 		gomilter.WithProtocols(Protocol),
@@ -141,8 +148,13 @@ const Protocol = gomilter.OptNoHelo | gomilter.OptNoData | gomilter.OptNoUnknown
 const Actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptAddRcpt |
 	gomilter.OptRemoveRcpt | gomilter.OptChangeFrom | gomilter.OptQuarantine
 
-// SetEngine swaps the engine (configuration reload).
-func (s *Server) SetEngine(e *backscatter.Engine) { s.engine.Store(e) }
+// SetSettings swaps the settings (configuration reload).
+func (s *Server) SetSettings(st Settings) {
+	if st.Limits.MaxBytes <= 0 {
+		st.Limits = bounce.DefaultLimits()
+	}
+	s.settings.Store(&st)
+}
 
 // Serve accepts milter connections on ln until Shutdown or Close. Each
 // packet goes out in one write; on tcp listeners each connection also
@@ -194,7 +206,7 @@ func (s *Server) recordLoop() {
 		defer cancel()
 		if err := s.opts.Store.RecordSent(ctx, m); err != nil {
 			s.obs.RecordDropped()
-			s.log.Warn("sent record dropped", "sender", m.Sender, "tag", m.Tag, "err", err)
+			s.log.Warn("sent record dropped", "err", err)
 		}
 	}
 	for {
@@ -219,7 +231,7 @@ func (s *Server) queueRecord(m cache.SentMessage) {
 	case s.records <- m:
 	default:
 		s.obs.RecordDropped()
-		s.log.Warn("sent record dropped: store queue full", "sender", m.Sender)
+		s.log.Warn("sent record dropped: store queue full")
 	}
 }
 
@@ -228,7 +240,6 @@ func (s *Server) queueRecord(m cache.SentMessage) {
 type session struct {
 	gomilter.NoOpMilter
 	s *Server
-	e *backscatter.Engine
 
 	host   string
 	client netip.Addr
@@ -239,31 +250,19 @@ type session struct {
 
 // message is the state of one SMTP transaction.
 type message struct {
-	sender    string
-	bounce    bool   // null or MAILER-DAEMON-like sender
+	st        *Settings // the settings this message is decided by
+	env       backscatter.Envelope
 	outbound  string // why the mail counts as ours ("" when not)
 	rcpts     []string
-	inbound   []rcptState
-	needBody  bool // some untagged recipient of ours may need the analysis
+	inbound   []backscatter.RcptState
+	needBody  bool // some recipient of ours may need the analysis
 	buffering bool
 	buf       bytes.Buffer
 	capHit    bool
-	headers   map[string]string // first value of headers the cheap test reads
-	verdictN  int               // copies of our verdict header seen
+	precheck  bounce.Precheck
+	verdictN  int // copies of our verdict header seen
 	messageID string
 	queueID   string
-}
-
-type rcptState struct {
-	r       backscatter.Recipient
-	verdict *backscatter.Verdict // decided at RCPT (tagged recipients)
-}
-
-// headerNames are the header fields kept for the cheap bounce test.
-var headerNames = map[string]bool{
-	"auto-submitted": true, "x-autoreply": true, "x-autorespond": true, "precedence": true,
-	"content-type": true, "subject": true, "from": true, "x-failed-recipients": true,
-	"return-path": true, "x-auto-response-suppress": true, "in-reply-to": true,
 }
 
 func (ss *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
@@ -275,16 +274,20 @@ func (ss *session) Connect(host, family string, port uint16, addr string, m gomi
 	return gomilter.RespContinue, nil
 }
 
+func (ss *session) engine() *backscatter.Engine { return ss.msg.st.Engine }
+
 func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
-	ss.e = ss.s.engine.Load()
-	ss.msg = message{sender: from}
-	ss.msg.bounce = ss.e.IsBounceSender(from)
-	ss.msg.outbound = ss.e.OutboundReason(backscatter.Origin{
+	st := ss.s.settings.Load()
+	ss.msg = message{st: st}
+	ss.msg.env = backscatter.Envelope{Sender: from, Origin: backscatter.Origin{
 		AuthUser: m.Get(gomilter.MacroAuthAuthen),
 		Daemon:   m.Get(gomilter.MacroDaemonName),
 		Client:   ss.client,
 		Local:    ss.local,
-	})
+	}}
+	if st.Engine != nil {
+		ss.msg.outbound = st.Engine.OutboundReason(ss.msg.env.Origin)
+	}
 	return gomilter.RespContinue, nil
 }
 
@@ -297,87 +300,87 @@ func (ss *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (resp *go
 			resp, err = gomilter.RespContinue, nil
 		}
 	}()
-	if ss.e == nil {
+	if ss.msg.st == nil || ss.msg.st.Engine == nil {
 		return gomilter.RespContinue, nil
 	}
+	e := ss.engine()
 	if q := m.Get(gomilter.MacroQueueId); q != "" {
 		ss.msg.queueID = q
 	}
 	if ss.msg.outbound != "" {
 		ss.msg.rcpts = append(ss.msg.rcpts, rcpt)
-		return gomilter.RespContinue, nil
 	}
-	r := ss.e.CheckRecipient(rcpt)
+	r := e.CheckRecipient(rcpt)
 	if !r.Ours {
 		return gomilter.RespContinue, nil
 	}
-	st := rcptState{r: r}
-	switch {
-	case r.Tagged() && (ss.msg.bounce || r.Err == nil):
-		replayed := false
-		if r.Err == nil && ss.msg.bounce {
-			replayed = ss.replayed(r)
+	var a backscatter.Answer
+	if q, ok := e.RcptQuery(ss.msg.env, r, ss.clientString()); ok && ss.s.opts.Store != nil {
+		a = ss.ask(q)
+		if a.Err != nil {
+			ss.s.log.Warn("store: check at RCPT skipped", "queue_id", ss.queueID(), "rcpt", r.Raw, "err", a.Err)
 		}
-		v := backscatter.TagVerdict(r, replayed)
-		st.verdict = &v
-		if v.Action == backscatter.ActReject {
-			ss.logDecision("inbound", r.Raw, v)
-			return gomilter.RejectWithCodeAndReason(550, backscatter.RejectText(v.Reason))
-		}
-	case !r.Tagged() && !r.Exempt:
+		ss.floodLog(r, a)
+	}
+	if v := e.AtRcpt(ss.msg.env, r, a); v != nil && v.Action == backscatter.ActReject {
+		ss.logDecision(r, *v, "stage", "rcpt")
+		return gomilter.RejectWithCodeAndReason(550, backscatter.RejectText(v.Reason))
+	}
+	if !r.PassThrough {
+		ss.msg.inbound = append(ss.msg.inbound, backscatter.RcptState{R: r})
 		ss.msg.needBody = true
 	}
-	ss.msg.inbound = append(ss.msg.inbound, st)
 	return gomilter.RespContinue, nil
 }
 
-// replayed asks the store whether a valid tag has been used for more
-// bounces than its messages had recipients. A store that cannot answer
-// does not stop a validly tagged bounce: the HMAC alone is proof enough.
-func (ss *session) replayed(r backscatter.Recipient) bool {
-	if ss.s.opts.Store == nil {
-		return false
-	}
+// ask is one store call, bounded by the store timeout.
+func (ss *session) ask(q cache.InboundQuery) backscatter.Answer {
 	ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.StoreTimeout)
 	defer cancel()
-	facts, err := ss.s.opts.Store.Inbound(ctx, r.ReplayQuery(ss.clientString(), true, ss.e.Now()))
-	if err != nil {
-		ss.s.log.Warn("store: replay check skipped", "queue_id", ss.queueID(), "rcpt", r.Raw, "err", err)
-		return false
+	f, err := ss.s.opts.Store.Inbound(ctx, q)
+	return backscatter.Answer{Asked: true, Facts: f, Err: err}
+}
+
+// floodLog logs entering and leaving the flood state, once each.
+func (ss *session) floodLog(r backscatter.Recipient, a backscatter.Answer) {
+	if a.Err != nil {
+		return
 	}
-	return facts.Replayed
+	fo, _ := ss.s.obs.(FloodObserver)
+	if a.Facts.FloodEntered {
+		ss.s.log.Warn("flood: strict state entered", "queue_id", ss.queueID(), "rcpt", r.FloodKey(), "client", ss.clientString())
+		if fo != nil {
+			fo.FloodEntered()
+		}
+	}
+	if a.Facts.FloodLeft {
+		ss.s.log.Info("flood: strict state left", "queue_id", ss.queueID(), "rcpt", r.FloodKey(), "client", ss.clientString())
+		if fo != nil {
+			fo.FloodLeft()
+		}
+	}
 }
 
 func (ss *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
-	if ss.e == nil {
+	st := ss.msg.st
+	if st == nil || st.Engine == nil {
 		return gomilter.RespContinue, nil
 	}
-	if strings.EqualFold(name, ss.e.Config().Inbound.Header) {
+	if strings.EqualFold(name, st.Engine.Settings().Header) {
 		ss.msg.verdictN++
 	}
-	if ss.msg.outbound != "" {
-		if ss.msg.messageID == "" && strings.EqualFold(name, "Message-Id") {
-			ss.msg.messageID = strings.TrimSpace(value)
-		}
-		return gomilter.RespContinue, nil
+	if ss.msg.outbound != "" && ss.msg.messageID == "" && strings.EqualFold(name, "Message-Id") {
+		ss.msg.messageID = strings.TrimSpace(value)
 	}
 	if !ss.msg.needBody {
 		return gomilter.RespContinue, nil
 	}
-	lname := strings.ToLower(name)
-	if headerNames[lname] {
-		if ss.msg.headers == nil {
-			ss.msg.headers = map[string]string{}
-		}
-		if _, seen := ss.msg.headers[lname]; !seen {
-			ss.msg.headers[lname] = strings.TrimSpace(value)
-		}
-	}
+	ss.msg.precheck.Field(name, value)
 	if ss.msg.buf.Len() == 0 {
 		// The envelope sender, as the delivered message will carry it:
 		// the analysis reads a null Return-Path as a bounce signal, and
 		// Postfix adds this header only at delivery.
-		ss.appendBuf([]byte("Return-Path: <"), []byte(ss.msg.sender), []byte(">\r\n"))
+		ss.appendBuf([]byte("Return-Path: <"), []byte(ss.msg.env.Sender), []byte(">\r\n"))
 	}
 	ss.appendBuf([]byte(name), []byte(":"), leadSpace(value), []byte(value), []byte("\r\n"))
 	return gomilter.RespContinue, nil
@@ -391,13 +394,10 @@ func leadSpace(v string) []byte {
 }
 
 func (ss *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
-	if ss.e == nil || !ss.msg.needBody {
+	if ss.msg.st == nil || !ss.msg.needBody {
 		return gomilter.RespContinue, nil
 	}
-	ss.msg.buffering = ss.msg.bounce
-	if !ss.msg.buffering && ss.s.opts.Analyzer != nil {
-		ss.msg.buffering = ss.s.opts.Analyzer.LooksLikeBounce(ss.msg.sender, func(n string) string { return ss.msg.headers[strings.ToLower(n)] })
-	}
+	ss.msg.buffering = ss.msg.precheck.LooksLikeBounce(ss.msg.env.Sender)
 	if ss.msg.buffering {
 		ss.appendBuf([]byte("\r\n"))
 	} else {
@@ -407,7 +407,7 @@ func (ss *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 }
 
 func (ss *session) appendBuf(parts ...[]byte) {
-	max := int(ss.e.Config().Inbound.MaxMessageBytes)
+	max := int(ss.msg.st.Limits.MaxBytes)
 	for _, p := range parts {
 		if room := max - ss.msg.buf.Len(); room < len(p) {
 			if room > 0 {
@@ -446,27 +446,24 @@ func (ss *session) clientString() string {
 	return ss.client.Unmap().String()
 }
 
-func (ss *session) logDecision(direction, rcpt string, v backscatter.Verdict, attrs ...any) {
-	args := []any{"queue_id", ss.queueID(), "direction", direction, "client", ss.clientString(),
-		"sender", ss.msg.sender, "rcpt", rcpt, "verdict", v.Action.String(), "result", string(v.Result),
+// logDecision is the one log line per recipient decided.
+func (ss *session) logDecision(r backscatter.Recipient, v backscatter.Verdict, attrs ...any) {
+	args := []any{"queue_id", ss.queueID(), "direction", "inbound", "client", ss.clientString(),
+		"sender", ss.msg.env.Sender, "rcpt", r.Raw, "verdict", v.Action.String(), "result", string(v.Result),
 		"reason", string(v.Reason)}
 	if len(v.Evidence) > 0 {
 		args = append(args, "evidence", strings.Join(v.Evidence, ","))
 	}
 	args = append(args, attrs...)
 	ss.s.log.Info("decision", args...)
-	domain := ""
-	if at := strings.LastIndexByte(rcpt, '@'); at >= 0 {
-		domain = strings.ToLower(rcpt[at+1:])
-	}
-	ss.s.obs.Decision(direction, v.Action.String(), string(v.Reason), domain)
+	ss.s.obs.Decision("inbound", v.Action.String(), string(v.Reason), r.Domain)
 }
 
 func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	if q := m.Get(gomilter.MacroQueueId); q != "" {
 		ss.msg.queueID = q
 	}
-	if ss.e == nil {
+	if ss.msg.st == nil || ss.msg.st.Engine == nil {
 		return gomilter.RespAccept, nil
 	}
 	defer func() {
@@ -478,190 +475,136 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 		}
 		ss.msg = message{}
 	}()
-	if ss.msg.outbound != "" {
-		return ss.outboundEOM(m)
+	// Copies of our verdict header from outside are removed on every
+	// path, our users' mail included, so the one a reader sees is ours.
+	hdr := ss.engine().Settings().Header
+	for i := ss.msg.verdictN; i >= 1; i-- {
+		if err := m.ChangeHeader(i, hdr, ""); err != nil {
+			return ss.onInternalError(), nil
+		}
 	}
-	return ss.inboundEOM(m)
+	if ss.msg.outbound != "" {
+		if resp := ss.sign(m); resp != nil {
+			return resp, nil
+		}
+	}
+	return ss.judge(m)
 }
 
 func (ss *session) onInternalError() *gomilter.Response {
-	cfg := ss.e.Config()
 	if ss.local {
 		return gomilter.RespAccept
 	}
-	act := cfg.Inbound.OnError
+	st := ss.msg.st
+	act := st.OnError
 	if ss.msg.outbound != "" {
-		act = cfg.Outbound.OnError
+		act = st.OutboundOnError
 	}
 	switch act {
-	case config.ActionTempfail:
+	case backscatter.ErrorTempfail:
 		return gomilter.RespTempFail
-	case config.ActionReject:
+	case backscatter.ErrorReject:
 		return gomilter.RespReject
 	}
 	return gomilter.RespAccept
 }
 
-func (ss *session) outboundEOM(m gomilter.Modifier) (*gomilter.Response, error) {
-	sig := ss.e.Sign(ss.msg.sender, ss.msg.rcpts)
+// sign signs our user's mail and records it. It returns a response only
+// when the message must end here (an internal error).
+func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
+	e := ss.engine()
+	sig := e.Sign(ss.msg.env.Sender, ss.msg.rcpts)
 	if sig.Sender == "" {
 		if sig.Domain != "" {
 			ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
-				"sender", ss.msg.sender, "verdict", "not-signed", "reason", sig.Skip, "origin", ss.msg.outbound)
+				"sender", ss.msg.env.Sender, "verdict", "not-signed", "reason", string(sig.Skip), "origin", ss.msg.outbound)
 		}
-		return gomilter.RespAccept, nil
+		return nil
 	}
 	if err := m.ChangeFrom(sig.Sender, ""); err != nil {
 		ss.s.log.Error("cannot change sender", "queue_id", ss.queueID(), "err", err)
-		return ss.onInternalError(), nil
+		return ss.onInternalError()
 	}
 	ss.s.obs.Signed(sig.Domain, sig.KeyNum)
 	ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
-		"sender", ss.msg.sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts))
+		"sender", ss.msg.env.Sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts))
 	if ss.s.opts.Store != nil {
 		ss.s.queueRecord(cache.SentMessage{
-			MessageID: ss.msg.messageID, Tag: backscatter.TagKey(sig.Sender), Sender: ss.msg.sender,
-			Recipients: ss.msg.rcpts, Time: ss.e.Now(), TTL: ss.s.opts.TagTTL,
+			MessageID: ss.msg.messageID, Tag: backscatter.TagKey(sig.Sender), Sender: ss.msg.env.Sender,
+			Recipients: ss.msg.rcpts, Time: e.Now(), TTL: sig.TTL,
 		})
 	}
-	return gomilter.RespAccept, nil
+	return nil
 }
 
-func (ss *session) inboundEOM(m gomilter.Modifier) (*gomilter.Response, error) {
-	cfg := ss.e.Config()
-	if len(ss.msg.inbound) == 0 && ss.msg.verdictN == 0 {
-		return gomilter.RespAccept, nil
-	}
-	// Copies of our verdict header from outside are removed first, so the
-	// one the user sees is ours.
-	for i := ss.msg.verdictN; i >= 1; i-- {
-		if err := m.ChangeHeader(i, cfg.Inbound.Header, ""); err != nil {
-			return ss.onInternalError(), nil
-		}
-	}
+// judge decides the message's recipients of ours and applies the engine's
+// decision.
+func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 	if len(ss.msg.inbound) == 0 {
 		return gomilter.RespAccept, nil
 	}
-
-	var analysis *Analysis
-	analyse := func() *Analysis {
-		if analysis == nil {
-			analysis = &Analysis{Kind: "not-bounce"}
-			if ss.msg.buffering && ss.s.opts.Analyzer != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				a := ss.s.opts.Analyzer.Analyze(ctx, ss.msg.buf.Bytes())
-				cancel()
-				analysis = &a
-			}
-		}
-		return analysis
-	}
-
-	type decided struct {
-		rcpt string
-		v    backscatter.Verdict
-	}
-	var all []decided
-	var strip []backscatter.Recipient
-	for _, st := range ss.msg.inbound {
-		r := st.r
+	e := ss.engine()
+	st := ss.msg.st
+	var rep *bounce.Report
+	var note string
+	if ss.msg.buffering {
+		r, err := bounce.Analyze(bytes.NewReader(ss.msg.buf.Bytes()), st.Limits)
 		switch {
-		case st.verdict != nil:
-			all = append(all, decided{r.Raw, *st.verdict})
-			if st.verdict.Action == backscatter.ActAccept && r.Verified != nil {
-				strip = append(strip, r)
-			}
-			continue
-		case r.Tagged():
-			// A non-bounce sender to an invalid tag: not a bounce, and
-			// Postfix refuses the address if it does not exist.
-			continue
-		}
-		if !ss.msg.bounce {
-			if !ss.msg.buffering {
-				continue
-			}
-			switch analyse().Kind {
-			case "dsn", "autoreply", "challenge":
-			default:
-				continue
-			}
-		}
-		a := analyse()
-		in := backscatter.UntaggedInput{Recipient: r, Kind: a.Kind, Evidence: append([]string(nil), a.Evidence...)}
-		if ss.s.opts.Store != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.StoreTimeout)
-			facts, err := ss.s.opts.Store.Inbound(ctx, r.UntaggedQuery(a.MessageIDs, ss.clientString(), ss.e.Now()))
-			cancel()
-			in.AddStoreFacts(facts, err)
-			if err != nil {
-				ss.s.log.Warn("store unavailable", "queue_id", ss.queueID(), "rcpt", r.Raw, "err", err)
-			}
-			if facts.FloodEntered {
-				ss.s.log.Warn("flood: strict state entered", "rcpt", r.Untagged, "client", ss.clientString())
-				if fo, ok := ss.s.obs.(interface{ FloodEntered() }); ok {
-					fo.FloodEntered()
-				}
-			}
-			if facts.FloodLeft {
-				ss.s.log.Info("flood: strict state left", "rcpt", r.Untagged, "client", ss.clientString())
-			}
-		}
-		v := ss.e.UntaggedVerdict(in)
-		if a.Note != "" {
-			ss.logDecision("inbound", r.Raw, v, "kind", a.Kind, "note", a.Note)
-		} else {
-			ss.logDecision("inbound", r.Raw, v, "kind", a.Kind)
-		}
-		all = append(all, decided{r.Raw, v})
-	}
-	for _, st := range ss.msg.inbound {
-		if st.verdict != nil && st.verdict.Action == backscatter.ActAccept {
-			ss.logDecision("inbound", st.r.Raw, *st.verdict)
-		}
-	}
-	if len(all) == 0 {
-		return gomilter.RespAccept, nil
-	}
-
-	// Combine per-recipient verdicts into what Postfix can do with one
-	// message: reject or tempfail only when no recipient is accepted;
-	// otherwise drop the refused recipients and deliver to the rest.
-	var accepted, rejected, tempfailed []decided
-	quarantine := false
-	for _, d := range all {
-		switch d.v.Action {
-		case backscatter.ActReject:
-			rejected = append(rejected, d)
-		case backscatter.ActTempfail:
-			tempfailed = append(tempfailed, d)
-		case backscatter.ActQuarantine:
-			quarantine = true
-			accepted = append(accepted, d)
+		case err != nil:
+			note = "unreadable: " + err.Error()
+			rep = &bounce.Report{Kind: bounce.KindNotBounce}
 		default:
-			accepted = append(accepted, d)
+			rep = r
+			if ss.msg.capHit {
+				note = "cap " + bounce.CapBytes
+			} else if r.CapHit != "" {
+				note = "cap " + r.CapHit
+			}
 		}
 	}
-	if ss.local {
-		// Local submission: never reject or tempfail (mail would stick
-		// in the queue); at worst mark it.
-		accepted = append(accepted, append(rejected, tempfailed...)...)
-		rejected, tempfailed = nil, nil
+	j := e.Judge(backscatter.Message{Env: ss.msg.env, Rcpts: ss.msg.inbound, Report: rep, ClientIP: ss.clientString()})
+	if j.WantsDKIM() && ss.s.opts.DKIM != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.DKIMTimeout)
+		j.DKIM = ss.s.opts.DKIM(ctx, rep.Original, e.DKIMDomainOurs)
+		cancel()
 	}
-	if len(tempfailed) > 0 {
-		return gomilter.RejectWithCodeAndReason(451, "4.3.0 Bounce check temporarily unavailable; try again later")
+	for i := range j.Rcpts {
+		rj := &j.Rcpts[i]
+		if rj.Query == nil || ss.s.opts.Store == nil {
+			continue
+		}
+		rj.Answer = ss.ask(*rj.Query)
+		if rj.Answer.Err != nil {
+			ss.s.log.Warn("store unavailable", "queue_id", ss.queueID(), "rcpt", rj.R.Raw, "err", rj.Answer.Err)
+		}
+		ss.floodLog(rj.R, rj.Answer)
 	}
-	if len(accepted) == 0 && len(rejected) > 0 {
-		return gomilter.RejectWithCodeAndReason(550, backscatter.RejectText(rejected[0].v.Reason))
+	d := j.Decide()
+	kind := string(j.Kind)
+	if kind == "" {
+		kind = "unread"
 	}
-	for _, d := range rejected {
-		if err := m.DeleteRecipient(d.rcpt); err != nil {
+	for _, rv := range d.Verdicts {
+		attrs := []any{"kind", kind}
+		if note != "" {
+			attrs = append(attrs, "note", note)
+		}
+		ss.logDecision(rv.R, rv.Verdict, attrs...)
+	}
+	switch d.Reply.Code {
+	case backscatter.ReplyTempfail:
+		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.SMTP), d.Reply.Text)
+	case backscatter.ReplyReject:
+		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.SMTP), d.Reply.Text)
+	}
+	for _, r := range d.Drop {
+		if err := deleteRecipient(m, r); err != nil {
 			return ss.onInternalError(), nil
 		}
 	}
-	if ss.s.opts.StripInMilter {
-		for _, r := range strip {
-			if err := m.DeleteRecipient(r.Raw); err != nil {
+	if st.StripInMilter {
+		for _, r := range d.Strip {
+			if err := deleteRecipient(m, r); err != nil {
 				return ss.onInternalError(), nil
 			}
 			if err := m.AddRecipient(r.Untagged, ""); err != nil {
@@ -669,31 +612,29 @@ func (ss *session) inboundEOM(m gomilter.Modifier) (*gomilter.Response, error) {
 			}
 		}
 	}
-	worst := accepted[0].v
-	for _, d := range accepted[1:] {
-		if rank(d.v.Result) > rank(worst.Result) {
-			worst = d.v
+	if d.Header != "" {
+		if err := m.InsertHeader(0, e.Settings().Header, d.Header); err != nil {
+			return ss.onInternalError(), nil
 		}
 	}
-	if err := m.InsertHeader(0, cfg.Inbound.Header, worst.Header()); err != nil {
-		return ss.onInternalError(), nil
-	}
-	if quarantine {
-		if err := m.Quarantine("bounce-milter: backscatter (" + string(worst.Reason) + ")"); err != nil {
+	if d.Quarantine != "" {
+		if err := m.Quarantine(d.Quarantine); err != nil {
 			return ss.onInternalError(), nil
 		}
 	}
 	return gomilter.RespAccept, nil
 }
 
-func rank(r backscatter.Result) int {
-	switch r {
-	case backscatter.ResultFail:
-		return 3
-	case backscatter.ResultNeutral:
-		return 2
-	case backscatter.ResultPass:
-		return 1
+// deleteRecipient removes a recipient the way Postfix stored it, and the
+// way the client wrote it when that differs (Postfix matches the milter's
+// address against the recipient as received, source route dropped; an
+// address that matches nothing is ignored).
+func deleteRecipient(m gomilter.Modifier, r backscatter.Recipient) error {
+	if err := m.DeleteRecipient(r.Stored); err != nil {
+		return err
 	}
-	return 0
+	if r.Raw != r.Stored {
+		return m.DeleteRecipient(r.Raw)
+	}
+	return nil
 }

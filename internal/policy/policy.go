@@ -23,7 +23,6 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
-	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
 // Protocol bounds. Postfix sends about 40 attributes of at most a few
@@ -186,17 +185,12 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 // Reply is the answer to one request.
 type Reply struct {
 	// Action is what follows "action=": DUNNO, "550 5.7.1 ...",
-	// "DEFER_IF_PERMIT 4.3.0 ...", "PREPEND X-Bounce-Check: ...", "HOLD ...".
+	// "DEFER_IF_PERMIT 4.3.0 ...", "PREPEND X-Bounce-Check: ...".
 	Action string
-	// Verdict is the engine's verdict, nil when the request was not about
-	// a bounce to one of our recipients (or was left to the milter).
-	Verdict *backscatter.Verdict
-	// Rcpt is the recipient decided about.
-	Rcpt string
-	// Message is set when the verdict is about the whole message (DATA,
-	// END-OF-MESSAGE), so that a later stage of the same message does
-	// not decide or count it again.
-	Message bool
+	// Verdicts are the engine's verdicts made by this request (none when
+	// the request was not about a bounce to one of our recipients, or was
+	// left to the milter).
+	Verdicts []backscatter.RcptVerdict
 	// Note says why nothing was decided, for the debug log.
 	Note string
 	// StoreErr is the store's error, when it was asked and failed.
@@ -208,131 +202,152 @@ const Dunno = "DUNNO"
 
 // TempfailAction is the reply when the decision needs a backend that
 // cannot answer: a 4xx unless a later restriction rejects anyway.
-const TempfailAction = "DEFER_IF_PERMIT 4.3.0 Bounce check temporarily unavailable; try again later"
+const TempfailAction = "DEFER_IF_PERMIT " + backscatter.TempfailText
+
+// Message is what the service remembers of one message between its
+// requests (Postfix names it by the instance attribute): the recipients
+// accepted at RCPT, so that DATA and END-OF-MESSAGE know them all even
+// when Postfix names none (several recipients).
+type Message struct {
+	Rcpts   []backscatter.RcptState
+	Decided bool // the verdicts were made (and logged) at DATA
+	Counted bool // the bounces were counted (END-OF-MESSAGE)
+}
 
 // Env is what Decide needs besides the request.
 type Env struct {
 	Engine *backscatter.Engine
 	// WithMilter is set when the milter runs from the same configuration.
-	// The policy service then counts nothing: at RCPT it asks the store
-	// with Count=false (a tag already over its budget is refused before
-	// DATA), and it answers DUNNO at DATA and END-OF-MESSAGE, leaving the
-	// message to the milter, which reads the body, counts every bounce
-	// once, and writes the one verdict header (removing copies it did not
-	// write, prepended ones included).
+	// The policy service then refuses bad tags at RCPT and leaves DATA and
+	// END-OF-MESSAGE to the milter, which reads the body, counts every
+	// bounce once, and writes the one verdict header (removing copies it
+	// did not write, prepended ones included).
 	WithMilter bool
 	// Inbound asks the store; nil when there is no store. It must return
-	// within a bounded time (Policy bounds it with the store timeout).
+	// within a bounded time (the Service bounds it with the store timeout).
 	Inbound func(cache.InboundQuery) (cache.InboundFacts, error)
 }
 
+func (env Env) ask(q cache.InboundQuery) backscatter.Answer {
+	if env.Inbound == nil {
+		return backscatter.Answer{}
+	}
+	f, err := env.Inbound(q)
+	return backscatter.Answer{Asked: true, Facts: f, Err: err}
+}
+
 // Decide answers one policy request. It does no I/O besides env.Inbound,
-// so it is the same function in tests and in the service.
+// so it is the same function in tests and in the service. msg is the
+// message's state across its requests (nil: none kept).
 //
-// At RCPT, for a bounce (null or MAILER-DAEMON-like sender) to one of our
-// domains: forged, expired and unknown-key tags, and valid tags used more
-// often than their message had recipients, get 550; a valid tag gets DUNNO
-// (its verdict header is prepended at DATA); an untagged recipient gets
-// DUNNO, so that sender-verification callouts (MAIL FROM:<>, RCPT, QUIT)
-// pass, and is decided at DATA.
+// At RCPT the engine decides what it can on the address (AtRcpt): forged,
+// expired and unknown-key tags of ours and unreadable addresses of ours
+// get 550 whoever sends, a valid tag whose budget is spent gets 550;
+// untagged recipients get DUNNO, so that sender-verification callouts
+// (MAIL FROM:<>, RCPT, QUIT) pass and nothing is counted.
 //
-// At DATA (or END-OF-MESSAGE, which cannot PREPEND), with a single
-// recipient (Postfix names it only then): the untagged bounce is decided
-// by the engine on the envelope and the store's flood state; a tagged one
-// gets its verdict header. With several recipients the policy service
-// cannot tell which of them a verdict is for, nor refuse one of them, so
-// it answers DUNNO and leaves the message to the milter, if any. With the
-// milter in the same configuration, see Env.WithMilter.
-func Decide(env Env, req Request) Reply {
+// Without the milter, at DATA the verdict header is prepended (the
+// service cannot read the body, so an untagged bounce is marked "not
+// checked", never refused: refusing it on the envelope alone would lose
+// genuine bounces and read receipts), and at END-OF-MESSAGE each bounce to
+// a valid tag is counted against the tag's budget, once per message that
+// is delivered.
+func Decide(env Env, req Request, msg *Message) Reply {
 	e := env.Engine
 	if req.Request != "" && req.Request != "smtpd_access_policy" {
 		return Reply{Action: Dunno, Note: "not an smtpd_access_policy request"}
 	}
-	var data, canPrepend bool
-	switch req.ProtocolState {
-	case "RCPT":
-	case "DATA":
-		data, canPrepend = true, true
-	case "END-OF-MESSAGE":
-		data = true // PREPEND "cannot execute in smtpd_end_of_data_restrictions" (access(5))
-	default:
-		return Reply{Action: Dunno, Note: "not RCPT, DATA or END-OF-MESSAGE"}
-	}
-	if data && env.WithMilter {
-		// The milter decides the message after reading the body, and
-		// writes the one verdict header.
-		return Reply{Action: Dunno, Note: "message left to the milter"}
-	}
 	client, _ := netip.ParseAddr(req.ClientAddress)
-	if why := e.OutboundReason(backscatter.Origin{AuthUser: req.SASLUsername, Daemon: req.PolicyContext, Client: client}); why != "" {
-		return Reply{Action: Dunno, Note: "outbound mail (" + why + ")"}
-	}
-	if !e.IsBounceSender(req.Sender) {
-		return Reply{Action: Dunno, Note: "not a bounce sender"}
-	}
-	if req.Recipient == "" {
-		if data && req.RecipientCount > 1 {
-			return Reply{Action: Dunno, Note: "several recipients: not decided by the policy service"}
-		}
-		return Reply{Action: Dunno, Note: "no recipient"}
-	}
-	r := e.CheckRecipient(req.Recipient)
-	if !r.Ours {
-		return Reply{Action: Dunno, Note: "not our domain"}
-	}
 	clientIP := ""
 	if client.IsValid() {
 		clientIP = client.Unmap().String()
 	}
-	out := Reply{Rcpt: req.Recipient, Message: data}
-	var v backscatter.Verdict
-	switch {
-	case r.Tagged() && !data:
-		replayed := false
-		if r.Err == nil && env.Inbound != nil {
-			facts, err := env.Inbound(r.ReplayQuery(clientIP, !env.WithMilter, e.Now()))
-			// A store that cannot answer does not stop a valid tag:
-			// the HMAC is proof enough (as in the milter).
-			out.StoreErr = err
-			replayed = err == nil && facts.Replayed
+	be := backscatter.Envelope{Sender: req.Sender, Origin: backscatter.Origin{AuthUser: req.SASLUsername, Daemon: req.PolicyContext, Client: client}}
+	switch req.ProtocolState {
+	case "RCPT":
+		if req.Recipient == "" {
+			return Reply{Action: Dunno, Note: "no recipient"}
 		}
-		v = backscatter.TagVerdict(r, replayed)
-	case r.Tagged():
-		// Replay was judged (and counted) at RCPT; this is for the
-		// verdict header.
-		v = backscatter.TagVerdict(r, false)
-	case !data:
-		return Reply{Action: Dunno, Rcpt: req.Recipient, Note: "untagged: decided at DATA (callout probes pass)"}
+		r := e.CheckRecipient(req.Recipient)
+		if !r.Ours {
+			return Reply{Action: Dunno, Note: "not our domain"}
+		}
+		var out Reply
+		var a backscatter.Answer
+		if q, ok := e.RcptQuery(be, r, clientIP); ok {
+			a = env.ask(q)
+			out.StoreErr = a.Err
+		}
+		if v := e.AtRcpt(be, r, a); v != nil && v.Action == backscatter.ActReject {
+			out.Action = "550 " + backscatter.RejectText(v.Reason)
+			out.Verdicts = []backscatter.RcptVerdict{{R: r, Verdict: *v, Facts: a.Facts, StoreErr: a.Err, AtRcpt: true}}
+			return out
+		}
+		if msg != nil && !r.PassThrough {
+			msg.Rcpts = append(msg.Rcpts, backscatter.RcptState{R: r})
+		}
+		out.Action, out.Note = Dunno, "decided at end of message"
+		return out
+	case "DATA", "END-OF-MESSAGE":
 	default:
-		in := backscatter.UntaggedInput{Recipient: r}
-		if env.Inbound != nil {
-			facts, err := env.Inbound(r.UntaggedQuery(nil, clientIP, e.Now()))
-			in.AddStoreFacts(facts, err)
-			out.StoreErr = err
-		}
-		v = e.UntaggedVerdict(in)
+		return Reply{Action: Dunno, Note: "not RCPT, DATA or END-OF-MESSAGE"}
 	}
-	out.Verdict = &v
-	out.Action = actionFor(e.Config(), v, canPrepend && !env.WithMilter)
-	return out
-}
-
-// actionFor turns a verdict into a policy action.
-func actionFor(cfg *config.Config, v backscatter.Verdict, prepend bool) string {
-	switch v.Action {
-	case backscatter.ActReject:
-		return "550 " + backscatter.RejectText(v.Reason)
-	case backscatter.ActTempfail:
-		return TempfailAction
-	case backscatter.ActQuarantine:
+	if env.WithMilter {
+		return Reply{Action: Dunno, Note: "message left to the milter"}
+	}
+	data := req.ProtocolState == "DATA"
+	var rcpts []backscatter.RcptState
+	if msg != nil && len(msg.Rcpts) > 0 {
+		rcpts = msg.Rcpts
+	} else if req.Recipient != "" {
+		// No RCPT-stage state (the service is not in the recipient
+		// restrictions): Postfix names the recipient when there is one.
+		if r := e.CheckRecipient(req.Recipient); r.Ours && !r.PassThrough {
+			rcpts = []backscatter.RcptState{{R: r}}
+		}
+	}
+	if len(rcpts) == 0 {
+		return Reply{Action: Dunno, Note: "no recipient of ours"}
+	}
+	j := e.Judge(backscatter.Message{Env: be, Rcpts: rcpts, ClientIP: clientIP})
+	var out Reply
+	if !data && (msg == nil || !msg.Counted) {
+		// Counted at the end of the message, never at RCPT.
+		for i := range j.Rcpts {
+			if q := j.Rcpts[i].Query; q != nil {
+				j.Rcpts[i].Answer = env.ask(*q)
+				if j.Rcpts[i].Answer.Err != nil {
+					out.StoreErr = j.Rcpts[i].Answer.Err
+				}
+			}
+		}
+		if msg != nil {
+			msg.Counted = true
+		}
+	}
+	d := j.Decide()
+	if msg == nil || !msg.Decided {
+		out.Verdicts = d.Verdicts
+		if msg != nil {
+			msg.Decided = true
+		}
+	}
+	switch {
+	case d.Reply.Code == backscatter.ReplyTempfail:
+		out.Action = TempfailAction
+	case d.Reply.Code == backscatter.ReplyReject:
+		out.Action = fmt.Sprintf("%d %s", d.Reply.SMTP, d.Reply.Text)
+	case d.Quarantine != "":
 		// The milter's quarantine is Postfix's hold queue too.
-		return oneLine("HOLD bounce-milter: backscatter (" + string(v.Reason) + ")")
-	case backscatter.ActAccept:
-		if prepend {
-			return oneLine("PREPEND " + cfg.Inbound.Header + ": " + v.Header())
-		}
+		out.Action = oneLine("HOLD " + d.Quarantine)
+	case data && d.Header != "":
+		// PREPEND "cannot execute in smtpd_end_of_data_restrictions"
+		// (access(5)): DATA only.
+		out.Action = oneLine("PREPEND " + e.Settings().Header + ": " + d.Header)
+	default:
+		out.Action = Dunno
 	}
-	return Dunno
+	return out
 }
 
 // oneLine keeps an action on one protocol line whatever an address held.
@@ -351,97 +366,96 @@ type Observer interface {
 	Decision(direction, verdict, reason, domain string)
 }
 
-// Option configures a Policy.
-type Option func(*Policy)
+// Settings is what the service takes from the configuration; a reload
+// swaps it whole.
+type Settings struct {
+	Engine  *backscatter.Engine
+	OnError backscatter.ErrorAction // on an internal error
+}
 
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(p *Policy) { p.log = l } }
+// Options configure a Service.
+type Options struct {
+	Settings Settings
+	Store    cache.Store // nil: no replay or flood control
+	Logger   *slog.Logger
+	Observer Observer
+	// StoreTimeout bounds every store call (default 300ms); Postfix waits
+	// for the answer, at most smtpd_policy_service_timeout (100s).
+	StoreTimeout time.Duration
+	// WithMilter says whether the milter runs from the same configuration
+	// (see Env.WithMilter).
+	WithMilter bool
+}
 
-// WithObserver sets the metrics observer.
-func WithObserver(o Observer) Option { return func(p *Policy) { p.obs = o } }
-
-// WithStoreTimeout bounds every store call (default 300ms); Postfix waits
-// for the answer, at most smtpd_policy_service_timeout (100s).
-func WithStoreTimeout(d time.Duration) Option { return func(p *Policy) { p.storeTimeout = d } }
-
-// WithMilter says whether the milter runs from the same configuration
-// (see Env.WithMilter).
-func WithMilter(on bool) Option { return func(p *Policy) { p.withMilter = on } }
-
-// Policy is the policy-delegation service. The engine can be swapped while
-// it runs (configuration reload).
-type Policy struct {
-	engine       atomic.Pointer[backscatter.Engine]
+// Service is the policy-delegation service.
+type Service struct {
+	settings     atomic.Pointer[Settings]
 	store        cache.Store
 	log          *slog.Logger
 	obs          Observer
 	storeTimeout time.Duration
 	withMilter   bool
-	decided      decidedSet
+	messages     messageSet
 	server
 }
 
-// NewPolicy makes a policy service; store may be nil (no replay or flood
-// control).
-func NewPolicy(e *backscatter.Engine, store cache.Store, opts ...Option) *Policy {
-	p := &Policy{store: store, storeTimeout: 300 * time.Millisecond}
-	for _, o := range opts {
-		o(p)
-	}
+// NewService makes a policy service.
+func NewService(o Options) *Service {
+	p := &Service{store: o.Store, log: o.Logger, obs: o.Observer, storeTimeout: o.StoreTimeout, withMilter: o.WithMilter}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
 	if p.storeTimeout <= 0 {
 		p.storeTimeout = 300 * time.Millisecond
 	}
-	p.decided.init(4096)
-	p.engine.Store(e)
+	p.messages.init(4096)
+	p.SetSettings(o.Settings)
 	p.server.handle = p.serveConn
 	return p
 }
 
-// SetEngine swaps the engine (configuration reload).
-func (p *Policy) SetEngine(e *backscatter.Engine) { p.engine.Store(e) }
+// SetSettings swaps the settings (configuration reload).
+func (p *Service) SetSettings(s Settings) { p.settings.Store(&s) }
 
 // Answer decides one request as the service does: store calls bounded by
-// the store timeout, a message decided at DATA not decided again at
-// END-OF-MESSAGE, internal errors answered per inbound.on_error, one log
-// line per decision.
-func (p *Policy) Answer(req Request) (rep Reply) {
-	e := p.engine.Load()
+// the store timeout, the message's state kept between its requests,
+// internal errors answered per inbound.on_error, one log line per
+// decision.
+func (p *Service) Answer(req Request) (rep Reply) {
+	st := p.settings.Load()
 	defer func() {
 		if x := recover(); x != nil {
 			p.log.Error("policy: internal error", "queue_id", req.QueueID, "panic", fmt.Sprint(x))
 			rep = Reply{Action: Dunno, Note: "internal error"}
-			switch e.Config().Inbound.OnError {
-			case config.ActionTempfail:
+			switch st.OnError {
+			case backscatter.ErrorTempfail:
 				rep.Action = TempfailAction
-			case config.ActionReject:
+			case backscatter.ErrorReject:
 				rep.Action = "550 5.3.0 Bounce check failed"
 			}
 		}
 	}()
-	if req.ProtocolState == "END-OF-MESSAGE" && p.decided.has(req.Instance) {
-		return Reply{Action: Dunno, Note: "decided at DATA"}
-	}
-	env := Env{Engine: e, WithMilter: p.withMilter}
+	env := Env{Engine: st.Engine, WithMilter: p.withMilter}
 	if p.store != nil {
 		env.Inbound = p.inbound
 	}
-	rep = Decide(env, req)
+	var msg *Message
+	if !p.withMilter {
+		msg = p.messages.get(req.Instance)
+	}
+	rep = Decide(env, req, msg)
 	if rep.StoreErr != nil {
 		p.log.Warn("policy: store unavailable", "queue_id", queueID(req), "rcpt", req.Recipient, "err", rep.StoreErr)
 	}
-	if rep.Verdict == nil {
-		if rep.Note != "" && rep.Rcpt != "" {
-			p.log.Debug("policy: no decision", "queue_id", queueID(req), "state", req.ProtocolState, "rcpt", rep.Rcpt, "note", rep.Note)
+	if len(rep.Verdicts) == 0 {
+		if rep.Note != "" && req.Recipient != "" {
+			p.log.Debug("policy: no decision", "queue_id", queueID(req), "state", req.ProtocolState, "rcpt", req.Recipient, "note", rep.Note)
 		}
 		return rep
 	}
-	if rep.Message {
-		p.decided.add(req.Instance)
+	for _, v := range rep.Verdicts {
+		p.logDecision(req, v, rep.Action)
 	}
-	p.logDecision(req, rep)
 	return rep
 }
 
@@ -452,23 +466,19 @@ func queueID(req Request) string {
 	return req.QueueID
 }
 
-func (p *Policy) logDecision(req Request, rep Reply) {
-	v := rep.Verdict
+func (p *Service) logDecision(req Request, rv backscatter.RcptVerdict, action string) {
+	v := rv.Verdict
 	p.log.Info("decision", "queue_id", queueID(req), "direction", "inbound", "service", "policy",
-		"state", req.ProtocolState, "client", req.ClientAddress, "sender", req.Sender, "rcpt", rep.Rcpt,
-		"verdict", v.Action.String(), "result", string(v.Result), "reason", string(v.Reason), "action", rep.Action)
+		"state", req.ProtocolState, "client", req.ClientAddress, "sender", req.Sender, "rcpt", rv.R.Raw,
+		"verdict", v.Action.String(), "result", string(v.Result), "reason", string(v.Reason), "action", action)
 	if p.obs != nil {
-		domain := ""
-		if at := strings.LastIndexByte(rep.Rcpt, '@'); at >= 0 {
-			domain = strings.ToLower(rep.Rcpt[at+1:])
-		}
-		p.obs.Decision("inbound", v.Action.String(), string(v.Reason), domain)
+		p.obs.Decision("inbound", v.Action.String(), string(v.Reason), rv.R.Domain)
 	}
 }
 
 // inbound is one store call, bounded by the store timeout even when the
 // store does not honour its context: Postfix must get an answer.
-func (p *Policy) inbound(q cache.InboundQuery) (cache.InboundFacts, error) {
+func (p *Service) inbound(q cache.InboundQuery) (cache.InboundFacts, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.storeTimeout)
 	defer cancel()
 	type result struct {
@@ -496,7 +506,7 @@ func (p *Policy) inbound(q cache.InboundQuery) (cache.InboundFacts, error) {
 	}
 }
 
-func (p *Policy) serveConn(c net.Conn) {
+func (p *Service) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 1024)
 	for {
@@ -532,44 +542,46 @@ func (p *Policy) serveConn(c net.Conn) {
 	}
 }
 
-// decidedSet remembers the last n message instances decided at DATA, so
-// that a site with the check in both smtpd_data_restrictions and
-// smtpd_end_of_data_restrictions decides and counts each message once.
-type decidedSet struct {
+// messageSet keeps the state of the last n messages by instance, so that
+// the service knows a message's recipients at DATA and END-OF-MESSAGE and
+// decides and counts each message once. Bounded: the oldest is forgotten.
+type messageSet struct {
 	mu   sync.Mutex
-	set  map[string]struct{}
+	set  map[string]*Message
 	ring []string
 	next int
 }
 
-func (d *decidedSet) init(n int) {
-	d.set = make(map[string]struct{}, n)
+func (d *messageSet) init(n int) {
+	d.set = make(map[string]*Message, n)
 	d.ring = make([]string, n)
 }
 
-func (d *decidedSet) add(id string) {
+// get returns the state of instance id, created when new; nil for an
+// empty id. The returned state is used by one request at a time (Postfix
+// sends a message's requests in order on one connection).
+func (d *messageSet) get(id string) *Message {
 	if id == "" {
-		return
+		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.set[id]; ok {
-		return
+	if m, ok := d.set[id]; ok {
+		return m
 	}
 	if old := d.ring[d.next]; old != "" {
 		delete(d.set, old)
 	}
+	m := &Message{}
 	d.ring[d.next] = id
-	d.set[id] = struct{}{}
+	d.set[id] = m
 	d.next = (d.next + 1) % len(d.ring)
+	return m
 }
 
-func (d *decidedSet) has(id string) bool {
-	if id == "" {
-		return false
-	}
+// len is the number of messages remembered (for tests).
+func (d *messageSet) len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	_, ok := d.set[id]
-	return ok
+	return len(d.set)
 }

@@ -41,7 +41,7 @@ func policyEngine(t testing.TB, extra string) *backscatter.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), nil)
+	e := backscatter.New(cfg.Engine(nil), backscatter.NewKeyRing(ks))
 	e.Now = func() time.Time { return policyNow }
 	return e
 }
@@ -120,6 +120,7 @@ func TestDecide(t *testing.T) {
 	}
 	with := func(r Request, f func(*Request)) Request { f(&r); return r }
 	noStore := errors.New("no store")
+	spent := cache.InboundFacts{TagRecipients: 1, TagBounces: 3}
 	for _, tc := range []struct {
 		name       string
 		req        Request
@@ -130,64 +131,53 @@ func TestDecide(t *testing.T) {
 		wantReason backscatter.Reason // "" when no verdict is expected
 		wantCounts []bool             // Count of each store query made
 	}{
-		{"forged tag at RCPT", rcpt("", forged), false, cache.InboundFacts{}, nil,
-			"550 5.7.1 Bounce address tag is forged (bad-signature)", backscatter.ReasonBadSignature, nil},
+		{"forged tag at RCPT: refused, the client counted", rcpt("", forged), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Bounce address tag is forged (bad-signature)", backscatter.ReasonBadSignature, []bool{true}},
 		{"expired tag at RCPT", rcpt("", expired), false, cache.InboundFacts{}, nil,
-			"550 5.7.1 Bounce address tag has expired (expired)", backscatter.ReasonExpired, nil},
+			"550 5.7.1 Bounce address tag has expired (expired)", backscatter.ReasonExpired, []bool{true}},
 		{"unknown key at RCPT", rcpt("", unknown), false, cache.InboundFacts{}, nil,
-			"550 5.7.1 Bounce address tag names an unknown key (unknown-key)", backscatter.ReasonUnknownKey, nil},
+			"550 5.7.1 Bounce address tag names an unknown key (unknown-key)", backscatter.ReasonUnknownKey, []bool{true}},
 		{"forged tag, upper-case domain", rcpt("", strings.Replace(forged, "example.com", "EXAMPLE.COM", 1)), false, cache.InboundFacts{}, nil,
-			"550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, nil},
+			"550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, []bool{true}},
 		{"forged tag from MAILER-DAEMON", rcpt("MAILER-DAEMON@mx.example.org", forged), false, cache.InboundFacts{}, nil,
-			"550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, nil},
-		{"valid tag counted once", rcpt("", valid), false, cache.InboundFacts{}, nil,
-			"DUNNO", "valid-tag", []bool{true}},
-		{"valid tag replayed", rcpt("", valid), false, cache.InboundFacts{Replayed: true}, nil,
-			"550 5.7.1 Bounce address tag used more often", backscatter.ReasonReplayed, []bool{true}},
-		{"valid tag, milter counts", rcpt("", valid), true, cache.InboundFacts{}, nil,
-			"DUNNO", "valid-tag", []bool{false}},
-		{"valid tag, milter too, already replayed", rcpt("", valid), true, cache.InboundFacts{Replayed: true}, nil,
+			"550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, []bool{true}},
+		{"forged tag, ordinary sender (an auto-reply): refused too", rcpt("bob@example.org", forged), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, []bool{true}},
+		{"forged tag, authenticated client: refused too", with(rcpt("", forged), func(r *Request) { r.SASLUsername = "alice" }), false, cache.InboundFacts{}, nil,
+			"550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, []bool{true}},
+		{"unreadable address of ours", rcpt("", "\"alice x\"@example.com"), false, cache.InboundFacts{}, nil,
+			"550 5.1.3", backscatter.ReasonBadAddress, nil},
+		{"valid tag: budget asked, not counted", rcpt("", valid), false, cache.InboundFacts{}, nil, "DUNNO", "", []bool{false}},
+		{"valid tag, budget spent", rcpt("", valid), false, spent, nil,
 			"550 5.7.1 Bounce address tag used more often", backscatter.ReasonReplayed, []bool{false}},
-		{"valid tag, store down: the HMAC suffices", rcpt("", valid), false, cache.InboundFacts{}, errors.New("down"),
-			"DUNNO", "valid-tag", []bool{true}},
-		{"valid tag, no store", rcpt("", valid), false, cache.InboundFacts{}, noStore, "DUNNO", "valid-tag", nil},
+		{"valid tag, milter too, budget spent", rcpt("", valid), true, spent, nil,
+			"550 5.7.1 Bounce address tag used more often", backscatter.ReasonReplayed, []bool{false}},
+		{"valid tag, store down: the HMAC suffices", rcpt("", valid), false, spent, errors.New("down"), "DUNNO", "", []bool{false}},
+		{"valid tag, no store", rcpt("", valid), false, cache.InboundFacts{}, noStore, "DUNNO", "", nil},
 		{"untagged at RCPT: callout probes pass", rcpt("", "alice@example.com"), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
-		{"forged tag, ordinary sender", rcpt("bob@example.org", forged), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
 		{"foreign domain", rcpt("", "prvs=2000000000=bob@example.org"), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
-		{"forged tag to postmaster: exempt", rcpt("", forgedPM), false, cache.InboundFacts{}, nil, "DUNNO", backscatter.ReasonBadSignature, nil},
-		{"authenticated client", with(rcpt("", forged), func(r *Request) { r.SASLUsername = "alice" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
-		{"originating policy_context", with(rcpt("", forged), func(r *Request) { r.PolicyContext = "ORIGINATING" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"forged tag to postmaster: exempt", rcpt("", forgedPM), false, cache.InboundFacts{}, nil, "DUNNO", "", []bool{true}},
 		{"MAIL state", with(rcpt("", forged), func(r *Request) { r.ProtocolState = "MAIL" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
 		{"other request type", with(rcpt("", forged), func(r *Request) { r.Request = "junk" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
 
-		{"untagged at DATA, mode reject", data("DATA", "alice@example.com", 1), false, cache.InboundFacts{}, nil,
-			"550 5.7.1 Backscatter: this bounce or auto-reply is for mail we did not send (no-evidence)", backscatter.ReasonBackscatter, []bool{true}},
-		{"untagged at DATA, no store", data("DATA", "alice@example.com", 1), false, cache.InboundFacts{}, noStore,
-			"550 5.7.1 Backscatter", backscatter.ReasonBackscatter, nil},
-		{"untagged at DATA, flood", data("DATA", "alice@tagmode.example", 1), false, cache.InboundFacts{RecipientStrict: true}, nil,
-			"550 5.7.1 Backscatter: too many bounces", backscatter.ReasonFlood, []bool{true}},
-		{"untagged at DATA, client flood", data("DATA", "alice@tagmode.example", 1), false, cache.InboundFacts{ClientStrict: true}, nil,
-			"550 5.7.1 Backscatter: too many bounces", backscatter.ReasonFlood, []bool{true}},
-		{"untagged at DATA, store down: tempfail", data("DATA", "alice@example.com", 1), false, cache.InboundFacts{}, errors.New("down"),
-			"DEFER_IF_PERMIT 4.3.0 ", "store-error", []bool{true}},
-		{"untagged at DATA, mode tag", data("DATA", "alice@tagmode.example", 1), false, cache.InboundFacts{}, nil,
-			"PREPEND X-Bounce-Check: fail (untagged bounce; no evidence we sent the original)", backscatter.ReasonBackscatter, []bool{true}},
-		{"untagged at DATA, mode quarantine", data("DATA", "alice@hold.example", 1), false, cache.InboundFacts{}, nil,
-			"HOLD bounce-milter: backscatter (no-evidence)", backscatter.ReasonBackscatter, []bool{true}},
+		{"untagged bounce at DATA: marked, never refused (no body)", data("DATA", "alice@example.com", 1), false, cache.InboundFacts{}, nil,
+			"PREPEND X-Bounce-Check: neutral (untagged bounce; not checked here (no body))", backscatter.ReasonNotChecked, nil},
 		{"untagged at DATA, postmaster", data("DATA", "postmaster@example.com", 1), false, cache.InboundFacts{}, nil,
-			"PREPEND X-Bounce-Check: none (exempt recipient)", "exempt", []bool{true}},
+			"PREPEND X-Bounce-Check: none (exempt recipient)", backscatter.ReasonExempt, nil},
 		{"untagged at DATA, milter decides", data("DATA", "alice@example.com", 1), true, cache.InboundFacts{}, nil, "DUNNO", "", nil},
-		{"untagged at END-OF-MESSAGE, mode reject", data("END-OF-MESSAGE", "alice@example.com", 1), false, cache.InboundFacts{}, nil,
-			"550 5.7.1 Backscatter", backscatter.ReasonBackscatter, []bool{true}},
-		{"untagged at END-OF-MESSAGE, mode tag: no PREPEND there", data("END-OF-MESSAGE", "alice@tagmode.example", 1), false, cache.InboundFacts{}, nil,
-			"DUNNO", backscatter.ReasonBackscatter, []bool{true}},
-		{"valid tag at DATA: verdict header, not counted again", data("DATA", valid, 1), false, cache.InboundFacts{}, nil,
-			"PREPEND X-Bounce-Check: pass (valid prvs tag, key 2)", "valid-tag", nil},
+		{"untagged at END-OF-MESSAGE: no PREPEND there", data("END-OF-MESSAGE", "alice@example.com", 1), false, cache.InboundFacts{}, nil,
+			"DUNNO", backscatter.ReasonNotChecked, nil},
+		{"valid tag at DATA: verdict header, nothing counted", data("DATA", valid, 1), false, cache.InboundFacts{}, nil,
+			"PREPEND X-Bounce-Check: pass (valid prvs tag, key 2)", backscatter.ReasonValidTag, nil},
+		{"valid tag at END-OF-MESSAGE: counted", data("END-OF-MESSAGE", valid, 1), false, cache.InboundFacts{}, nil,
+			"DUNNO", backscatter.ReasonValidTag, []bool{true}},
 		{"valid tag at DATA, milter writes the header", data("DATA", valid, 1), true, cache.InboundFacts{}, nil, "DUNNO", "", nil},
-		{"forged tag at DATA, milter too", data("END-OF-MESSAGE", forged, 1), true, cache.InboundFacts{}, nil, "DUNNO", "", nil},
-		{"forged tag at DATA", data("DATA", forged, 1), false, cache.InboundFacts{}, nil, "550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, nil},
-		{"several recipients at DATA", data("DATA", "", 2), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"forged tag at END-OF-MESSAGE, milter too", data("END-OF-MESSAGE", forged, 1), true, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"forged tag at DATA (no RCPT check)", data("DATA", forged, 1), false, cache.InboundFacts{}, nil, "550 5.7.1 Bounce address tag is forged", backscatter.ReasonBadSignature, nil},
+		{"several recipients at DATA, nothing remembered", data("DATA", "", 2), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
 		{"untagged at DATA, ordinary sender", with(data("DATA", "alice@example.com", 1), func(r *Request) { r.Sender = "bob@example.org" }), false, cache.InboundFacts{}, nil, "DUNNO", "", nil},
+		{"postmaster of another domain writing", with(data("DATA", "alice@example.com", 1), func(r *Request) { r.Sender = "postmaster@example.org" }), false, cache.InboundFacts{}, nil,
+			"PREPEND X-Bounce-Check: neutral", backscatter.ReasonNotChecked, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &fakeStore{facts: tc.facts, err: tc.storeErr}
@@ -195,22 +185,22 @@ func TestDecide(t *testing.T) {
 			if tc.storeErr == noStore {
 				env.Inbound = nil
 			}
-			got := Decide(env, tc.req)
+			got := Decide(env, tc.req, nil)
 			if !strings.HasPrefix(got.Action, tc.want) {
 				t.Errorf("action %q, want prefix %q", got.Action, tc.want)
 			}
 			switch {
-			case tc.wantReason == "" && got.Verdict != nil:
-				t.Errorf("verdict %+v, want none", *got.Verdict)
-			case tc.wantReason != "" && got.Verdict == nil:
+			case tc.wantReason == "" && len(got.Verdicts) != 0:
+				t.Errorf("verdicts %+v, want none", got.Verdicts)
+			case tc.wantReason != "" && len(got.Verdicts) == 0:
 				t.Errorf("no verdict, want reason %s", tc.wantReason)
-			case tc.wantReason != "" && got.Verdict.Reason != tc.wantReason:
-				t.Errorf("reason %s, want %s", got.Verdict.Reason, tc.wantReason)
+			case tc.wantReason != "" && got.Verdicts[0].Verdict.Reason != tc.wantReason:
+				t.Errorf("reason %s, want %s", got.Verdicts[0].Verdict.Reason, tc.wantReason)
 			}
 			var counts []bool
 			for _, q := range st.queries {
 				counts = append(counts, q.Count)
-				if q.ClientIP != "192.0.2.1" || q.Recipient != strings.ToLower(q.Recipient) || q.Tag != strings.ToLower(q.Tag) {
+				if q.ClientIP != "192.0.2.1" && q.ClientIP != "" || q.Recipient != strings.ToLower(q.Recipient) || q.Tag != strings.ToLower(q.Tag) {
 					t.Errorf("query %+v: client or case wrong", q)
 				}
 			}
@@ -224,26 +214,35 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestDecideOnStoreErrorAccept(t *testing.T) {
-	e := policyEngine(t, "[inbound]\non_store_error = \"accept\"\n")
-	st := &fakeStore{err: errors.New("down")}
-	got := Decide(Env{Engine: e, Inbound: st.inbound}, Request{ProtocolState: "DATA", Recipient: "alice@example.com", RecipientCount: 1})
-	if got.Action != "PREPEND X-Bounce-Check: neutral (untagged; store unavailable)" {
-		t.Fatalf("got %q", got.Action)
+// A message's recipients are remembered from RCPT, so that with several
+// recipients (when Postfix names none at DATA) the header is still right
+// and each valid tag is counted once, at the end of the message.
+func TestDecideRemembersTheMessage(t *testing.T) {
+	e := policyEngine(t, "")
+	valid := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
+	st := &fakeStore{}
+	env := Env{Engine: e, Inbound: st.inbound}
+	msg := &Message{}
+	req := func(state, rcpt string) Request {
+		return Request{ProtocolState: state, Recipient: rcpt, ClientAddress: "192.0.2.1", RecipientCount: 2}
 	}
-}
-
-func TestDecideGrace(t *testing.T) {
-	cfg, err := config.Parse([]byte("grace = \"10d\"\n"+policyConf), "t")
-	if err != nil {
-		t.Fatal(err)
+	for _, r := range []string{valid, "bob@example.com"} {
+		if got := Decide(env, req("RCPT", r), msg); got.Action != Dunno {
+			t.Fatalf("RCPT %s: %q", r, got.Action)
+		}
 	}
-	ks, _ := backscatter.ParseKeys(strings.NewReader("2 policy-secret\n"), "k")
-	e := backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), map[string]time.Time{"example.com": policyNow.AddDate(0, 0, -1)})
-	e.Now = func() time.Time { return policyNow }
-	got := Decide(Env{Engine: e}, Request{ProtocolState: "DATA", Recipient: "alice@example.com", RecipientCount: 1})
-	if !strings.HasPrefix(got.Action, "PREPEND X-Bounce-Check: neutral (untagged; grace period") {
-		t.Fatalf("got %q", got.Action)
+	got := Decide(env, req("DATA", ""), msg)
+	if !strings.HasPrefix(got.Action, "PREPEND X-Bounce-Check: neutral") || len(got.Verdicts) != 2 {
+		t.Fatalf("DATA: %q %+v", got.Action, got.Verdicts)
+	}
+	before := st.counted()
+	got = Decide(env, req("END-OF-MESSAGE", ""), msg)
+	if got.Action != Dunno || len(got.Verdicts) != 0 || st.counted()-before != 1 {
+		t.Fatalf("END-OF-MESSAGE: %q %d verdicts, %d counted", got.Action, len(got.Verdicts), st.counted()-before)
+	}
+	Decide(env, req("END-OF-MESSAGE", ""), msg)
+	if st.counted()-before != 1 {
+		t.Fatal("counted twice")
 	}
 }
 
@@ -303,10 +302,10 @@ func TestReadRequest(t *testing.T) {
 	}
 }
 
-func startPolicy(t *testing.T, st cache.Store, opts ...Option) (*Policy, string) {
+func startPolicy(t *testing.T, st cache.Store, milter bool, timeout time.Duration) (*Service, string) {
 	t.Helper()
-	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
-	p := NewPolicy(policyEngine(t, ""), st, opts...)
+	p := NewService(Options{Settings: Settings{Engine: policyEngine(t, "")}, Store: st, WithMilter: milter, StoreTimeout: timeout,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -367,16 +366,16 @@ func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 }
 
 func TestPolicyOverSocketPipelined(t *testing.T) {
-	_, addr := startPolicy(t, nil)
+	_, addr := startPolicy(t, nil, false, 0)
 	valid := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
 	forged := strings.Replace(valid, "=alice@", "=mallory@", 1)
 	reqs := []struct{ req, want string }{
 		{policyReq("RCPT", "", forged), "550 5.7.1 Bounce address tag is forged"},
 		{policyReq("RCPT", "", "alice@example.com"), "DUNNO"},
-		{policyReq("RCPT", "", valid, "future_attribute=1"), "DUNNO"},
-		{policyReq("DATA", "", "alice@example.com", "recipient_count=1"), "550 5.7.1 Backscatter"},
-		{policyReq("RCPT", "bob@example.org", forged), "DUNNO"},
-		{policyReq("DATA", "", valid, "recipient_count=1"), "PREPEND X-Bounce-Check: pass (valid prvs tag, key 2)"},
+		{policyReq("DATA", "", "alice@example.com", "recipient_count=1"), "PREPEND X-Bounce-Check: neutral (untagged bounce; not checked"},
+		{policyReq("RCPT", "bob@example.org", forged, "instance=42.2"), "550 5.7.1 Bounce address tag is forged"},
+		{policyReq("RCPT", "", valid, "future_attribute=1", "instance=42.3"), "DUNNO"},
+		{policyReq("DATA", "", valid, "recipient_count=1", "instance=42.3"), "PREPEND X-Bounce-Check: pass (valid prvs tag, key 2)"},
 	}
 	c, br := dial(t, addr)
 	var all strings.Builder
@@ -400,7 +399,7 @@ func TestPolicyOverSocketPipelined(t *testing.T) {
 }
 
 func TestPolicyMalformedClosesOnlyThatConnection(t *testing.T) {
-	_, addr := startPolicy(t, nil)
+	_, addr := startPolicy(t, nil, false, 0)
 	for _, bad := range []string{
 		"protocol_state RCPT\n\n",
 		"recipient=" + strings.Repeat("a", MaxLine) + "\n\n",
@@ -427,7 +426,7 @@ func TestPolicyMalformedClosesOnlyThatConnection(t *testing.T) {
 
 func TestPolicyConcurrentConnections(t *testing.T) {
 	st := &fakeStore{}
-	_, addr := startPolicy(t, st)
+	_, addr := startPolicy(t, st, false, 0)
 	valid := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
 	const conns, each = 40, 25
 	var wg sync.WaitGroup
@@ -469,66 +468,61 @@ func TestPolicyConcurrentConnections(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	// Only the valid tags were looked up and counted, once each.
-	if n := st.counted(); n != conns*each/2 {
-		t.Errorf("%d counted store queries, want %d", n, conns*each/2)
+	// Valid tags asked about without counting; bad tags counted against
+	// the client.
+	if n, all := st.counted(), len(st.queries); n != conns*each/2 || all != conns*each {
+		t.Errorf("%d store queries, %d counted; want %d, %d", all, n, conns*each, conns*each/2)
 	}
 }
 
 func TestPolicyStoreHangs(t *testing.T) {
 	for _, ignore := range []bool{false, true} {
 		st := &fakeStore{hang: true, ignoreCtx: ignore}
-		_, addr := startPolicy(t, st, WithStoreTimeout(100*time.Millisecond))
+		_, addr := startPolicy(t, st, false, 100*time.Millisecond)
 		c, br := dial(t, addr)
 		start := time.Now()
-		io.WriteString(c, policyReq("DATA", "", "alice@example.com", "recipient_count=1"))
-		got := readReply(t, br)
-		if got != TempfailAction {
-			t.Errorf("ignoreCtx=%v: %q, want %q", ignore, got, TempfailAction)
+		valid := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
+		// A valid tag still passes on its HMAC, within the budget.
+		io.WriteString(c, policyReq("RCPT", "", valid))
+		if got := readReply(t, br); got != "DUNNO" {
+			t.Errorf("valid tag with the store hung: %q", got)
 		}
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("ignoreCtx=%v: answered after %s", ignore, d)
-		}
-		// A valid tag still passes on its HMAC.
-		io.WriteString(c, policyReq("RCPT", "", sign(t, "alice@example.com", 2, "policy-secret", policyNow)))
-		if got := readReply(t, br); got != "DUNNO" {
-			t.Errorf("valid tag with the store hung: %q", got)
 		}
 	}
 }
 
 func TestPolicyStorePanics(t *testing.T) {
-	_, addr := startPolicy(t, &fakeStore{panicking: true})
+	_, addr := startPolicy(t, &fakeStore{panicking: true}, false, 0)
 	c, br := dial(t, addr)
-	io.WriteString(c, policyReq("DATA", "", "alice@example.com", "recipient_count=1"))
-	if got := readReply(t, br); got != TempfailAction {
-		t.Fatalf("%q, want %q", got, TempfailAction)
+	io.WriteString(c, policyReq("RCPT", "", sign(t, "alice@example.com", 2, "policy-secret", policyNow)))
+	if got := readReply(t, br); got != "DUNNO" {
+		t.Fatalf("%q, want DUNNO", got)
 	}
 }
 
 func TestPolicyCountsOncePerMessage(t *testing.T) {
-	// Policy only: DATA decides and counts; END-OF-MESSAGE of the same
-	// message (same instance) neither decides nor counts again.
+	// Policy only: RCPT asks, END-OF-MESSAGE counts once.
 	st := &fakeStore{}
-	_, addr := startPolicy(t, st)
+	valid := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
+	_, addr := startPolicy(t, st, false, 0)
 	c, br := dial(t, addr)
-	io.WriteString(c, policyReq("DATA", "", "alice@tagmode.example", "recipient_count=1"))
-	if got := readReply(t, br); !strings.HasPrefix(got, "PREPEND X-Bounce-Check: fail") {
-		t.Fatalf("DATA: %q", got)
-	}
-	io.WriteString(c, policyReq("END-OF-MESSAGE", "", "alice@tagmode.example", "recipient_count=1"))
-	if got := readReply(t, br); got != "DUNNO" {
-		t.Fatalf("END-OF-MESSAGE: %q", got)
+	io.WriteString(c, policyReq("RCPT", "", valid)+policyReq("DATA", "", valid, "recipient_count=1")+
+		policyReq("END-OF-MESSAGE", "", valid, "recipient_count=1"))
+	for _, want := range []string{"DUNNO", "PREPEND X-Bounce-Check: pass", "DUNNO"} {
+		if got := readReply(t, br); !strings.HasPrefix(got, want) {
+			t.Fatalf("%q, want %q", got, want)
+		}
 	}
 	if n := st.counted(); n != 1 {
 		t.Fatalf("counted %d times, want 1", n)
 	}
 	// With the milter: nothing counted by the policy service.
 	st2 := &fakeStore{}
-	_, addr2 := startPolicy(t, st2, WithMilter(true))
+	_, addr2 := startPolicy(t, st2, true, 0)
 	c2, br2 := dial(t, addr2)
-	io.WriteString(c2, policyReq("RCPT", "", sign(t, "alice@example.com", 2, "policy-secret", policyNow))+
-		policyReq("DATA", "", "alice@example.com", "recipient_count=1"))
+	io.WriteString(c2, policyReq("RCPT", "", valid)+policyReq("DATA", "", valid, "recipient_count=1"))
 	readReply(t, br2)
 	if got := readReply(t, br2); got != "DUNNO" {
 		t.Fatalf("DATA with the milter: %q", got)
@@ -539,7 +533,7 @@ func TestPolicyCountsOncePerMessage(t *testing.T) {
 }
 
 func TestPolicyShutdownClosesIdle(t *testing.T) {
-	p := NewPolicy(policyEngine(t, ""), nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	p := NewService(Options{Settings: Settings{Engine: policyEngine(t, "")}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -562,14 +556,18 @@ func TestPolicyShutdownClosesIdle(t *testing.T) {
 	}
 }
 
-func TestDecidedSetBounded(t *testing.T) {
-	var d decidedSet
+func TestMessageSetBounded(t *testing.T) {
+	var d messageSet
 	d.init(3)
-	for _, id := range []string{"a", "b", "c", "d"} {
-		d.add(id)
+	a := d.get("a")
+	for _, id := range []string{"b", "c", "d"} {
+		d.get(id)
 	}
-	if d.has("a") || !d.has("b") || !d.has("d") || len(d.set) != 3 || d.has("") {
-		t.Fatalf("set %v", d.set)
+	if d.len() != 3 || d.get("") != nil {
+		t.Fatalf("%d remembered", d.len())
+	}
+	if d.get("d") == nil || d.get("a") == a {
+		t.Fatal("the oldest message was not forgotten")
 	}
 }
 
@@ -577,7 +575,7 @@ func TestDecidedSetBounded(t *testing.T) {
 // TCP (a forged tag: one HMAC, no store), sequentially on one connection,
 // and in parallel on one connection per goroutine as smtpd processes do.
 func BenchmarkPolicySocket(b *testing.B) {
-	p := NewPolicy(policyEngine(b, ""), nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	p := NewService(Options{Settings: Settings{Engine: policyEngine(b, "")}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -618,22 +616,23 @@ func BenchmarkPolicySocket(b *testing.B) {
 }
 
 func TestAnswerInternalError(t *testing.T) {
-	// An engine without a key ring panics on the first tag it verifies;
+	// An engine whose clock panics fails on the first tag it verifies;
 	// the service answers per inbound.on_error instead of dying.
-	for _, tc := range []struct{ conf, want string }{
-		{"", Dunno},
-		{"[inbound]\non_error = \"tempfail\"\n", TempfailAction},
-		{"[inbound]\non_error = \"reject\"\n", "550 5.3.0 Bounce check failed"},
+	for _, tc := range []struct {
+		act  backscatter.ErrorAction
+		want string
+	}{
+		{backscatter.ErrorAccept, Dunno},
+		{backscatter.ErrorTempfail, TempfailAction},
+		{backscatter.ErrorReject, "550 5.3.0 Bounce check failed"},
 	} {
-		cfg, err := config.Parse([]byte(policyTop+tc.conf+policyConf), "t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := NewPolicy(backscatter.NewEngine(cfg, nil, nil), nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-		tag := sign(t, "alice@example.com", 2, "policy-secret", time.Now())
+		e := policyEngine(t, "")
+		e.Now = func() time.Time { panic("clock broke") }
+		p := NewService(Options{Settings: Settings{Engine: e, OnError: tc.act}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		tag := sign(t, "alice@example.com", 2, "policy-secret", policyNow)
 		got := p.Answer(Request{ProtocolState: "RCPT", Recipient: tag})
 		if got.Action != tc.want {
-			t.Errorf("on_error %q: %q, want %q", tc.conf, got.Action, tc.want)
+			t.Errorf("on_error %s: %q, want %q", tc.act, got.Action, tc.want)
 		}
 	}
 }

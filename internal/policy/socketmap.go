@@ -47,13 +47,19 @@ type Socketmap struct {
 	server
 }
 
+// SocketmapOptions configure a Socketmap.
+type SocketmapOptions struct {
+	Engine *backscatter.Engine
+	Logger *slog.Logger
+}
+
 // NewSocketmap makes a socketmap service.
-func NewSocketmap(e *backscatter.Engine, log *slog.Logger) *Socketmap {
-	if log == nil {
-		log = slog.Default()
+func NewSocketmap(o SocketmapOptions) *Socketmap {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
-	s := &Socketmap{log: log}
-	s.engine.Store(e)
+	s := &Socketmap{log: o.Logger}
+	s.engine.Store(o.Engine)
 	s.server.handle = s.serveConn
 	return s
 }
@@ -98,7 +104,10 @@ func (s *Socketmap) serveConn(c net.Conn) {
 			reply = s.Lookup(name, key)
 		}
 		writeNetstring(bw, reply)
-		if br.Buffered() == 0 {
+		if br.Buffered() == 0 || bw.Buffered() >= 4096 {
+			// A client that pipelines and never reads must not pin this
+			// goroutine: every write has a deadline.
+			_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := bw.Flush(); err != nil {
 				return
 			}

@@ -21,12 +21,12 @@ func testEngine(t *testing.T) *backscatter.Engine {
 		t.Fatal(err)
 	}
 	ks, _ := backscatter.ParseKeys(strings.NewReader("1 sm-secret\n"), "k")
-	return backscatter.NewEngine(cfg, backscatter.NewKeyRing(ks), nil)
+	return backscatter.New(cfg.Engine(nil), backscatter.NewKeyRing(ks))
 }
 
 func startSocketmap(t *testing.T) (*Socketmap, string) {
 	t.Helper()
-	sm := NewSocketmap(testEngine(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sm := NewSocketmap(SocketmapOptions{Engine: testEngine(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

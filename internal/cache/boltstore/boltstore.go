@@ -293,6 +293,7 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 					continue
 				}
 				f.Sent, f.MatchedMessageID = rec, given[i]
+				f.SenderMatch = q.SenderMatches(rec.Sender)
 				break ids
 			}
 		}

@@ -312,8 +312,8 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 					tagB = pl.Get(ctx, base+":b")
 				}
 			}
-			if q.Recipient != "" {
-				rc = s.floodCmd(ctx, pl, "fr", s.h.Recipient(q.Recipient), s.cfg.Flood.RecipientLimit, q)
+			if k := q.FloodKey(); k != "" {
+				rc = s.floodCmd(ctx, pl, "fr", s.h.Recipient(k), s.cfg.Flood.RecipientLimit, q)
 			}
 			if q.ClientIP != "" {
 				ic = s.floodCmd(ctx, pl, "fi", s.h.ClientIP(q.ClientIP), s.cfg.Flood.ClientLimit, q)
@@ -340,6 +340,7 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 				continue
 			}
 			f.Sent, f.MatchedMessageID = rec, given[i]
+			f.SenderMatch = q.SenderMatches(rec.Sender)
 			break
 		}
 		if tag != "" {

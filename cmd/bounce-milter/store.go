@@ -6,14 +6,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/bounce-milter/bounce-milter/internal/backscatter"
-	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/cache/backend"
 	"github.com/bounce-milter/bounce-milter/internal/config"
-	"github.com/bounce-milter/bounce-milter/internal/evidence"
 	"github.com/bounce-milter/bounce-milter/internal/metrics"
-	"github.com/bounce-milter/bounce-milter/internal/milter"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -24,9 +20,8 @@ type storeHandle struct {
 	metrics *metrics.Metrics // never nil; also the store's cache.Observer
 }
 
-func (h storeHandle) Store() cache.Store        { return h.store }
-func (h storeHandle) observer() milter.Observer { return h.metrics }
-func (h storeHandle) timeout() time.Duration    { return h.cfg.Timeout }
+func (h storeHandle) Store() cache.Store     { return h.store }
+func (h storeHandle) timeout() time.Duration { return h.cfg.Timeout }
 func (h storeHandle) Close() error {
 	if h.store == nil {
 		return nil
@@ -50,6 +45,11 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 	m := newMetrics(cfg)
 	cc := cfg.Store.Cache()
 	cc.Observer = m
+	// Records live as long as the longest tag lifetime needs (a domain's
+	// lifetime may exceed the retention configured).
+	if ttl := cfg.MaxRecordTTL(); cc.Retention < ttl {
+		cc.Retention = ttl
+	}
 	st, err := backend.Open(cc, cfg.DataDir, log)
 	if err != nil {
 		return storeHandle{}, "", err
@@ -79,44 +79,4 @@ func applyRedisFlag(cfg *config.Config, url string) error {
 	cfg.Store.Backend = cache.BackendRedis
 	cfg.Store.Redis.URL = url
 	return nil
-}
-
-// newAnalyzer is the bounce analysis the milter runs on buffered bounces:
-// DKIM evidence for our domains, relay evidence for our relays.
-func newAnalyzer(cfg *config.Config) milter.Analyzer {
-	return milter.ReportAnalyzer{
-		Limits: bounce.Limits{MaxBytes: int64(cfg.Inbound.MaxMessageBytes)},
-		Evidence: evidence.EvidenceOptions{
-			OurDomains:  cfg.DomainNames(),
-			OurRelays:   cfg.Inbound.Relays,
-			DKIMTimeout: 3 * time.Second,
-		},
-	}
-}
-
-type extraService struct {
-	name     string
-	run      func() error
-	shutdown func(context.Context) error
-}
-
-func startExtraServices(ctx context.Context, cfg *config.Config, e *backscatter.Engine, store storeHandle, log *slog.Logger, svc *services) ([]extraService, error) {
-	var out []extraService
-	// A reload changes our domains: the only domain label values.
-	svc.extra = append(svc.extra, func(e *backscatter.Engine) { store.metrics.SetDomains(e.Config().DomainNames()) })
-	if cfg.Listen.Policy.IsSet() {
-		p, err := startPolicyService(cfg, e, store, log, svc)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	if cfg.Listen.Metrics != "" {
-		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), log)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, nil
 }

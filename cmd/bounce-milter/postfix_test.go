@@ -1,0 +1,113 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+)
+
+func TestPostfixConfigDeployments(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args         []string
+		want, absent []string
+	}{
+		{nil, []string{
+			"# bounce-milter deployment: milter and socketmap\n",
+			"smtpd_milters = unix:",
+			"recipient_canonical_maps = socketmap:unix:",
+			"defers ALL incoming mail",
+			"milter_default_action = accept\n",
+			"-o milter_default_action=tempfail\n",
+			"-o milter_macro_daemon_name=ORIGINATING\n",
+		}, []string{"check_policy_service", "regexp:", "mail still flows"}},
+		{[]string{"--socketmap", "off"}, []string{
+			"# bounce-milter deployment: milter only, regexp map\n",
+			"recipient_canonical_maps = regexp:" + RegexpMapPath + "\n",
+			"postfix-config --regexp-map > " + RegexpMapPath,
+		}, []string{"socketmap:", "check_policy_service"}},
+		{[]string{"--policy", "inet:127.0.0.1:8893"}, []string{
+			"reject_unauth_destination, check_policy_service { inet:127.0.0.1:8893, default_action=DUNNO }, reject_unlisted_recipient\n",
+			"smtpd_policy_service_default_action = DUNNO\n",
+			"the milter decides untagged bounces",
+		}, []string{"smtpd_data_restrictions =", "smtpd_end_of_data_restrictions ="}},
+		{[]string{"--policy", "unix:/run/bm/policy", "--milter", "off", "--socketmap", "off"}, []string{
+			"# bounce-milter deployment: policy service only, regexp map (no milter)\n",
+			"smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, check_policy_service { unix:/run/bm/policy, default_action=DUNNO }, reject_unlisted_recipient\n",
+			"smtpd_data_restrictions = check_policy_service { unix:/run/bm/policy, default_action=DUNNO }\n",
+			"smtpd_end_of_data_restrictions = check_policy_service { unix:/run/bm/policy, default_action=DUNNO }\n",
+			"recipient_canonical_maps = regexp:",
+			"nothing signs outbound mail here",
+		}, []string{"smtpd_milters"}},
+		{[]string{"--domains", "example.com", "--grace", "10d"}, []string{
+			"#   example.com: mode reject from ",
+			"(grace period: untagged bounces without evidence accepted until then)",
+		}, nil},
+	} {
+		out, errOut, code := runCLI(t, append([]string{"postfix-config", "--data-dir", dir}, tc.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: no %q in\n%s", tc.args, w, out)
+			}
+		}
+		for _, a := range tc.absent {
+			if strings.Contains(out, a) {
+				t.Errorf("%v: %q should not be in\n%s", tc.args, a, out)
+			}
+		}
+	}
+}
+
+// The regexp map strips every tag form of our domains, and nothing else.
+// (Postfix's regexp tables are POSIX extended expressions matched without
+// case; these patterns mean the same in Go's syntax.)
+func TestRegexpMap(t *testing.T) {
+	e := backscatter.New(backscatter.Settings{Domains: map[string]backscatter.Domain{
+		"example.com": {}, "sub.example": {Delimiter: '-'},
+	}}, nil)
+	m := regexpMap(e)
+	type rule struct {
+		re   *regexp.Regexp
+		repl string
+	}
+	var rules []rule
+	for _, line := range strings.Split(m, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		pat, repl, ok := strings.Cut(line, "\t")
+		if !ok || !strings.HasPrefix(pat, "/") || !strings.HasSuffix(pat, "/") {
+			t.Fatalf("bad line %q", line)
+		}
+		rules = append(rules, rule{regexp.MustCompile("(?i)" + pat[1:len(pat)-1]), repl})
+	}
+	lookup := func(addr string) string {
+		for _, r := range rules {
+			if sm := r.re.FindStringSubmatchIndex(addr); sm != nil {
+				return string(r.re.ExpandString(nil, strings.NewReplacer("${1}", "$1", "${2}", "$2").Replace(r.repl), addr, sm))
+			}
+		}
+		return ""
+	}
+	for in, want := range map[string]string{
+		"prvs=1234abcdef=alice@example.com":                "alice@example.com",
+		"PRVS=1234ABCDEF=alice@EXAMPLE.COM":                "alice@EXAMPLE.COM",
+		"alice+prvs=1234abcdef@example.com":                "alice@example.com",
+		"alice-prvs=1234abcdef@sub.example":                "alice@sub.example",
+		"vrp=1234abcdef0123456789=mfrgg=alice@example.com": "alice@example.com",
+		"prvs=1234abcdef=bob@other.example":                "",
+		"prvs=234d5777c=alice@example.com":                 "",
+		"alice@example.com":                                "",
+		"prvs=1234abcdef=alice@example.com.evil.test":      "",
+		"alice+prvs=1234abcdef@sub.example":                "",
+	} {
+		if got := lookup(in); got != want {
+			t.Errorf("%s -> %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/dkimcheck"
+	"github.com/bounce-milter/bounce-milter/internal/milter"
+	"github.com/bounce-milter/bounce-milter/internal/policy"
+)
+
+// service is one thing serve runs: every service is started, reloaded
+// and stopped the same way.
+type service struct {
+	name     string
+	run      func() error
+	shutdown func(context.Context) error
+	// apply takes a new runtime (reload); nil when the service has
+	// nothing that depends on the configuration.
+	apply func(*runtime)
+}
+
+// services is what serve runs, and what else a reload must reach.
+type services struct {
+	list  []service
+	hooks []func(*runtime)
+}
+
+// apply swaps a new runtime into every service at once.
+func (s *services) apply(rt *runtime) {
+	for _, x := range s.list {
+		if x.apply != nil {
+			x.apply(rt)
+		}
+	}
+	for _, h := range s.hooks {
+		h(rt)
+	}
+}
+
+// startServices listens on every configured endpoint and builds the
+// services; nothing runs yet. On error, what was opened is closed.
+func startServices(rt *runtime, store storeHandle, log *slog.Logger) (*services, error) {
+	cfg := rt.cfg
+	svc := &services{}
+	var opened []net.Listener
+	fail := func(err error) (*services, error) {
+		for _, ln := range opened {
+			ln.Close()
+		}
+		return nil, err
+	}
+	lis := func(name string, ep config.Endpoint) (net.Listener, error) {
+		ln, err := listen(ep, cfg.Listen.SocketMode, cfg.Listen.SocketGroup)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot listen on %s: %w", name, ep, err)
+		}
+		opened = append(opened, ln)
+		return ln, nil
+	}
+	if cfg.Listen.Milter.IsSet() {
+		ln, err := lis("milter", cfg.Listen.Milter)
+		if err != nil {
+			return fail(err)
+		}
+		m := milter.New(milter.Options{
+			Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
+			DKIM:         dkimcheck.Checker{Timeout: 3 * time.Second}.Verify,
+			StoreTimeout: store.timeout(),
+		})
+		svc.list = append(svc.list, service{name: "milter " + cfg.Listen.Milter.String(),
+			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
+			apply: func(rt *runtime) { m.SetSettings(rt.milter) }})
+	}
+	if cfg.Listen.Socketmap.IsSet() {
+		ln, err := lis("socketmap", cfg.Listen.Socketmap)
+		if err != nil {
+			return fail(err)
+		}
+		sm := policy.NewSocketmap(policy.SocketmapOptions{Engine: rt.engine, Logger: log})
+		svc.list = append(svc.list, service{name: "socketmap " + cfg.Listen.Socketmap.String(),
+			run: func() error { return sm.Serve(ln) }, shutdown: sm.Shutdown,
+			apply: func(rt *runtime) { sm.SetEngine(rt.engine) }})
+	}
+	if cfg.Listen.Policy.IsSet() {
+		ln, err := lis("policy", cfg.Listen.Policy)
+		if err != nil {
+			return fail(err)
+		}
+		p := policy.NewService(policy.Options{Settings: rt.policy, Store: store.Store(), Logger: log,
+			Observer: store.metrics, StoreTimeout: store.timeout(), WithMilter: cfg.Listen.Milter.IsSet()})
+		if cfg.Listen.Milter.IsSet() {
+			log.Info("policy service: tags checked at RCPT; counting and untagged bounces left to the milter (serve --milter off for policy only)")
+		} else {
+			log.Info("policy service without the milter: tags checked at RCPT, counted at END-OF-MESSAGE; untagged bounces are marked, not judged (no body); nothing is signed here")
+		}
+		svc.list = append(svc.list, service{name: "policy " + cfg.Listen.Policy.String(),
+			run: func() error { return p.Serve(ln) }, shutdown: p.Shutdown,
+			apply: func(rt *runtime) { p.SetSettings(rt.policy) }})
+	}
+	if cfg.Listen.Metrics != "" {
+		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), log)
+		if err != nil {
+			return fail(err)
+		}
+		svc.list = append(svc.list, x)
+	}
+	// The metrics label only our domains: a reload changes them.
+	store.metrics.SetDomains(rt.engine.DomainNames())
+	svc.hooks = append(svc.hooks, func(rt *runtime) { store.metrics.SetDomains(rt.engine.DomainNames()) })
+	return svc, nil
+}
+
+// listen opens one endpoint. A unix socket goes in a directory of its
+// own, and it and the socket belong to group (when given, or "postfix"
+// when that group exists and the process may give files to it) with mode
+// socketMode, so that Postfix can connect and other local users cannot:
+// whoever reaches the milter socket can have any of our addresses signed.
+func listen(ep config.Endpoint, socketMode, group string) (net.Listener, error) {
+	if ep.Network != "unix" {
+		return net.Listen(ep.Network, ep.Address)
+	}
+	gid := -1
+	switch {
+	case group != "":
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return nil, fmt.Errorf("listen.socket_group %q: %w", group, err)
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	case os.Geteuid() == 0:
+		if g, err := user.LookupGroup("postfix"); err == nil {
+			gid, _ = strconv.Atoi(g.Gid)
+		}
+	}
+	dir := filepath.Dir(ep.Address)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, err
+		}
+		if gid >= 0 {
+			if err := os.Chown(dir, -1, gid); err != nil {
+				return nil, fmt.Errorf("socket directory %s: %w", dir, err)
+			}
+		}
+	}
+	// A socket left by a previous run that crashed.
+	if fi, err := os.Lstat(ep.Address); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+		if c, err := net.Dial("unix", ep.Address); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another process is listening there", ep)
+		}
+		os.Remove(ep.Address)
+	}
+	ln, err := net.Listen(ep.Network, ep.Address)
+	if err != nil {
+		return nil, err
+	}
+	mode, _ := strconv.ParseUint(socketMode, 8, 32)
+	if gid >= 0 {
+		if err := os.Chown(ep.Address, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("socket %s: %w", ep.Address, err)
+		}
+	}
+	if err := os.Chmod(ep.Address, fs.FileMode(mode)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
