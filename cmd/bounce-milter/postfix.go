@@ -87,14 +87,23 @@ func postfixLines(cfg *config.Config, e *backscatter.Engine, now time.Time) stri
 	case smOn:
 		deployment = "socketmap only"
 	}
+	signOn := cfg.Listen.Sign.IsSet()
+	if signOn {
+		deployment += "; sign-only milter on submission"
+	}
 	fmt.Fprintf(&b, "# bounce-milter deployment: %s\n", deployment)
 	b.WriteString("# --- main.cf (postconf -e '...' each line, then postfix reload) ---\n")
+	signer := cfg.Listen.Milter
+	if signOn {
+		signer = cfg.Listen.Sign
+	}
 	if milterOn {
-		m := config.PostfixEndpoint(cfg.Listen.Milter)
 		b.WriteString("# Mail from SMTP clients: sign our users' senders, check bounces to us.\n")
-		fmt.Fprintf(&b, "smtpd_milters = %s\n", m)
+		fmt.Fprintf(&b, "smtpd_milters = %s\n", config.PostfixEndpoint(cfg.Listen.Milter))
+	}
+	if milterOn || signOn {
 		b.WriteString("# Mail from sendmail(1)/pickup: signed, never rejected.\n")
-		fmt.Fprintf(&b, "non_smtpd_milters = %s\n", m)
+		fmt.Fprintf(&b, "non_smtpd_milters = %s\n", config.PostfixEndpoint(signer))
 		b.WriteString("# At the MX: if bounce-milter is down, the milter step is skipped and mail\n" +
 			"# flows unchecked and unsigned (the submission service below waits instead).\n")
 		b.WriteString("milter_default_action = accept\n")
@@ -129,6 +138,11 @@ func postfixLines(cfg *config.Config, e *backscatter.Engine, now time.Time) stri
 		"# bounce-milter is down, their mail waits (4xx) rather than leave unsigned ---\n")
 	b.WriteString("submission inet n - y - - smtpd\n  -o syslog_name=postfix/submission\n  -o smtpd_tls_security_level=encrypt\n" +
 		"  -o smtpd_sasl_auth_enable=yes\n  -o milter_macro_daemon_name=ORIGINATING\n  -o milter_default_action=tempfail\n")
+	if signOn {
+		fmt.Fprintf(&b, "  -o smtpd_milters=%s\n", config.PostfixEndpoint(cfg.Listen.Sign))
+	} else if !milterOn {
+		b.WriteString("# (No milter here signs: sign on the outbound relays, or set listen.sign.)\n")
+	}
 	if st := e.Status(now); len(st) > 0 {
 		b.WriteString("\n# Our domains (what bounce-milter does for each):\n")
 		for _, s := range st {
@@ -166,7 +180,7 @@ func policyLines(cfg *config.Config) string {
 		"# said DUNNO (the default is \"451 4.3.5\", which defers all mail). The per-service\n" +
 		"# default_action above needs Postfix 3.0; this is the global one.\n")
 	b.WriteString("smtpd_policy_service_default_action = DUNNO\n")
-	if !cfg.Listen.Milter.IsSet() {
+	if !cfg.Listen.Milter.IsSet() && !cfg.Listen.Sign.IsSet() {
 		b.WriteString("# Policy only: nothing signs outbound mail here (a policy service cannot change the\n" +
 			"# sender). Sign on the outbound relays with the milter, the same key file and the\n" +
 			"# same store.\n")

@@ -15,7 +15,8 @@ func TestPostfixConfigDeployments(t *testing.T) {
 		want, absent []string
 	}{
 		{nil, []string{
-			"# bounce-milter deployment: milter and socketmap\n",
+			"# bounce-milter deployment: milter and socketmap; sign-only milter on submission\n",
+			"-o smtpd_milters=unix:",
 			"smtpd_milters = unix:",
 			"recipient_canonical_maps = socketmap:unix:",
 			"defers ALL incoming mail",
@@ -24,7 +25,7 @@ func TestPostfixConfigDeployments(t *testing.T) {
 			"-o milter_macro_daemon_name=ORIGINATING\n",
 		}, []string{"check_policy_service", "regexp:", "mail still flows"}},
 		{[]string{"--socketmap", "off"}, []string{
-			"# bounce-milter deployment: milter only, regexp map\n",
+			"# bounce-milter deployment: milter only, regexp map; sign-only milter on submission\n",
 			"recipient_canonical_maps = regexp:" + RegexpMapPath + "\n",
 			"postfix-config --regexp-map > " + RegexpMapPath,
 		}, []string{"socketmap:", "check_policy_service"}},

@@ -24,13 +24,14 @@ import (
 // serveFlags are the essentials that can be given without a config file;
 // a flag given overrides the file.
 type serveFlags struct {
-	config, milter, socketmap, policy, domains, keyFile, dataDir, mode, grace, redis, logFormat, logLevel, metrics *string
+	config, milter, sign, socketmap, policy, domains, keyFile, dataDir, mode, grace, redis, logFormat, logLevel, metrics *string
 }
 
 func addServeFlags(fs *flag.FlagSet) serveFlags {
 	return serveFlags{
 		config:    fs.String("config", "", "configuration `file` (TOML); without it everything runs on defaults"),
 		milter:    fs.String("milter", "", "milter listen `address`, unix:PATH or inet:HOST:PORT (default unix:"+config.PostfixSpool+"/bounce-milter/milter.sock)"),
+		sign:      fs.String("sign", "", "sign-only milter listen `address` for the submission service (default without a config: unix:"+config.PostfixSpool+"/bounce-milter/sign.sock; \"off\" to disable)"),
 		socketmap: fs.String("socketmap", "", "socketmap listen `address` (default unix:"+config.PostfixSpool+"/bounce-milter/socketmap.sock; \"off\" to disable)"),
 		policy:    fs.String("policy", "", "policy-delegation listen `address` (default off)"),
 		domains:   fs.String("domains", "", "our domains, comma-separated `list` (added to the config's)"),
@@ -59,8 +60,12 @@ func (f serveFlags) loadConfig() (*config.Config, error) {
 		}
 	} else {
 		cfg = config.Default(*f.dataDir)
+		dir := config.SocketDir(cfg.DataDir)
 		if !cfg.Listen.Socketmap.IsSet() {
-			cfg.Listen.Socketmap = config.Endpoint{Network: "unix", Address: filepath.Join(config.SocketDir(cfg.DataDir), "socketmap.sock")}
+			cfg.Listen.Socketmap = config.Endpoint{Network: "unix", Address: filepath.Join(dir, "socketmap.sock")}
+		}
+		if *f.milter == "" {
+			cfg.Listen.Sign = config.Endpoint{Network: "unix", Address: filepath.Join(dir, "sign.sock")}
 		}
 	}
 	set := func(name, v string, into *config.Endpoint) error {
@@ -76,7 +81,7 @@ func (f serveFlags) loadConfig() (*config.Config, error) {
 		}
 		return nil
 	}
-	if err := errors.Join(set("milter", *f.milter, &cfg.Listen.Milter), set("socketmap", *f.socketmap, &cfg.Listen.Socketmap), set("policy", *f.policy, &cfg.Listen.Policy)); err != nil {
+	if err := errors.Join(set("milter", *f.milter, &cfg.Listen.Milter), set("sign", *f.sign, &cfg.Listen.Sign), set("socketmap", *f.socketmap, &cfg.Listen.Socketmap), set("policy", *f.policy, &cfg.Listen.Policy)); err != nil {
 		return nil, err
 	}
 	if *f.keyFile != "" {

@@ -82,6 +82,17 @@ func startServices(rt *runtime, store storeHandle, log *slog.Logger) (*services,
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
 			apply: func(rt *runtime) { m.SetSettings(rt.milter) }})
 	}
+	if cfg.Listen.Sign.IsSet() {
+		ln, err := lis("sign", cfg.Listen.Sign)
+		if err != nil {
+			return fail(err)
+		}
+		m := milter.New(milter.Options{Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
+			StoreTimeout: store.timeout(), SignOnly: true})
+		svc.list = append(svc.list, service{name: "sign-only milter " + cfg.Listen.Sign.String(),
+			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
+			apply: func(rt *runtime) { m.SetSettings(rt.milter) }})
+	}
 	if cfg.Listen.Socketmap.IsSet() {
 		ln, err := lis("socketmap", cfg.Listen.Socketmap)
 		if err != nil {

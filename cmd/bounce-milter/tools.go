@@ -90,7 +90,7 @@ func (t tagFlags) load(cmd string, pos []string, stderr io.Writer) (*backscatter
 		fmt.Fprintf(stderr, "%s: --delimiter %q: want one character\n", cmd, *t.delim)
 		return nil, time.Time{}, 0, false
 	}
-	ks, err := keyfile.Load(*t.keyFile)
+	ks, err := keyfile.LoadForTool(*t.keyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return nil, time.Time{}, 0, false

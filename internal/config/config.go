@@ -60,7 +60,11 @@ type Config struct {
 // Listen says where the services listen: "inet:HOST:PORT" or "unix:PATH";
 // empty turns a service off.
 type Listen struct {
-	Milter    Endpoint `toml:"milter"`
+	Milter Endpoint `toml:"milter"`
+	// Sign is a second milter that only signs: the submission service
+	// uses it (-o smtpd_milters=...), which costs Postfix less than the
+	// full milter and keeps judging bounces at the MX only.
+	Sign      Endpoint `toml:"sign"`
 	Socketmap Endpoint `toml:"socketmap"`
 	Policy    Endpoint `toml:"policy"`
 	// Metrics is HOST:PORT for the Prometheus endpoint and /healthz.

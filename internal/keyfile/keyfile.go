@@ -27,8 +27,16 @@ import (
 // and comments.
 const maxSize = 1 << 20
 
-// Load reads and checks one key file.
-func Load(path string) (*backscatter.KeySet, error) {
+// Load reads and checks one key file for the daemon: the file must belong
+// to the daemon's user or root.
+func Load(path string) (*backscatter.KeySet, error) { return load(path, true) }
+
+// LoadForTool is Load for the command-line tools (sign, verify): run by
+// root, they may read the daemon's key file, which belongs to the daemon's
+// user. Everything else is checked as for the daemon.
+func LoadForTool(path string) (*backscatter.KeySet, error) { return load(path, os.Geteuid() != 0) }
+
+func load(path string, checkOwner bool) (*backscatter.KeySet, error) {
 	// O_NONBLOCK: opening a FIFO for reading blocks until a writer shows
 	// up; non-blocking, it opens at once and the check below refuses it.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
@@ -43,7 +51,7 @@ func Load(path string) (*backscatter.KeySet, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("key file %s: not a regular file (%s)", path, fi.Mode().Type())
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && checkOwner {
 		if uid := uint32(os.Geteuid()); st.Uid != uid && st.Uid != 0 {
 			return nil, fmt.Errorf("key file %s: owned by uid %d, not by this process's user (uid %d) or root; run: chown %d %s",
 				path, st.Uid, uid, uid, path)

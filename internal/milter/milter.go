@@ -88,6 +88,11 @@ type Options struct {
 	StoreTimeout time.Duration
 	// DKIMTimeout bounds the DKIM check of one message.
 	DKIMTimeout time.Duration
+	// SignOnly makes a milter for a submission service: it signs and
+	// records our users' mail and judges nothing (Postfix's
+	// "-o smtpd_milters=" on that service points at it), so it asks
+	// Postfix for less.
+	SignOnly bool
 }
 
 // Server is the milter service.
@@ -309,6 +314,9 @@ func (ss *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (resp *go
 	}
 	if ss.msg.outbound != "" {
 		ss.msg.rcpts = append(ss.msg.rcpts, rcpt)
+	}
+	if ss.s.opts.SignOnly {
+		return gomilter.RespContinue, nil
 	}
 	r := e.CheckRecipient(rcpt)
 	if !r.Ours {

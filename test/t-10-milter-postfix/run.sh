@@ -130,15 +130,20 @@ out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --quit-after RCPT)
 expect_reply "$out" '<\*\* 4[0-9][0-9] ' "daemon down, socketmap configured"
 ok "daemon down with the socketmap configured: Postfix defers (451), nothing lost"
 
-# 7b. Milter-only deployment (no socketmap): the milter strips valid tags
-# itself, and when it is stopped mail flows (milter_default_action = accept).
-postconf -c "$T/pf/etc" -e "recipient_canonical_maps =" && postfix -c "$T/pf/etc" reload >/dev/null 2>&1
+# 7b. Milter-only deployment (no socketmap): the static regexp map that
+# postfix-config prints strips the valid tag, and when the milter is stopped
+# mail flows (milter_default_action = accept).
+"$BM" postfix-config --config "$T/bm.toml" --regexp-map > "$T/pf/etc/tags.regexp"
+postconf -c "$T/pf/etc" -e "recipient_canonical_maps = regexp:$T/pf/etc/tags.regexp" && postfix -c "$T/pf/etc" reload >/dev/null 2>&1
 start_bm bm --config "$T/bm.toml" --socketmap off
 wait_port "$MILTER_PORT"
 sleep 1
 deliver "milter only: bounce to valid tag" "$PF_PORT" --from '<>' --to "$TAG"
-[ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "milter did not strip the tag: $(sink_line $n | json_field to)"
-ok "milter-only: the milter strips the valid tag"
+[ "$(sink_line $n | json_field to)" = alice@example.com ] || fail "tag not stripped: $(sink_line $n | json_field to)"
+ok "milter-only: the regexp map strips the valid tag"
+out=$(smtp "$PF_PORT" --from '<>' --to "$forged" --quit-after RCPT)
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*bad-signature' "milter only: forged tag"
+ok "milter-only: a forged tag is still refused at RCPT"
 stop_pid "$bm_PID"
 deliver "milter down" "$PF_PORT" --from '<>' --to alice@example.com
 ok "milter down: mail flows"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The policy-delegation service inside a real Postfix (check_policy_service):
 # A. policy only (no milter): forged, expired and unknown-key tags refused
-#    at RCPT, callout probes pass, untagged bounces decided at DATA per the
-#    domain's mode, verdict headers prepended;
+#    at RCPT whoever sends, callout probes pass and count nothing, bounces
+#    to valid tags counted at END-OF-MESSAGE, untagged bounces marked "not
+#    checked" (no body to read: never refused), verdict headers prepended;
 # B. policy + milter from one config, both on unix sockets: tags
 #    refused at RCPT by the policy service, untagged bounces left to the
 #    milter (decided after the body), one verdict header;
@@ -69,12 +70,13 @@ grep -q 'service=policy state=RCPT .*verdict=reject .*reason=bad-signature' "$T/
 grep -q 'reason=expired' "$T/bm.log" && grep -q 'reason=unknown-key' "$T/bm.log" || fail "expired/unknown-key decisions not logged"
 ok "policy only: forged, expired, unknown-key tags refused at RCPT"
 
-# A1b. From MAILER-DAEMON too; an ordinary sender is not a bounce.
+# A1b. From MAILER-DAEMON too, and from an ordinary sender (an auto-reply):
+# a forged tag of ours is never a real mailbox.
 out=$(smtp "$PF_PORT" --from MAILER-DAEMON@mx.example.org --to "$forged" --quit-after RCPT)
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*bad-signature' "MAILER-DAEMON sender"
 out=$(smtp "$PF_PORT" --from bob@example.org --to "$forged" --quit-after RCPT)
-expect_reply "$out" '<-  250 ' "ordinary sender to a forged tag"
-ok "policy only: MAILER-DAEMON sender refused, ordinary sender not"
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*bad-signature' "ordinary sender to a forged tag"
+ok "policy only: forged tag refused from MAILER-DAEMON and from an ordinary sender"
 
 # A2. A bounce to the valid tag: delivered untagged, with the pass header.
 deliver "policy only: valid tag" "$PF_PORT" --from '<>' --to "$TAG" --header "Subject: Undelivered Mail Returned to Sender"
@@ -88,28 +90,23 @@ out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --quit-after RCPT)
 expect_reply "$out" '<-  250 ' "callout probe"
 ok "policy only: callout probe (MAIL FROM:<>, RCPT, QUIT) passes"
 
-# A4. Untagged bounce, mode reject: RCPT 250, refused at DATA before the body.
-out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --header "Subject: Delivery Status Notification (Failure)")
-expect_reply "$out" '<-  250 .*Ok' "untagged bounce RCPT"
-expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "untagged bounce at DATA"
-grep -q '<-  354' <<<"$out" && fail "untagged bounce: body accepted (354) before the refusal"
-grep -q 'service=policy state=DATA .*verdict=reject .*reason=no-evidence' "$T/bm.log" || fail "DATA decision not logged"
-ok "policy only: untagged bounce refused at DATA (550, no body sent)"
-
-# A5. Tag mode: accepted with a fail header.
-deliver "tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
-sink_has $n '^X-Bounce-Check: fail (untagged bounce; no evidence we sent the original)' || fail "tag mode: no fail header"
-ok "policy only: tag mode delivers with a fail header"
+# A4. Untagged bounce, mode reject: delivered and marked "not checked": the
+# policy service cannot read the body, and refusing on the envelope alone
+# would lose genuine bounces and read receipts to untagged addresses.
+deliver "untagged bounce, mode reject" "$PF_PORT" --from '<>' --to alice@example.com --header "Subject: Delivery Status Notification (Failure)"
+sink_has $n '^X-Bounce-Check: neutral (untagged bounce; not checked here (no body))' || fail "untagged bounce: no not-checked header"
+grep -q 'service=policy state=DATA .*verdict=accept .*reason=not-checked' "$T/bm.log" || fail "DATA decision not logged"
+ok "policy only: untagged bounce delivered, marked not checked"
 
 # A6. postmaster is exempt.
 deliver "postmaster" "$PF_PORT" --from '<>' --to postmaster@example.com
 sink_has $n '^X-Bounce-Check: none (exempt recipient)' || fail "postmaster: no exempt header"
 ok "policy only: postmaster receives untagged bounces"
 
-# A7. Several recipients: the policy service cannot name them at DATA, so
-# it leaves the message alone (documented; the milter decides those).
-deliver "two recipients" "$PF_PORT" --from '<>' --to alice@example.com,bob@example.com
-ok "policy only: untagged bounce to two recipients left undecided (DUNNO)"
+# A7. Several recipients: remembered from RCPT, so the header still comes.
+deliver "two recipients" "$PF_PORT" --from '<>' --to "alice@example.com,$TAG"
+sink_has $n '^X-Bounce-Check: neutral' || fail "two recipients: no header"
+ok "policy only: a bounce to two recipients gets its verdict header"
 
 # A8. Mail that is not a bounce goes through untouched.
 deliver "ordinary mail" "$PF_PORT" --from eve@example.org --to alice@example.com
@@ -128,43 +125,51 @@ for i in $(seq 20); do
 done
 ok "policy only: 20 concurrent SMTP sessions all refused at RCPT"
 
-# A10. SIGHUP reloads the policy service's engine too.
+# A10. SIGHUP reloads the policy service's engine too: a domain added by a
+# reload has its forged tags refused.
+new_forged=$("$BM" sign --key-file "$KEYS" bob@added.example)
+new_forged=${new_forged/=bob@/=mallory@}
+out=$(smtp "$PF_PORT" --from '<>' --to "$new_forged" --quit-after RCPT)
+expect_reply "$out" '<-  250 ' "before the reload: added.example is not ours"
 cp "$T/bm.toml" "$T/bm.toml.orig"
-sed -i 's/^mode = "tag"$/mode = "reject"/' "$T/bm.toml"
+printf '[domains."added.example"]\n' >> "$T/bm.toml"
 kill -HUP "$bm_PID"
 for _ in $(seq 50); do grep -q 'msg=reloaded' "$T/bm.log" && break; sleep 0.1; done
 grep -q 'msg=reloaded' "$T/bm.log" || fail "no reload logged"
-out=$(smtp "$PF_PORT" --from '<>' --to alice@tagmode.example)
-expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "after reload: tagmode.example in mode reject"
+out=$(smtp "$PF_PORT" --from '<>' --to "$new_forged" --quit-after RCPT)
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*bad-signature' "after reload: added.example is ours"
 mv "$T/bm.toml.orig" "$T/bm.toml"
 kill -HUP "$bm_PID"
 for _ in $(seq 50); do [ "$(grep -c 'msg=reloaded' "$T/bm.log")" = 2 ] && break; sleep 0.1; done
 [ "$(grep -c 'msg=reloaded' "$T/bm.log")" = 2 ] || fail "second reload not logged"
 ok "policy only: SIGHUP reload reaches the policy service"
 
-# A11. Also in smtpd_end_of_data_restrictions: a message decided at DATA is
-# not decided (nor counted) again at END-OF-MESSAGE.
+# A11. Also in smtpd_end_of_data_restrictions (as postfix-config prints):
+# a bounce to a valid tag is decided once (header at DATA) and counted once
+# (END-OF-MESSAGE); callout probes count nothing.
 postconf -c "$T/pf/etc" -e "smtpd_end_of_data_restrictions = check_policy_service inet:127.0.0.1:$POL_PORT"
 postfix -c "$T/pf/etc" reload >/dev/null 2>&1
 sleep 1
-deliver "DATA and END-OF-MESSAGE: tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
+TAG2=$("$BM" sign --key-file "$KEYS" carol@example.com)
+deliver "DATA and END-OF-MESSAGE: valid tag" "$PF_PORT" --from '<>' --to "$TAG2"
 [ "$(count_headers $n)" = 1 ] || fail "DATA and END-OF-MESSAGE: $(count_headers $n) verdict headers"
 qid=$(grep -oE 'queued as [0-9A-F]+' <<<"$out" | awk '{print $3}')
 [ "$(grep -c "queue_id=$qid .*service=policy" "$T/bm.log")" = 1 ] || fail "message $qid decided $(grep -c "queue_id=$qid .*service=policy" "$T/bm.log") times, want once"
 ok "policy only: DATA and END-OF-MESSAGE configured: decided once"
-
-# A12. Only at END-OF-MESSAGE: refused after the body; no PREPEND possible there.
-postconf -c "$T/pf/etc" -e "smtpd_data_restrictions ="
-postfix -c "$T/pf/etc" reload >/dev/null 2>&1
-sleep 1
-out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com)
-expect_reply "$out" '<-  354 ' "END-OF-MESSAGE only: DATA accepted"
-expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "END-OF-MESSAGE only: refused after the body"
-deliver "END-OF-MESSAGE only: tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
-[ "$(count_headers $n)" = 0 ] || fail "END-OF-MESSAGE only: a header was prepended"
-grep -q 'service=policy state=END-OF-MESSAGE .*reason=no-evidence' "$T/bm.log" || fail "END-OF-MESSAGE decision not logged"
-postconf -c "$T/pf/etc" -e "smtpd_end_of_data_restrictions =" "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POL_PORT"
-ok "policy only: at END-OF-MESSAGE, refused after the body (mode reject), DUNNO in tag mode"
+# No record of signing for TAG2 (signed by hand): its budget is
+# unrecorded_tag_budget (5). One bounce counted; four more pass, the sixth
+# is refused at RCPT. Probes in between count nothing.
+for i in 1 2 3; do
+  out=$(smtp "$PF_PORT" --from '<>' --to "$TAG2" --quit-after RCPT)
+  expect_reply "$out" '<-  250 ' "probe $i"
+done
+for i in 2 3 4 5; do
+  deliver "bounce $i to the unrecorded tag" "$PF_PORT" --from '<>' --to "$TAG2"
+done
+out=$(smtp "$PF_PORT" --from '<>' --to "$TAG2" --quit-after RCPT)
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*replayed' "sixth bounce to an unrecorded tag"
+ok "policy only: counted at END-OF-MESSAGE, probes count nothing; an unrecorded tag gets a budget of 5"
+postconf -c "$T/pf/etc" -e "smtpd_end_of_data_restrictions ="
 
 # B. Policy + milter, both on unix sockets.
 stop_pid "$bm_PID"
