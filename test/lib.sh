@@ -151,6 +151,14 @@ anvil       unix  -       -      n      -      1       anvil
 scache      unix  -       -      n      -      1       scache
 postlog     unix-dgram n  -      n      -      1       postlogd
 EOF2
+  # $PF_POSTCONF: main.cf settings applied over the ones above, one
+  # "name = value" a line (postconf -e), as an admin would.
+  if [ -n "${PF_POSTCONF:-}" ]; then
+    local line
+    while IFS= read -r line; do
+      [ -n "$line" ] && postconf -c "$ETC" -e "$line"
+    done <<<"$PF_POSTCONF"
+  fi
   postfix -c "$ETC" check >"$LOG/check.out" 2>&1 || { cat "$LOG/check.out" >&2; fail "postfix check"; }
   postfix -c "$ETC" start >"$LOG/start.out" 2>&1 || { cat "$LOG/start.out" "$LOG/maillog" >&2; fail "postfix start"; }
   wait_port "$PF_PORT"

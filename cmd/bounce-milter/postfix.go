@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -25,18 +26,22 @@ import (
 // every deployment, unless the milter strips tags itself (strip_tags =
 // "milter", for sites without recipient validation).
 
-// RegexpMapPath is where postfix-config suggests the regexp map.
+// RegexpMapPath is where postfix-config suggests the regexp map (in
+// Postfix's configuration directory, --postfix-dir).
 const RegexpMapPath = "/etc/postfix/bounce-milter-tags.regexp"
+
+// regexpMapName is its file name.
+const regexpMapName = "bounce-milter-tags.regexp"
 
 // regexpMap is the static regexp table that strips our tags from
 // recipients of our domains (regexp_table(5); lookups are
 // case-insensitive).
-func regexpMap(e *backscatter.Engine) string {
+func regexpMap(e *backscatter.Engine, path string) string {
 	var b strings.Builder
 	b.WriteString("# bounce-milter: strip tags from recipients of our domains (recipient_canonical_maps).\n" +
 		"# Any tag-shaped address is rewritten; forged tags are refused at RCPT by\n" +
 		"# bounce-milter before Postfix uses this map. Regenerate after changing domains:\n" +
-		"#   bounce-milter postfix-config --regexp-map > " + RegexpMapPath + "\n")
+		"#   bounce-milter postfix-config --regexp-map > " + path + "\n")
 	names := e.DomainNames()
 	if len(names) == 0 {
 		b.WriteString("# (no domains configured)\n")
@@ -67,7 +72,7 @@ func regexpMap(e *backscatter.Engine) string {
 }
 
 // postfixLines are the main.cf and master.cf lines for cfg.
-func postfixLines(cfg *config.Config, e *backscatter.Engine, now time.Time) string {
+func postfixLines(cfg *config.Config, e *backscatter.Engine, now time.Time, mapPath string) string {
 	var b strings.Builder
 	milterOn, smOn, policyOn := cfg.Listen.Milter.IsSet(), cfg.Listen.Socketmap.IsSet(), cfg.Listen.Policy.IsSet()
 	var deployment string
@@ -124,8 +129,8 @@ func postfixLines(cfg *config.Config, e *backscatter.Engine, now time.Time) stri
 			"# bounce-milter for it, so mail flows while bounce-milter is down); also lets\n" +
 			"# tagged recipients pass reject_unlisted_recipient and repairs Postfix's own\n" +
 			"# bounces to tagged senders. Create the map first:\n" +
-			"#   bounce-milter postfix-config --regexp-map > " + RegexpMapPath + "\n")
-		fmt.Fprintf(&b, "recipient_canonical_maps = regexp:%s\n", RegexpMapPath)
+			"#   bounce-milter postfix-config --regexp-map > " + mapPath + "\n")
+		fmt.Fprintf(&b, "recipient_canonical_maps = regexp:%s\n", mapPath)
 		b.WriteString("recipient_canonical_classes = envelope_recipient\n")
 	default:
 		b.WriteString("# strip_tags = \"milter\": the milter strips valid tags itself. Tagged recipients\n" +
@@ -194,7 +199,8 @@ func cmdPostfixConfig(args []string, stdout, stderr io.Writer) int {
 			"with a comment on each, and what runs for each domain. --regexp-map prints the static\n"+
 			"regexp map (recipient_canonical_maps) that strips tags when the socketmap is off.", stderr)
 	sf := addServeFlags(fs)
-	regexpOnly := fs.Bool("regexp-map", false, "print only the regexp map for "+RegexpMapPath)
+	regexpOnly := fs.Bool("regexp-map", false, "print only the regexp map ("+regexpMapName+" in the Postfix directory)")
+	pfDir := fs.String("postfix-dir", "/etc/postfix", "Postfix's configuration `directory` (postfix -c DIR), for the regexp map's path")
 	if _, code, done := parseArgs(fs, args, stdout); done {
 		return code
 	}
@@ -210,10 +216,11 @@ func cmdPostfixConfig(args []string, stdout, stderr io.Writer) int {
 		ring = nil // the lines do not need the keys; the status then says "no signing key"
 	}
 	e := backscatter.New(cfg.Engine(readSince(cfg, time.Now())), ring)
+	mapPath := filepath.Join(*pfDir, regexpMapName)
 	if *regexpOnly {
-		fmt.Fprint(stdout, regexpMap(e))
+		fmt.Fprint(stdout, regexpMap(e, mapPath))
 		return 0
 	}
-	fmt.Fprint(stdout, postfixLines(cfg, e, time.Now()))
+	fmt.Fprint(stdout, postfixLines(cfg, e, time.Now(), mapPath))
 	return 0
 }

@@ -71,7 +71,7 @@ func TestRegexpMap(t *testing.T) {
 	e := backscatter.New(backscatter.Settings{Domains: map[string]backscatter.Domain{
 		"example.com": {}, "sub.example": {Delimiter: '-'},
 	}}, nil)
-	m := regexpMap(e)
+	m := regexpMap(e, RegexpMapPath)
 	type rule struct {
 		re   *regexp.Regexp
 		repl string
