@@ -5,37 +5,67 @@ GO        ?= go
 STATICCHECK_VERSION := v0.8.2
 NFPM_VERSION   := v2.45.2
 MD2MAN_VERSION := v2.0.7
-# The package version: a tag (v1.2.3 -> 1.2.3, v1.2.3-4-gabc -> 1.2.3+4.gabc),
-# else 0.1.0+git<commit>.
+# The package version (packaging/version.sh: v1.2.3 -> 1.2.3, three commits
+# later 1.2.3+3.gabc1234, before the first tag 0.1.0~git<count>.g<hash>).
 ifndef VERSION
-VERSION := $(shell d=$$(git describe --tags --always 2>/dev/null || echo unknown); \
-	case $$d in (v[0-9]*.*|[0-9]*.[0-9]*) echo "$$d" | sed 's/^v//; s/-\([0-9]*\)-g/+\1.g/';; (*) echo "0.1.0+git$$d";; esac)
+VERSION := $(shell packaging/version.sh)
 endif
+ifndef COMMIT
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+endif
+# Reproducible packages: every time stamp inside them is the commit's.
+ifndef SOURCE_DATE_EPOCH
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+endif
+export SOURCE_DATE_EPOCH
+# The packages' Maintainer (and the changelog's signer): set it for your
+# own builds, e.g. make deb MAINTAINER='Jane Doe <jane@example.org>'.
+MAINTAINER ?= bounce-milter developers <bounce-milter@users.noreply.github.com>
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DEB       := dist/bounce-milter_$(VERSION)_amd64.deb
+RPM       := dist/bounce-milter-$(VERSION)-1.x86_64.rpm
+NFPM      := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+DOCGEN    := $(GO) run -C packaging/docgen .
 FUZZTIME  ?= 10s
 BIN       := bin/bounce-milter
 export BM_REQUIRE_SERVERS ?= 1
 
-.PHONY: all build man deb check deps fmt-check vet staticcheck test fuzz-smoke integration bench clean
+.PHONY: all build man pkg-files deb rpm check deps fmt-check vet staticcheck test fuzz-smoke integration bench clean
 
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/bounce-milter
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/bounce-milter
 
 # The man page, from Markdown (go-md2man, pinned).
 man:
 	@mkdir -p dist/build
 	$(GO) run github.com/cpuguy83/go-md2man/v2@$(MD2MAN_VERSION) -in packaging/man/bounce-milter.8.md -out dist/build/bounce-milter.8
 
-# The Debian package (nfpm, pinned): dist/bounce-milter_VERSION_amd64.deb.
-deb: man
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/build/bounce-milter ./cmd/bounce-milter
+# What both packages carry besides the source files: the binary (static,
+# no build paths, no VCS stamp: the version and commit come from -X), the
+# man page, the DEP-5 copyright file with the licence of every Go module
+# linked in, and the Debian-format changelog from CHANGELOG.md. gzip -n
+# and SOURCE_DATE_EPOCH (nfpm) keep them reproducible.
+pkg-files: man
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -buildvcs=false -ldflags "-s -w $(LDFLAGS)" -o dist/build/bounce-milter ./cmd/bounce-milter
 	gzip -9nc dist/build/bounce-milter.8 > dist/build/bounce-milter.8.gz
+	$(DOCGEN) copyright -root "$(CURDIR)" -o "$(CURDIR)/dist/build/copyright"
+	$(DOCGEN) changelog -in "$(CURDIR)/CHANGELOG.md" -version '$(VERSION)' -date '$(SOURCE_DATE_EPOCH)' \
+		-maintainer '$(MAINTAINER)' -o "$(CURDIR)/dist/build/changelog"
+	gzip -9nc dist/build/changelog > dist/build/changelog.gz
+
+# The Debian package (nfpm, pinned): dist/bounce-milter_VERSION_amd64.deb.
+deb: pkg-files
 	rm -f dist/bounce-milter_*_amd64.deb
-	VERSION='$(VERSION)' $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) package \
-		--config packaging/nfpm.yaml --packager deb --target $(DEB)
+	VERSION='$(VERSION)' MAINTAINER='$(MAINTAINER)' $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DEB)
 	@echo "built $(DEB)"
+
+# The RPM for RHEL, AlmaLinux, Rocky Linux: dist/bounce-milter-VERSION-1.x86_64.rpm.
+rpm: pkg-files
+	rm -f dist/bounce-milter-*.x86_64.rpm
+	VERSION='$(VERSION)' MAINTAINER='$(MAINTAINER)' $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(RPM)
+	@echo "built $(RPM)"
 
 check: deps fmt-check vet staticcheck test fuzz-smoke integration
 	@echo "make check: all passed"
@@ -48,14 +78,19 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt wants to reformat:"; echo "$$out"; exit 1; fi
 
+# packaging/docgen is a module of its own (its licence classifier is no
+# dependency of bounce-milter): checked beside the main one.
 vet:
 	$(GO) vet ./...
+	cd packaging/docgen && $(GO) vet ./...
 
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd packaging/docgen && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 test:
 	$(GO) test -race -count=1 ./...
+	cd packaging/docgen && $(GO) test -count=1 ./...
 
 # A short run of every fuzz target, on top of their seed corpora (which
 # `go test` already runs).

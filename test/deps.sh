@@ -10,6 +10,12 @@ command -v /usr/sbin/smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || 
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v promtool >/dev/null || need+=(prometheus)
+# t-60-deb: lintian on the package; python3-debian parses its copyright
+# file (DEP-5, strictly), with Debian's python3 whatever python3 is first in
+# PATH. t-61-rpm: rpm queries and installs the RPM.
+command -v lintian >/dev/null || need+=(lintian)
+/usr/bin/python3 -c 'import debian.copyright' 2>/dev/null || need+=(python3-debian)
+command -v rpm >/dev/null || need+=(rpm)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -138,9 +138,25 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string,
 	}
 }
 
-// version is set at build time with -ldflags "-X main.version=..."; the
-// module version or VCS revision stands in otherwise.
-var version = ""
+// version and commit are set at build time with -ldflags "-X
+// main.version=... -X main.commit=..." (make build, make deb, make rpm);
+// the module version or VCS revision stands in otherwise.
+var version, commit = "", ""
+
+// commitString is the commit the binary was built from, or "unknown".
+func commitString() string {
+	if commit != "" {
+		return commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
 
 func versionString() string {
 	if version != "" {
@@ -175,7 +191,7 @@ func versionString() string {
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("version", "version", "Prints the version of bounce-milter and of Go it was built with.", stderr)
+	fs := newFlags("version", "version", "Prints the version of bounce-milter, the commit and the Go version it was built with.", stderr)
 	if _, code, done := parseArgs(fs, args, stdout); done {
 		return code
 	}
@@ -184,6 +200,6 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	if bi != nil {
 		goVer = bi.GoVersion
 	}
-	fmt.Fprintf(stdout, "bounce-milter %s (%s)\n", versionString(), strings.TrimSpace(goVer))
+	fmt.Fprintf(stdout, "bounce-milter %s (commit %s, %s)\n", versionString(), commitString(), strings.TrimSpace(goVer))
 	return 0
 }

@@ -89,11 +89,61 @@ for want in '-rwxr-xr-x root/root .* ./usr/bin/bounce-milter$' \
   '-rw-r--r-- root/root .* ./lib/systemd/system/bounce-milter.service$' \
   '-rw-r--r-- root/root .* ./usr/share/man/man8/bounce-milter.8.gz$' \
   '-rw-r--r-- root/root .* ./usr/share/doc/bounce-milter/README.Debian$' \
+  '-rw-r--r-- root/root .* ./usr/share/doc/bounce-milter/copyright$' \
+  '-rw-r--r-- root/root .* ./usr/share/doc/bounce-milter/changelog.gz$' \
+  '-rw-r--r-- root/root .* ./usr/share/lintian/overrides/bounce-milter$' \
   './usr/share/doc/bounce-milter/quickstart.md$' './usr/share/doc/bounce-milter/troubleshooting.md$'; do
   grep -qE -- "$want" "$T/contents" || { cat "$T/contents" >&2; fail "package lacks $want"; }
 done
 grep -q '/keys$' "$T/contents" && fail "the package ships a key file"
 ok "package $(basename "$DEB") ($(stat -c %s "$DEB") bytes): fields, conffile, contents"
+
+# Release grade. lintian at its default profile says nothing at all (only
+# its notice about running as root is dropped).
+out=$(lintian --fail-on error,warning "$DEB" 2>&1) || fail "lintian: $out"
+out=$(grep -vx 'running with root privileges is not recommended!' <<<"$out" || true)
+[ -z "$out" ] || fail "lintian is not clean: $out"
+# The one override: the static Go binary, with its reason beside it.
+out=$(lintian --show-overrides "$DEB" 2>&1 | grep -E '^[EWIO]:' || true)
+[ "$out" = "O: bounce-milter: statically-linked-binary [usr/bin/bounce-milter]" ] || fail "lintian overrides: $out"
+maint=$(dpkg-deb -f "$DEB" Maintainer)
+maint_re='^[^@<]+ <[^@ ]+@[a-z0-9-]+(\.[a-z0-9-]+)+>$'
+[[ $maint =~ $maint_re ]] || fail "Maintainer is not 'Name <address@a.domain>': $maint"
+for s in "$T"/control/postinst "$T"/control/prerm "$T"/control/postrm; do
+  grep -nE '(^|[;&|(]|\$\(|(then|do|else)[[:space:]])[[:space:]]*/(usr/)?s?bin/' "$s" && fail "$(basename "$s") runs a command by its path"
+done
+dpkg-deb --fsys-tarfile "$DEB" | tar -xf - -C "$T" ./usr/share/doc/bounce-milter/copyright ./usr/share/doc/bounce-milter/changelog.gz
+# The changelog: Debian's format, headed by this version.
+zcat "$T/usr/share/doc/bounce-milter/changelog.gz" > "$T/changelog"
+[ "$(dpkg-parsechangelog -l "$T/changelog" -S Version)" = "$VERSION" ] || fail "changelog.gz is not headed by $VERSION: $(head -1 "$T/changelog")"
+[ "$(dpkg-parsechangelog -l "$T/changelog" -S Maintainer)" = "$maint" ] || fail "changelog signed by $(dpkg-parsechangelog -l "$T/changelog" -S Maintainer), not $maint"
+# The copyright file: DEP-5 as python3-debian reads it strictly, a
+# paragraph for every Go module linked into the binary, the test corpora.
+COPYRIGHT=$T/usr/share/doc/bounce-milter/copyright
+/usr/bin/python3 - "$COPYRIGHT" <<'PY' || fail "copyright: not a valid DEP-5 file"
+import sys
+from debian.copyright import Copyright
+c = Copyright(open(sys.argv[1], encoding="utf-8"), strict=True)
+assert c.header.upstream_name == "bounce-milter", c.header.upstream_name
+for p in c.all_files_paragraphs():
+    assert p.copyright and p.license.synopsis, p.files
+names = {p.license.synopsis for p in c.all_license_paragraphs()}
+for p in c.all_files_paragraphs():
+    if not p.license.text:
+        assert p.license.synopsis in names, ("no licence text for", p.files, p.license.synopsis)
+print(len(list(c.all_files_paragraphs())), "Files paragraphs")
+PY
+mods=$(cd "$ROOT" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go list -deps -f '{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}}{{end}}{{end}}' ./cmd/bounce-milter | sort -u)
+[ "$(grep -c . <<<"$mods")" -ge 5 ] || fail "go list found only: $mods"
+while read -r m v; do
+  grep -qx "Files: vendor/$m/\*" "$COPYRIGHT" || fail "copyright has no paragraph for module $m"
+  grep -q "Go module $m $v;" "$COPYRIGHT" || fail "copyright does not name $m $v"
+done <<<"$mods"
+for want in '^Files: \*$' '^Files: GOROOT/src/\*$' '^Files: internal/backscatter/testdata/corpus/messages/\*/sisimai-\*$' \
+  '^Files: internal/backscatter/testdata/corpus/messages/\*/sa-\*$' '/usr/share/common-licenses/Apache-2.0'; do
+  grep -q -- "$want" "$COPYRIGHT" || fail "copyright lacks $want"
+done
+ok "lintian: nothing to report (one override, the static Go binary); Maintainer $maint; changelog.gz headed by $VERSION; copyright: DEP-5, $(grep -c . <<<"$mods") modules, test corpora"
 
 # 3. Install.
 INSTALLED=1
@@ -108,7 +158,8 @@ IFS=: read -r _ _ uid gid _ _ shell < <(getent passwd "$PKG") || fail "no user $
 [ "$(grep -vc '^#' /etc/bounce-milter/keys)" = 1 ] && grep -qE '^1 [0-9a-f]{64}$' /etc/bounce-milter/keys || fail "key file content"
 [ "$(stat -c '%a %U' /etc/bounce-milter/bounce-milter.toml)" = "644 root" ] || fail "config mode"
 out=$(bounce-milter version) || fail "bounce-milter version"
-[[ $out == "bounce-milter $VERSION "* ]] || fail "version: $out, want $VERSION"
+commit=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+[[ $out == "bounce-milter $VERSION (commit $commit, go1."*")" ]] || fail "version: $out, want $VERSION, commit $commit and the Go version"
 [ "$(command -v bounce-milter)" = /usr/bin/bounce-milter ] || fail "bounce-milter is not /usr/bin/bounce-milter"
 zcat /usr/share/man/man8/bounce-milter.8.gz | grep -q '^\.TH BOUNCE-MILTER 8' || fail "man page is not a bounce-milter(8) roff page"
 for sect in SYNOPSIS COMMANDS SIGNALS FILES 'EXIT STATUS'; do
