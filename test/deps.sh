@@ -16,6 +16,8 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v lintian >/dev/null || need+=(lintian)
 /usr/bin/python3 -c 'import debian.copyright' 2>/dev/null || need+=(python3-debian)
 command -v rpm >/dev/null || need+=(rpm)
+# t-40-site: a real PostSRSd beside bounce-milter.
+command -v postsrsd >/dev/null || need+=(postsrsd)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -30,7 +32,7 @@ echo "postfix postfix/mailname string localhost" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
 # The packages' own services are not wanted: the tests start their own.
-for svc in redis-server redis-sentinel postfix prometheus; do
+for svc in redis-server redis-sentinel postfix prometheus postsrsd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi
