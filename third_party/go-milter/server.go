@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -341,9 +342,18 @@ func (s *Server) Serve(ln net.Listener) error {
 				_ = conn.Close()
 				return
 			}
+			defer s.trackSession(&session, false)
+			// A panic while handling one connection (malformed input, a bug in
+			// a Milter) ends that connection, not the process.
+			// HandleMilterCommands' deferred calls close the connection and
+			// run the Milter's Cleanup. (bounce-milter patch)
+			defer func() {
+				if r := recover(); r != nil {
+					LogWarning("panic in milter session, connection closed: %v\n%s", r, debug.Stack())
+				}
+			}()
 			session.init(s, conn, s.options.maxVersion, s.options.actions, s.options.protocol)
 			session.HandleMilterCommands()
-			s.trackSession(&session, false)
 		}(conn)
 	}
 }

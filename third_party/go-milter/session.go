@@ -156,6 +156,10 @@ func (m *serverSession) processMsg(backend Milter, msg *wire.Message) (*Response
 		}
 		m.macros.DelStageAndAbove(StageHelo)
 		hostname := wire.ReadCString(msg.Data)
+		if len(hostname)+1 >= len(msg.Data) {
+			// no NUL after the hostname, or no family byte after it
+			return nil, fmt.Errorf("milter: conn: unexpected data size: %d", len(msg.Data))
+		}
 		msg.Data = msg.Data[len(hostname)+1:]
 		// get protocol family
 		protocolFamily := msg.Data[0]
@@ -222,7 +226,8 @@ func (m *serverSession) processMsg(backend Milter, msg *wire.Message) (*Response
 		}
 		m.macros.DelStageAndAbove(StageRcpt)
 		from := wire.ReadCString(msg.Data)
-		data := msg.Data[len(from)+1:]
+		// the NUL after the address may be missing: then there are no arguments
+		data := msg.Data[min(len(from)+1, len(msg.Data)):]
 
 		// the rest of the data are ESMTP arguments, separated by a zero byte.
 		esmtpArgs := strings.Join(wire.DecodeCStrings(data), " ")
@@ -235,7 +240,8 @@ func (m *serverSession) processMsg(backend Milter, msg *wire.Message) (*Response
 		}
 		m.macros.DelStageAndAbove(StageData)
 		to := wire.ReadCString(msg.Data)
-		rest := msg.Data[len(to)+1:]
+		// the NUL after the address may be missing: then there are no arguments
+		rest := msg.Data[min(len(to)+1, len(msg.Data)):]
 
 		// the rest of the data are ESMTP arguments, separated by a zero byte.
 		esmtpArgs := strings.Join(wire.DecodeCStrings(rest), " ")

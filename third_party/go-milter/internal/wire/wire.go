@@ -74,8 +74,17 @@ const (
 	CodeUnknown     Code = 'U' // SMFIC_UNKNOWN [v6]
 )
 
-// We reject reading/writing messages larger than 512 MB outright.
-const maxPacketSize = 512 * 1024 * 1024
+// We reject reading/writing messages larger than 1 MiB outright. No packet the
+// protocol defines is larger: body chunks are at most 64 KiB (1 MiB when
+// SMFIP_MDS_1M was negotiated), Postfix sends a header in one packet, at most
+// header_size_limit (default 100 KiB). (bounce-milter patch: was 512 MB, which
+// let anyone who reaches the socket make the milter allocate that much.)
+const maxPacketSize = 1 << 20
+
+// readChunk bounds what ReadPacket allocates ahead of the data that has
+// arrived: a packet longer than this is read in steps, its buffer growing
+// with what was actually received. (bounce-milter patch)
+const readChunk = 64 << 10
 
 func ReadPacket(conn net.Conn, timeout time.Duration) (*Message, error) {
 	if timeout != 0 {
@@ -94,11 +103,22 @@ func ReadPacket(conn net.Conn, timeout time.Duration) (*Message, error) {
 	if length > maxPacketSize {
 		return nil, fmt.Errorf("milter: reject to read %d bytes in one message", length)
 	}
+	if length == 0 {
+		// every packet has at least its command byte
+		return nil, errors.New("milter: empty packet")
+	}
 
-	// read packet data
-	data := make([]byte, length)
+	// read packet data, in steps when it is long
+	data := make([]byte, min(length, readChunk))
 	if _, err := io.ReadFull(conn, data); err != nil {
 		return nil, err
+	}
+	for uint32(len(data)) < length {
+		have := len(data)
+		data = append(data, make([]byte, min(length-uint32(have), uint32(have)))...)
+		if _, err := io.ReadFull(conn, data[have:]); err != nil {
+			return nil, err
+		}
 	}
 
 	// prepare response data
