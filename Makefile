@@ -54,8 +54,12 @@ vet:
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+# The patched go-milter copy is a nested module: ./... does not reach it.
+# Upstream's own client tests race under -race (ClientSession.Close, also in
+# v0.10.2 as released), so the copy runs without it.
 test:
 	$(GO) test -race -count=1 ./...
+	cd third_party/go-milter && $(GO) test -count=1 ./...
 
 # A short run of every fuzz target, on top of their seed corpora (which
 # `go test` already runs).
