@@ -80,6 +80,9 @@ type Options struct {
 	StoreTimeout time.Duration
 	// TagTTL is how long sent records are kept (tag lifetime plus margin).
 	TagTTL time.Duration
+	// MaxConnections caps the milter connections open at once (0:
+	// DefaultMaxConnections, < 0: no cap); see limits.go.
+	MaxConnections int
 }
 
 // Server is the milter service. The engine can be swapped while it runs
@@ -151,6 +154,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if _, ok := ln.Addr().(*net.TCPAddr); ok {
 		ln = quickAckListener{ln}
 	}
+	ln = newLimitListener(ln, s.opts.MaxConnections, s.log)
 	ln = singleWriteListener{ln}
 	err := s.srv.Serve(ln)
 	if errors.Is(err, gomilter.ErrServerClosed) {
