@@ -460,6 +460,8 @@ type modifier struct {
 	actions     OptAction
 	maxDataSize DataSize
 	milterId    uint64
+	// withState's copies of this modifier, made once (bounce-milter patch)
+	derived [modifierStateReadWrite + 1]*modifier
 }
 
 func (m *modifier) Get(name MacroName) string {
@@ -645,12 +647,20 @@ func (m *modifier) write(requiredState modifierState, resp *Response) error {
 	return err
 }
 
+// withState returns m in state. The copy is made once and kept: upstream
+// made one per command. It is only called by the session's goroutine, after
+// the session has set milterId. (bounce-milter patch)
 func (m *modifier) withState(state modifierState) *modifier {
 	if m.state == state {
 		return m
 	}
+	if d := m.derived[state]; d != nil {
+		return d
+	}
 	cpy := *m
 	cpy.state = state
+	cpy.derived = [len(m.derived)]*modifier{}
+	m.derived[state] = &cpy
 	return &cpy
 }
 

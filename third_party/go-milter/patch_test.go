@@ -250,3 +250,107 @@ func TestReadPacketAllocatesWhatArrives(t *testing.T) {
 		t.Fatalf("%d bytes allocated for a packet cut off after 1000 bytes", allocated)
 	}
 }
+
+func TestNextDeadline(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		cur     time.Time
+		timeout time.Duration
+		want    time.Time
+		set     bool
+	}{
+		{"none set, no timeout", time.Time{}, 0, time.Time{}, false},
+		{"set, no timeout: cleared", now.Add(time.Second), 0, time.Time{}, true},
+		{"none set", time.Time{}, time.Minute, now.Add(time.Minute), true},
+		{"fresh: kept", now.Add(50 * time.Second), time.Minute, now.Add(50 * time.Second), false},
+		{"half left: kept", now.Add(30 * time.Second), time.Minute, now.Add(30 * time.Second), false},
+		{"less than half left: moved", now.Add(29 * time.Second), time.Minute, now.Add(time.Minute), true},
+		{"expired: moved", now.Add(-time.Second), time.Minute, now.Add(time.Minute), true},
+		{"further than the timeout: moved", now.Add(10 * time.Minute), time.Minute, now.Add(time.Minute), true},
+	} {
+		got, set := nextDeadline(tc.cur, tc.timeout, now)
+		if !got.Equal(tc.want) || set != tc.set {
+			t.Errorf("%s: got %v %v, want %v %v", tc.name, got, set, tc.want, tc.set)
+		}
+	}
+}
+
+// The read timeout still ends an idle connection, after between half the
+// timeout and the whole.
+func TestReadTimeoutClosesIdleConnection(t *testing.T) {
+	old := LogWarning
+	LogWarning = func(string, ...any) {}
+	defer func() { LogWarning = old }()
+	sock := filepath.Join(t.TempDir(), "m.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 400 * time.Millisecond
+	srv := NewServer(WithMilter(func() Milter { return NoOpMilter{} }), WithReadTimeout(timeout))
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(optNegAll); err != nil {
+		t.Fatal(err)
+	}
+	var hdr [5]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(5 * time.Second))
+	_, err = io.Copy(io.Discard, c)
+	if took := time.Since(start); err != nil || took < timeout/2-50*time.Millisecond || took > timeout+time.Second {
+		t.Fatalf("idle connection closed after %v (err %v), want about %v", took, err, timeout)
+	}
+}
+
+type countingConn struct {
+	memConn
+	writes int
+}
+
+func (c *countingConn) Write(b []byte) (int, error) { c.writes++; return len(b), nil }
+
+// One write per packet, header and data together.
+func TestWritePacketWritesOnce(t *testing.T) {
+	for _, data := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte("y"), 70000)} {
+		c := &countingConn{}
+		if err := wire.WritePacket(c, &wire.Message{Code: 'b', Data: data}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if c.writes != 1 {
+			t.Errorf("%d bytes of data: %d writes", len(data), c.writes)
+		}
+	}
+}
+
+// withState hands out one copy per state, with the state it was asked for
+// and what the session set on the modifier before.
+func TestWithStateCopies(t *testing.T) {
+	base := &modifier{state: modifierStateReadOnly, actions: OptAddHeader, version: 6,
+		writePacket: func(*wire.Message) error { return nil }}
+	base.milterId = 7
+	rw := base.withState(modifierStateReadWrite)
+	if rw != base.withState(modifierStateReadWrite) || base.withState(modifierStateReadOnly) != base {
+		t.Fatal("copies not kept")
+	}
+	if rw.state != modifierStateReadWrite || rw.MilterId() != 7 || base.state != modifierStateReadOnly {
+		t.Fatalf("states: base %d rw %d id %d", base.state, rw.state, rw.MilterId())
+	}
+	if err := rw.AddHeader("X-A", "b"); err != nil {
+		t.Fatalf("read-write modifier: %v", err)
+	}
+	if err := base.withState(modifierStateProgressOnly).AddHeader("X-A", "b"); err == nil {
+		t.Fatal("progress-only modifier added a header")
+	}
+	if err := base.AddHeader("X-A", "b"); err == nil {
+		t.Fatal("read-only modifier added a header")
+	}
+}

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -28,7 +29,19 @@ type serverSession struct {
 	backendId   uint64
 	mu          sync.Mutex
 	modifier    *modifier
+	// the deadlines set on conn (zero: none); readDeadline is only used by
+	// the session's goroutine, writeDeadline under mu (bounce-milter patch)
+	readDeadline, writeDeadline time.Time
+	// conn is read through br, from readerPool, while HandleMilterCommands
+	// runs (bounce-milter patch)
+	br *bufio.Reader
 }
+
+// readerPool holds the read buffers of ended sessions. Upstream read each
+// packet with two reads from the connection (length, then data), two
+// syscalls; the MTA sends the packets it expects no reply to back to back,
+// and one read now takes in many of them. (bounce-milter patch)
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // init sets up the internal state of the session
 func (m *serverSession) init(server *Server, conn net.Conn, version uint32, actions OptAction, protocol OptProtocol) {
@@ -41,25 +54,56 @@ func (m *serverSession) init(server *Server, conn net.Conn, version uint32, acti
 }
 
 // readPacket reads incoming milter packet
-func (m *serverSession) readPacket(timeout time.Duration) (*wire.Message, error) {
+func (m *serverSession) readPacket(timeout time.Duration) (wire.Message, error) {
 	m.mu.Lock()
 	conn := m.conn
 	m.mu.Unlock()
 	if conn == nil {
-		return nil, errCloseSession
+		return wire.Message{}, errCloseSession
 	}
-	return wire.ReadPacket(conn, timeout)
+	if d, set := nextDeadline(m.readDeadline, timeout, time.Now()); set {
+		_ = conn.SetReadDeadline(d)
+		m.readDeadline = d
+	}
+	if m.br == nil {
+		return wire.ReadPacketFrom(conn)
+	}
+	return wire.ReadPacketFrom(m.br)
 }
 
 // writePacket sends a milter response packet to socket stream
 func (m *serverSession) writePacket(msg *wire.Message) error {
 	m.mu.Lock()
 	conn := m.conn
+	if conn != nil {
+		if d, set := nextDeadline(m.writeDeadline, m.server.options.writeTimeout, time.Now()); set {
+			_ = conn.SetWriteDeadline(d)
+			m.writeDeadline = d
+		}
+	}
 	m.mu.Unlock()
 	if conn == nil {
 		return errCloseSession
 	}
-	return wire.WritePacket(conn, msg, m.server.options.writeTimeout)
+	return wire.WritePacket(conn, msg, 0)
+}
+
+// nextDeadline tells whether the deadline cur must move before an I/O that
+// may take timeout (0: no limit), and where to. Setting a deadline re-arms a
+// runtime timer; upstream set and cleared one around every packet (four
+// times per command and reply). The deadline is now kept while at least
+// half the timeout is left (and no more than the whole), so an I/O gets
+// between timeout/2 and timeout. (bounce-milter patch)
+func nextDeadline(cur time.Time, timeout time.Duration, now time.Time) (time.Time, bool) {
+	if timeout <= 0 {
+		return time.Time{}, !cur.IsZero()
+	}
+	if !cur.IsZero() {
+		if left := cur.Sub(now); left >= timeout/2 && left <= timeout {
+			return cur, false
+		}
+	}
+	return now.Add(timeout), true
 }
 
 func (m *serverSession) negotiate(msg *wire.Message, milterVersion uint32, milterActions OptAction, milterProtocol OptProtocol, callback NegotiationCallbackFunc, macroRequests macroRequests, usedMaxData DataSize) (*Response, error) {
@@ -370,6 +414,19 @@ func (m *serverSession) closeConn() {
 // HandleMilterCommands processes all milter commands in the same connection
 func (m *serverSession) HandleMilterCommands() {
 	defer m.closeConn()
+	m.mu.Lock()
+	conn := m.conn
+	m.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	m.br = readerPool.Get().(*bufio.Reader)
+	m.br.Reset(conn)
+	defer func() {
+		m.br.Reset(nil)
+		readerPool.Put(m.br)
+		m.br = nil
+	}()
 
 	// first do the negotiation - with a hard-coded timeout of 1 second
 	msg, err := m.readPacket(time.Second)
@@ -379,7 +436,7 @@ func (m *serverSession) HandleMilterCommands() {
 		}
 		return
 	}
-	resp, err := m.negotiate(msg, m.server.options.maxVersion, m.server.options.actions, m.server.options.protocol, m.server.options.negotiationCallback, m.server.options.macrosByStage, 0)
+	resp, err := m.negotiate(&msg, m.server.options.maxVersion, m.server.options.actions, m.server.options.protocol, m.server.options.negotiationCallback, m.server.options.macrosByStage, 0)
 	if err != nil {
 		if !ignoreError(err) {
 			LogWarning("Error negotiating: %v", err)
@@ -404,17 +461,6 @@ func (m *serverSession) HandleMilterCommands() {
 
 	lastCode := wire.CodeOptNeg
 	lastOrder := 0
-	codeOrderMap := map[wire.Code]int{
-		wire.CodeConn:   1,
-		wire.CodeHelo:   2,
-		wire.CodeMail:   3,
-		wire.CodeRcpt:   4,
-		wire.CodeData:   5,
-		wire.CodeHeader: 6,
-		wire.CodeEOH:    7,
-		wire.CodeBody:   8,
-		wire.CodeEOB:    9,
-	}
 	readTimeout := m.server.options.readTimeout
 	hasDecision := false
 
@@ -459,7 +505,7 @@ func (m *serverSession) HandleMilterCommands() {
 		lastCode = code
 
 		var resp *Response
-		resp, err = m.processMsg(backend, msg)
+		resp, err = m.processMsg(backend, &msg)
 		if err != nil {
 			if !ignoreError(err) {
 				// log error condition
@@ -501,6 +547,20 @@ func (m *serverSession) HandleMilterCommands() {
 			return
 		}
 	}
+}
+
+// codeOrderMap is the order of the commands in an SMTP transaction.
+// (bounce-milter patch: a package variable, was a map made per connection)
+var codeOrderMap = map[wire.Code]int{
+	wire.CodeConn:   1,
+	wire.CodeHelo:   2,
+	wire.CodeMail:   3,
+	wire.CodeRcpt:   4,
+	wire.CodeData:   5,
+	wire.CodeHeader: 6,
+	wire.CodeEOH:    7,
+	wire.CodeBody:   8,
+	wire.CodeEOB:    9,
 }
 
 func (m *serverSession) skipResponse(code wire.Code) bool {

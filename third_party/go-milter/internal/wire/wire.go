@@ -93,31 +93,43 @@ func ReadPacket(conn net.Conn, timeout time.Duration) (*Message, error) {
 			_ = conn.SetReadDeadline(time.Time{})
 		}(conn)
 	}
-
-	// read packet length
-	var length uint32
-	if err := binary.Read(conn, binary.BigEndian, &length); err != nil {
+	msg, err := ReadPacketFrom(conn)
+	if err != nil {
 		return nil, err
 	}
+	return &msg, nil
+}
+
+// ReadPacketFrom reads one packet from r. (bounce-milter patch: split from
+// ReadPacket, so that the server reads through a buffer, sets deadlines
+// itself, and keeps the Message off the heap)
+func ReadPacketFrom(r io.Reader) (Message, error) {
+	// read packet length (bounce-milter patch: without binary.Read's type
+	// switch and reflection fallback)
+	var header [4]byte
+	if _, err := io.ReadFull(r, header[:]); err != nil {
+		return Message{}, err
+	}
+	length := binary.BigEndian.Uint32(header[:])
 
 	if length > maxPacketSize {
-		return nil, fmt.Errorf("milter: reject to read %d bytes in one message", length)
+		return Message{}, fmt.Errorf("milter: reject to read %d bytes in one message", length)
 	}
 	if length == 0 {
 		// every packet has at least its command byte
-		return nil, errors.New("milter: empty packet")
+		return Message{}, errors.New("milter: empty packet")
 	}
 
 	// read packet data, in steps when it is long
 	data := make([]byte, min(length, readChunk))
-	if _, err := io.ReadFull(conn, data); err != nil {
-		return nil, err
+	if _, err := io.ReadFull(r, data); err != nil {
+		return Message{}, err
 	}
 	for uint32(len(data)) < length {
 		have := len(data)
 		data = append(data, make([]byte, min(length-uint32(have), uint32(have)))...)
-		if _, err := io.ReadFull(conn, data[have:]); err != nil {
-			return nil, err
+		if _, err := io.ReadFull(r, data[have:]); err != nil {
+			return Message{}, err
 		}
 	}
 
@@ -127,7 +139,7 @@ func ReadPacket(conn net.Conn, timeout time.Duration) (*Message, error) {
 		Data: data[1:],
 	}
 
-	return &message, nil
+	return message, nil
 }
 
 func WritePacket(conn net.Conn, msg *Message, timeout time.Duration) error {
@@ -146,16 +158,14 @@ func WritePacket(conn net.Conn, msg *Message, timeout time.Duration) error {
 		return fmt.Errorf("milter: cannot write %d bytes in one message", length)
 	}
 
-	_, err := conn.Write([]byte{byte(length >> 24), byte(length >> 16), byte(length >> 8), byte(length), byte(msg.Code)})
-	if err != nil {
-		return err
-	}
-
-	if len(msg.Data) == 0 {
-		return nil
-	}
-	_, err = conn.Write(msg.Data)
-
+	// one write per packet (bounce-milter patch: was the 5-byte header and
+	// the data in two writes, two syscalls and, with TCP_NODELAY, two
+	// segments for a reply the MTA waits for)
+	packet := make([]byte, 5+len(msg.Data))
+	binary.BigEndian.PutUint32(packet, uint32(length))
+	packet[4] = byte(msg.Code)
+	copy(packet[5:], msg.Data)
+	_, err := conn.Write(packet)
 	return err
 }
 
