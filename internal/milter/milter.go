@@ -155,7 +155,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln = quickAckListener{ln}
 	}
 	ln = newLimitListener(ln, s.opts.MaxConnections, s.log)
-	ln = singleWriteListener{ln}
 	err := s.srv.Serve(ln)
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil
