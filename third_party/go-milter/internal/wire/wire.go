@@ -113,7 +113,7 @@ func ReadPacketFrom(r io.Reader) (Message, error) {
 	length := binary.BigEndian.Uint32(header[:])
 
 	if length > maxPacketSize {
-		return Message{}, fmt.Errorf("milter: reject to read %d bytes in one message", length)
+		return Message{}, fmt.Errorf("milter: reject to read %d bytes in one message (limit %d)", length, maxPacketSize)
 	}
 	if length == 0 {
 		// every packet has at least its command byte
