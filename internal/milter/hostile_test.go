@@ -79,23 +79,30 @@ func rawExchange(sock string, negotiate bool, stream []byte, wait time.Duration)
 	return nil
 }
 
-// catchPanics makes go-milter's warnings (it logs a panic it recovered in a
-// session) a test failure when they report a panic, and silent otherwise.
-func catchPanics(t testing.TB) *[]string {
-	var (
-		mu     sync.Mutex
-		panics []string
-	)
-	old := gomilter.LogWarning
+// panicLog collects the panics go-milter recovered and logged in a session
+// (LogWarning is set once, before any server runs: tests swapping it while
+// sessions of earlier tests wind down would race). Other warnings are
+// dropped.
+var panicLog struct {
+	sync.Mutex
+	msgs []string
+}
+
+func init() {
 	gomilter.LogWarning = func(format string, v ...any) {
 		if msg := fmt.Sprintf(format, v...); strings.Contains(msg, "panic") {
-			mu.Lock()
-			panics = append(panics, msg)
-			mu.Unlock()
+			panicLog.Lock()
+			panicLog.msgs = append(panicLog.msgs, msg)
+			panicLog.Unlock()
 		}
 	}
-	t.Cleanup(func() { gomilter.LogWarning = old })
-	return &panics
+}
+
+// recoveredPanics returns the panics logged so far.
+func recoveredPanics() []string {
+	panicLog.Lock()
+	defer panicLog.Unlock()
+	return append([]string(nil), panicLog.msgs...)
 }
 
 // crashers are the byte streams that killed the daemon, and their kin.
@@ -141,7 +148,6 @@ var crashers = []struct {
 // a new one: both must sign as usual.
 func TestMalformedPacketsCloseOnlyTheirConnection(t *testing.T) {
 	h := newHarness(t, baseConfig)
-	panics := catchPanics(t)
 
 	macros := gomilter.NewMacroBag()
 	client := gomilter.NewClient("unix", h.sock, gomilter.WithActions(gomilter.AllClientSupportedActionMasks))
@@ -193,8 +199,8 @@ func TestMalformedPacketsCloseOnlyTheirConnection(t *testing.T) {
 		t.Fatalf("new session after the attacks: %+v", res.mods)
 	}
 	// go-milter recovers a panic in a session; none must have happened.
-	if len(*panics) > 0 {
-		t.Fatalf("panics: %q", *panics)
+	if p := recoveredPanics(); len(p) > 0 {
+		t.Fatalf("panics: %q", p)
 	}
 }
 
@@ -231,13 +237,12 @@ func FuzzMilterPackets(f *testing.F) {
 	f.Add(true, append(packet('K'), validStream...))
 
 	h := fuzzHarness(f)
-	panics := catchPanics(f)
 	f.Fuzz(func(t *testing.T, negotiate bool, stream []byte) {
 		if err := rawExchange(h.sock, negotiate, stream, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if len(*panics) > 0 {
-			t.Fatalf("panic in a milter session: %q", *panics)
+		if p := recoveredPanics(); len(p) > 0 {
+			t.Fatalf("panic in a milter session: %q", p)
 		}
 		hh := *h
 		hh.t = t
