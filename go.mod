@@ -32,3 +32,5 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/d--j/go-milter => ./third_party/go-milter

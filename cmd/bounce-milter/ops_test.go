@@ -166,7 +166,7 @@ func TestMetricsAddress(t *testing.T) {
 
 // TestServicesMetrics: serve starts the metrics server like any other
 // service when listen.metrics is set, the milter and policy service report
-// to the metrics, and a reload (a new runtime) changes the domains the
+// to the metrics, and a reload (a new reloadable) changes the domains the
 // metrics label.
 func TestServicesMetrics(t *testing.T) {
 	dir := t.TempDir()
@@ -183,7 +183,7 @@ func TestServicesMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	rt, err := buildRuntime(cfg, time.Now())
+	rt, err := buildReloadable(cfg, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestServicesMetrics(t *testing.T) {
 	}
 	next := *cfg
 	next.Domains = map[string]config.Domain{"example.org": {}}
-	rt2, err := buildRuntime(&next, time.Now())
+	rt2, err := buildReloadable(&next, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	rt, err := buildRuntime(cfg, time.Now())
+	rt, err := buildReloadable(cfg, time.Now())
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -275,7 +275,7 @@ loop:
 // logDomains says at start and at each reload what runs for each domain:
 // its mode and, during the grace period, when untagged bounces start to be
 // refused.
-func logDomains(rt *runtime, log *slog.Logger) {
+func logDomains(rt *reloadable, log *slog.Logger) {
 	for _, st := range rt.engine.Status(time.Now()) {
 		args := []any{"domain", st.Name, "mode", st.Mode.String(), "signing", st.Sign, "lifetime_days", st.Lifetime}
 		if st.SigningKey >= 0 {
@@ -290,7 +290,7 @@ func logDomains(rt *runtime, log *slog.Logger) {
 	}
 }
 
-// reload re-reads the config and keys and swaps the new runtime into every
+// reload re-reads the config and keys and swaps the new reloadable into every
 // service at once; a bad new config is refused and the old one stays in
 // force. It returns the new configuration, or nil when refused.
 func reload(sf serveFlags, old *config.Config, svc *services, log *slog.Logger) *config.Config {
@@ -298,8 +298,8 @@ func reload(sf serveFlags, old *config.Config, svc *services, log *slog.Logger) 
 	defer notifyReady(log)
 	cfg, err := sf.loadConfig()
 	if err == nil {
-		var rt *runtime
-		if rt, err = buildRuntime(cfg, time.Now()); err == nil {
+		var rt *reloadable
+		if rt, err = buildReloadable(cfg, time.Now()); err == nil {
 			for _, w := range restartOnly(old, cfg) {
 				log.Warn("reload: " + w + " changed; it takes effect at the next restart")
 			}

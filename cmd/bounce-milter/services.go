@@ -25,19 +25,19 @@ type service struct {
 	name     string
 	run      func() error
 	shutdown func(context.Context) error
-	// apply takes a new runtime (reload); nil when the service has
+	// apply takes a new reloadable (reload); nil when the service has
 	// nothing that depends on the configuration.
-	apply func(*runtime)
+	apply func(*reloadable)
 }
 
 // services is what serve runs, and what else a reload must reach.
 type services struct {
 	list  []service
-	hooks []func(*runtime)
+	hooks []func(*reloadable)
 }
 
-// apply swaps a new runtime into every service at once.
-func (s *services) apply(rt *runtime) {
+// apply swaps a new reloadable into every service at once.
+func (s *services) apply(rt *reloadable) {
 	for _, x := range s.list {
 		if x.apply != nil {
 			x.apply(rt)
@@ -50,7 +50,7 @@ func (s *services) apply(rt *runtime) {
 
 // startServices listens on every configured endpoint and builds the
 // services; nothing runs yet. On error, what was opened is closed.
-func startServices(rt *runtime, store storeHandle, log *slog.Logger) (*services, error) {
+func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*services, error) {
 	cfg := rt.cfg
 	svc := &services{}
 	var opened []net.Listener
@@ -80,7 +80,7 @@ func startServices(rt *runtime, store storeHandle, log *slog.Logger) (*services,
 		})
 		svc.list = append(svc.list, service{name: "milter " + cfg.Listen.Milter.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
-			apply: func(rt *runtime) { m.SetSettings(rt.milter) }})
+			apply: func(rt *reloadable) { m.SetSettings(rt.milter) }})
 	}
 	if cfg.Listen.Sign.IsSet() {
 		ln, err := lis("sign", cfg.Listen.Sign)
@@ -91,7 +91,7 @@ func startServices(rt *runtime, store storeHandle, log *slog.Logger) (*services,
 			StoreTimeout: store.timeout(), SignOnly: true})
 		svc.list = append(svc.list, service{name: "sign-only milter " + cfg.Listen.Sign.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
-			apply: func(rt *runtime) { m.SetSettings(rt.milter) }})
+			apply: func(rt *reloadable) { m.SetSettings(rt.milter) }})
 	}
 	if cfg.Listen.Socketmap.IsSet() {
 		ln, err := lis("socketmap", cfg.Listen.Socketmap)
@@ -101,7 +101,7 @@ func startServices(rt *runtime, store storeHandle, log *slog.Logger) (*services,
 		sm := policy.NewSocketmap(policy.SocketmapOptions{Engine: rt.engine, Logger: log})
 		svc.list = append(svc.list, service{name: "socketmap " + cfg.Listen.Socketmap.String(),
 			run: func() error { return sm.Serve(ln) }, shutdown: sm.Shutdown,
-			apply: func(rt *runtime) { sm.SetEngine(rt.engine) }})
+			apply: func(rt *reloadable) { sm.SetEngine(rt.engine) }})
 	}
 	if cfg.Listen.Policy.IsSet() {
 		ln, err := lis("policy", cfg.Listen.Policy)
@@ -117,7 +117,7 @@ func startServices(rt *runtime, store storeHandle, log *slog.Logger) (*services,
 		}
 		svc.list = append(svc.list, service{name: "policy " + cfg.Listen.Policy.String(),
 			run: func() error { return p.Serve(ln) }, shutdown: p.Shutdown,
-			apply: func(rt *runtime) { p.SetSettings(rt.policy) }})
+			apply: func(rt *reloadable) { p.SetSettings(rt.policy) }})
 	}
 	if cfg.Listen.Metrics != "" {
 		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), log)
@@ -128,7 +128,7 @@ func startServices(rt *runtime, store storeHandle, log *slog.Logger) (*services,
 	}
 	// The metrics label only our domains: a reload changes them.
 	store.metrics.SetDomains(rt.engine.DomainNames())
-	svc.hooks = append(svc.hooks, func(rt *runtime) { store.metrics.SetDomains(rt.engine.DomainNames()) })
+	svc.hooks = append(svc.hooks, func(rt *reloadable) { store.metrics.SetDomains(rt.engine.DomainNames()) })
 	return svc, nil
 }
 

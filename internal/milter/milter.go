@@ -93,6 +93,9 @@ type Options struct {
 	// "-o smtpd_milters=" on that service points at it), so it asks
 	// Postfix for less.
 	SignOnly bool
+	// MaxConnections caps the milter connections open at once (0:
+	// DefaultMaxConnections, < 0: no cap); see limits.go.
+	MaxConnections int
 }
 
 // Server is the milter service.
@@ -168,7 +171,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if _, ok := ln.Addr().(*net.TCPAddr); ok {
 		ln = quickAckListener{ln}
 	}
-	ln = singleWriteListener{ln}
+	ln = newLimitListener(ln, s.opts.MaxConnections, s.log)
 	err := s.srv.Serve(ln)
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil

@@ -18,24 +18,24 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/safeio"
 )
 
-// runtime is everything built from one configuration that a reload can
+// reloadable is everything built from one configuration that a reload can
 // change: the engine (domains, modes, keys, exemptions, relays, tag
 // lifetimes and so the records' TTL), and the settings of every service
 // derived from it. A reload builds a whole new one, and only when that
 // succeeds swaps it into every service at once (services.apply); a
-// message in flight finishes with the runtime it began with. What a
+// message in flight finishes with the reloadable it began with. What a
 // reload does not change (listen addresses, the store, the data
 // directory, logging) is listed in package config's documentation.
-type runtime struct {
+type reloadable struct {
 	cfg    *config.Config
 	engine *backscatter.Engine
 	milter milter.Settings
 	policy policy.Settings
 }
 
-// buildRuntime loads the key files and the signing dates and builds the
+// buildReloadable loads the key files and the signing dates and builds the
 // engine and the services' settings from cfg.
-func buildRuntime(cfg *config.Config, now time.Time) (*runtime, error) {
+func buildReloadable(cfg *config.Config, now time.Time) (*reloadable, error) {
 	ring, err := keyfile.Ring(cfg.KeySpec())
 	if err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func buildRuntime(cfg *config.Config, now time.Time) (*runtime, error) {
 	e := backscatter.New(cfg.Engine(since), ring)
 	lim := bounce.DefaultLimits()
 	lim.MaxBytes = int64(cfg.Inbound.MaxMessageBytes)
-	return &runtime{
+	return &reloadable{
 		cfg:    cfg,
 		engine: e,
 		milter: milter.Settings{
