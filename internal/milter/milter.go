@@ -538,7 +538,8 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 	}
 	ss.s.obs.Signed(sig.Domain, sig.KeyNum)
 	ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
-		"sender", ss.msg.env.Sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts))
+		"sender", ss.msg.env.Sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts),
+		"record_ttl", sig.TTL.String())
 	if ss.s.opts.Store != nil {
 		ss.s.queueRecord(cache.SentMessage{
 			MessageID: ss.msg.messageID, Tag: backscatter.TagKey(sig.Sender), Sender: ss.msg.env.Sender,
