@@ -127,18 +127,28 @@ func New(o Options) *Server {
 	}
 	s := &Server{opts: o, log: o.Logger, obs: o.Observer, records: make(chan cache.SentMessage, 4096), closed: make(chan struct{})}
 	s.SetSettings(o.Settings)
-	s.srv = gomilter.NewServer(
+	proto, actions := Protocol, Actions
+	rcptMacros := []gomilter.MacroName{gomilter.MacroQueueId}
+	if o.SignOnly {
+		// Signing needs the sender, the recipients, the Message-ID and the
+		// end of the message, and never refuses anything before that.
+		proto, actions, rcptMacros = SignOnlyProtocol, SignOnlyActions, nil
+	}
+	opts := []gomilter.Option{
 		gomilter.WithMilter(func() gomilter.Milter { return &session{s: s} }),
-		gomilter.WithProtocols(Protocol),
-		gomilter.WithActions(Actions),
+		gomilter.WithProtocols(proto),
+		gomilter.WithActions(actions),
 		gomilter.WithoutDefaultMacros(),
 		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroDaemonName}),
 		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen}),
-		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
-		gomilter.WithReadTimeout(10*time.Minute),
-		gomilter.WithWriteTimeout(10*time.Second),
-	)
+		gomilter.WithReadTimeout(10 * time.Minute),
+		gomilter.WithWriteTimeout(10 * time.Second),
+	}
+	if rcptMacros != nil {
+		opts = append(opts, gomilter.WithMacroRequest(gomilter.StageRcpt, rcptMacros))
+	}
+	s.srv = gomilter.NewServer(opts...)
 	if o.Store != nil {
 		s.wg.Add(1)
 		go s.recordLoop()
@@ -155,6 +165,14 @@ const Protocol = gomilter.OptNoHelo | gomilter.OptNoData | gomilter.OptNoUnknown
 // Actions are the modifications the milter may make.
 const Actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptAddRcpt |
 	gomilter.OptRemoveRcpt | gomilter.OptChangeFrom | gomilter.OptQuarantine
+
+// SignOnlyProtocol is what the sign-only milter asks: no body at all, and
+// no reply awaited before the end of the message.
+const SignOnlyProtocol = Protocol | gomilter.OptNoBody | gomilter.OptNoRcptReply
+
+// SignOnlyActions are the sign-only milter's modifications: the sender, and
+// removing a forged verdict header.
+const SignOnlyActions = gomilter.OptChangeHeader | gomilter.OptChangeFrom
 
 // SetSettings swaps the settings (configuration reload).
 func (s *Server) SetSettings(st Settings) {
