@@ -6,6 +6,15 @@
 // turning a check off is worse than refusing to start. Values are checked as
 // they are decoded (the types below implement encoding.TextUnmarshaler), so
 // the decoder can say where the bad value stands.
+//
+// # Reload
+//
+// A reload (SIGHUP) reads the file and the key files again and, when both
+// load, replaces everything built from them at once: the domains and their
+// tables, grace, [outbound], [inbound] and the keys. It does not change
+// what a running process holds open: the listen addresses ([listen]), the
+// store ([store]), data_dir and [log] take effect at the next restart, and
+// serve logs which of them changed.
 package config
 
 import (
