@@ -29,8 +29,8 @@
 //
 // Needing a restart (a reload logs that they changed and keeps the old
 // ones): [listen] (addresses, socket mode and group, connection limits),
-// [store] (backend, its addresses, timeouts, flood limits, replay_slack's
-// effect on the store's own count), data_dir and [log].
+// [store] (backend, its addresses, timeouts, flood limits), data_dir and
+// [log]. ([store] replay_slack is read again: the engine applies it.)
 package config
 
 import (
