@@ -228,9 +228,13 @@ func (d *Delimiter) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Endpoint is a listen address, written inet:HOST:PORT or unix:PATH.
+// Endpoint is a listen address, written inet:HOST:PORT or unix:PATH, or
+// "off".
 type Endpoint struct {
 	Network, Address string // as for net.Listen; empty when off
+	// Off is set when the file says "off": the service is off even where
+	// it has a default.
+	Off bool
 }
 
 func (e Endpoint) String() string {
@@ -276,11 +280,15 @@ func (e *Endpoint) UnmarshalText(b []byte) error {
 		*e = Endpoint{}
 		return nil
 	}
+	if string(b) == "off" {
+		*e = Endpoint{Off: true}
+		return nil
+	}
 	n, a, err := ParseEndpoint(string(b))
 	if err != nil {
 		return err
 	}
-	*e = Endpoint{n, a}
+	*e = Endpoint{Network: n, Address: a}
 	return nil
 }
 
@@ -389,8 +397,8 @@ func (c *Config) applyDefaults() {
 	if c.Grace == nil {
 		c.Grace = &Duration{10 * 24 * time.Hour}
 	}
-	if !c.Listen.Milter.IsSet() {
-		c.Listen.Milter = Endpoint{"unix", filepath.Join(SocketDir(c.DataDir), "milter.sock")}
+	if !c.Listen.Milter.IsSet() && !c.Listen.Milter.Off {
+		c.Listen.Milter = Endpoint{Network: "unix", Address: filepath.Join(SocketDir(c.DataDir), "milter.sock")}
 	}
 	if c.Listen.SocketMode == "" {
 		c.Listen.SocketMode = "0660"
