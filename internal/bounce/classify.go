@@ -1,6 +1,7 @@
 package bounce
 
 import (
+	"slices"
 	"strings"
 	"sync"
 )
@@ -397,6 +398,7 @@ func (a *walker) extractRecipients() {
 		// lists no recipient: the prose of such reports often names
 		// addresses that did not fail (group members, the sender).
 		a.rep.Recipients = dSNRecipients(a.dsnRecips)
+		a.resolveAddresses()
 		return
 	}
 	if v := a.top.Get("X-Failed-Recipients"); v != "" {
@@ -406,14 +408,18 @@ func (a *walker) extractRecipients() {
 			}
 		}
 		if len(a.rep.Recipients) > 0 {
-			// Add diagnostics from the text where they match.
-			for _, r := range textRecipients(a.texts) {
+			// Add diagnostics from the text where they match; a lone
+			// recipient takes the text's lone diagnostic even when the
+			// text spells the address differently.
+			trs := textRecipients(a.texts)
+			for _, r := range trs {
 				for i := range a.rep.Recipients {
-					if a.rep.Recipients[i].Address == r.Address {
+					if a.rep.Recipients[i].Address == r.Address || len(trs) == 1 && len(a.rep.Recipients) == 1 {
 						a.rep.Recipients[i].Status, a.rep.Recipients[i].Diagnostic = r.Status, r.Diagnostic
 					}
 				}
 			}
+			a.markDelayed()
 			return
 		}
 	}
@@ -425,12 +431,210 @@ func (a *walker) extractRecipients() {
 		a.rep.Recipients = textRecipients(a.htmlTexts)
 	}
 	if len(a.rep.Recipients) == 0 {
+		// A report that names no recipient itself may carry the report
+		// that does: a bounce of a bounce, or a bounce forwarded as text.
+		a.rep.Recipients = a.innerReportRecipients()
+	}
+	if len(a.rep.Recipients) == 0 {
 		// Last resort: a bounce that names no recipient returned a message
 		// sent to exactly one address; that address is what failed.
 		if to := a.originalSoleRecipient(); to != "" {
 			a.rep.Recipients = []Recipient{{Address: to, Action: "failed"}}
 		}
 	}
+	a.markDelayed()
+}
+
+// maxNested bounds the reports analysed inside reports.
+const maxNested = 2
+
+// innerReportRecipients analyses the first returned message, or the first
+// message pasted into the text, when it is itself a delivery report, and
+// returns its recipients.
+func (a *walker) innerReportRecipients() []Recipient {
+	if a.nested >= maxNested {
+		return nil
+	}
+	var inner []byte
+	for _, o := range a.originals {
+		if o.full != nil && (daemonSender(o.header.Get("From")) ||
+			strings.Contains(strings.ToLower(o.header.Get("Content-Type")), "report")) {
+			inner = o.full
+			break
+		}
+	}
+	if inner == nil {
+		for _, t := range a.texts {
+			if i := pastedReport(t); i >= 0 {
+				inner = []byte(t[i:])
+				break
+			}
+		}
+	}
+	if inner == nil {
+		return nil
+	}
+	sub := analyzeNested(inner, a.lim, nil, a.nested+1)
+	if sub.Kind != KindDSN {
+		return nil
+	}
+	return sub.Recipients
+}
+
+// pastedReport returns the offset in text of a delivery report pasted in
+// whole (its header starting with an mbox line from the mail system or a
+// null Return-Path), -1 when there is none.
+func pastedReport(text string) int {
+	text = clip(text, recipientScan)
+	for _, m := range []string{"\nFrom MAILER-DAEMON", "\nReturn-Path: <>"} {
+		if i := strings.Index(text, m); i >= 0 {
+			start := i + 1
+			if strings.HasPrefix(text[start:], "From ") {
+				// The mbox line is not part of the message.
+				if j := strings.IndexByte(text[start:], '\n'); j >= 0 {
+					start += j + 1
+				}
+			}
+			return start
+		}
+	}
+	return -1
+}
+
+// markDelayed turns the recipients read from a non-standard report into
+// delayed ones when the report is a delay warning: those MTAs say so only
+// in words ("will keep trying", "has not yet been delivered").
+func (a *walker) markDelayed() {
+	if !a.delayNotice() {
+		return
+	}
+	for i := range a.rep.Recipients {
+		if a.rep.Recipients[i].Action == "failed" {
+			a.rep.Recipients[i].Action = "delayed"
+		}
+	}
+}
+
+// delayNotice reports a non-standard report that announces a delay, not a
+// failure: delay wording and no word of a permanent failure.
+func (a *walker) delayNotice() bool {
+	subj := strings.ToLower(a.rep.Subject)
+	delaySubj := strings.Contains(subj, "delay") || strings.Contains(subj, "warning") || strings.Contains(subj, "not yet been delivered")
+	hit := uint64(0)
+	m := delayPhrases()
+	for _, t := range a.texts {
+		hit |= m.matchBits(beforeOriginal(clip(t, classifyScan)))
+	}
+	if hit&2 != 0 {
+		return false // permanent wording wins
+	}
+	return hit&1 != 0 || delaySubj && hit == 0 && !strings.Contains(subj, "fail")
+}
+
+var (
+	delayOnce    sync.Once
+	delayMatcher *phraseMatcher
+)
+
+// delayPhrases matches delay wording (group 0) and permanent-failure
+// wording (group 1).
+func delayPhrases() *phraseMatcher {
+	delayOnce.Do(func() {
+		delayMatcher = newMatcher([][]string{
+			{"has not yet been delivered", "have not yet been delivered", "will keep trying", "will continue trying",
+				"will be retried", "will retry", "still trying", "only a temporary failure", "delivery attempts will continue",
+				"not been delivered yet", "is delayed", "has been delayed", "delayed for more than", "no action is required",
+				"you do not need to resend", "do not need to re-send", "will try again", "message is still in the queue"},
+			{"permanent error", "permanently", "permanent fatal", "giving up", "gave up", "not going to try again",
+				"will not be retried", "could not be delivered", "couldn't be delivered", "was not delivered",
+				"has been deleted", "will be deleted", "failed:", "no further attempts", "undeliverable", "delivery has failed",
+				"deleted from queue", "has expired", "rejected"},
+		})
+	})
+	return delayMatcher
+}
+
+// resolveAddresses replaces recipient values that are no Internet
+// address (an X.400 address, a file, a pipe, a bare local part, with no
+// Original-Recipient to fall back on) by the address the report names
+// elsewhere: Exim's "generated by <addr>" next to the value, else, when
+// exactly one value is unusable, the one address of X-Failed-Recipients or
+// of the text that no other recipient already has.
+func (a *walker) resolveAddresses() {
+	var bad []int
+	have := map[string]bool{}
+	for i, r := range a.rep.Recipients {
+		if mailboxLike(r.Address) {
+			have[r.Address] = true
+		} else {
+			bad = append(bad, i)
+		}
+	}
+	if len(bad) == 0 {
+		return
+	}
+	for _, i := range bad {
+		if g := generatedBy(a.texts, a.rep.Recipients[i].Address); g != "" && !have[g] {
+			a.rep.Recipients[i].Address = g
+			have[g] = true
+		}
+	}
+	var still []int
+	for _, i := range bad {
+		if !mailboxLike(a.rep.Recipients[i].Address) {
+			still = append(still, i)
+		}
+	}
+	if len(still) != 1 {
+		return
+	}
+	pick := func(cands []string) bool {
+		var fresh []string
+		for _, c := range cands {
+			if isAddr(c) && !have[c] && !slices.Contains(fresh, c) {
+				fresh = append(fresh, c)
+			}
+		}
+		if len(fresh) == 1 {
+			a.rep.Recipients[still[0]].Address = fresh[0]
+			return true
+		}
+		return false
+	}
+	var xf []string
+	for _, s := range strings.Split(a.top.Get("X-Failed-Recipients"), ",") {
+		xf = append(xf, recipientAddress(s))
+	}
+	if pick(xf) {
+		return
+	}
+	var tr []string
+	for _, r := range textRecipients(a.texts) {
+		tr = append(tr, r.Address)
+	}
+	pick(tr)
+}
+
+// generatedBy finds Exim's "generated by <addr>" line that follows value
+// (a pipe or file the address was redirected to) in the texts.
+func generatedBy(texts []string, value string) string {
+	if value == "" {
+		return ""
+	}
+	for _, t := range texts {
+		lt := lowerASCII(clip(t, recipientScan))
+		i := strings.Index(lt, value)
+		if i < 0 {
+			continue
+		}
+		rest := lt[i+len(value):]
+		if j := strings.Index(clip(rest, 300), "generated by "); j >= 0 {
+			if ad := firstAddr(rest[j:]); ad != "" {
+				return recipientAddress(ad)
+			}
+		}
+	}
+	return ""
 }
 
 // originalSoleRecipient returns the only To: address of the returned
@@ -612,7 +816,7 @@ type phraseMatcher struct {
 	class  [256]uint8
 	nclass int
 	delta  []int32  // state*nclass + class -> next state
-	groups []uint32 // per state: bit set of groups ending here (incl. suffixes)
+	groups []uint64 // per state: bit set of groups ending here (incl. suffixes)
 }
 
 func newMatcher(lists [][]string) *phraseMatcher {
@@ -636,7 +840,7 @@ func newMatcher(lists [][]string) *phraseMatcher {
 	type node struct {
 		next   []int32
 		fail   int32
-		groups uint32
+		groups uint64
 	}
 	newNode := func() node {
 		n := node{next: make([]int32, m.nclass)}
@@ -685,7 +889,7 @@ func newMatcher(lists [][]string) *phraseMatcher {
 		}
 	}
 	m.delta = make([]int32, len(nodes)*m.nclass)
-	m.groups = make([]uint32, len(nodes))
+	m.groups = make([]uint64, len(nodes))
 	for i, n := range nodes {
 		copy(m.delta[i*m.nclass:], n.next)
 		m.groups[i] = n.groups
@@ -695,7 +899,18 @@ func newMatcher(lists [][]string) *phraseMatcher {
 
 // match reports which groups have a phrase occurring in one of the texts.
 func (m *phraseMatcher) match(texts ...string) [numGroups]bool {
-	var found uint32
+	found := m.matchBits(texts...)
+	var out [numGroups]bool
+	for g := range out {
+		out[g] = found&(1<<uint(g)) != 0
+	}
+	return out
+}
+
+// matchBits returns the set of groups (bit g for group g) with a phrase
+// occurring in one of the texts.
+func (m *phraseMatcher) matchBits(texts ...string) uint64 {
+	var found uint64
 	nc := int32(m.nclass)
 	for _, text := range texts {
 		s := int32(0)
@@ -704,16 +919,12 @@ func (m *phraseMatcher) match(texts ...string) [numGroups]bool {
 			found |= m.groups[s]
 		}
 	}
-	var out [numGroups]bool
-	for g := range out {
-		out[g] = found&(1<<uint(g)) != 0
-	}
-	return out
+	return found
 }
 
 // firstEnd returns the offset just past the first phrase of any group in
 // want (a bit set) occurring in text, or -1.
-func (m *phraseMatcher) firstEnd(text string, want uint32) int {
+func (m *phraseMatcher) firstEnd(text string, want uint64) int {
 	s := int32(0)
 	nc := int32(m.nclass)
 	for i := 0; i < len(text); i++ {
@@ -745,4 +956,203 @@ var (
 func markerPhrases() *phraseMatcher {
 	markerOnce.Do(func() { markerMatcher = newMatcher([][]string{originalMarkers}) })
 	return markerMatcher
+}
+
+// classifyRecipients gives every recipient its reason and hard/soft, and
+// the report its reporting MTA.
+func (a *walker) classifyRecipients() {
+	rep := a.rep
+	if _, v := typedValue(a.dsnMessage.get("reporting-mta")); v != "" {
+		rep.ReportingMTA = hostName(v)
+	}
+	if len(rep.Recipients) == 0 {
+		return
+	}
+	prose := a.reportProse()
+	lowProse := lowerASCII(prose)
+	for i := range rep.Recipients {
+		r := &rep.Recipients[i]
+		in := reasonInput{action: r.Action, status: r.Status, diag: r.Diagnostic, diagType: r.diagType}
+		// What the prose says next to this recipient: Postfix's "<a@b>:
+		// host X said: ... (in reply to RCPT TO command)" beside its DSN
+		// fields, a transcript naming the refused command.
+		para := proseParagraph(prose, lowProse, r.Address, rep.Recipients)
+		in.command = smtpCommand(in.diag)
+		if in.command == "" {
+			in.command = smtpCommand(para)
+		}
+		if in.command == "" && len(rep.Recipients) == 1 {
+			in.command = smtpCommand(prose)
+		}
+		if strings.TrimSpace(in.diag) == "" {
+			in.diag = para
+			r.Diagnostic = clip(strings.Join(strings.Fields(para), " "), 500)
+		}
+		if r.RemoteMTA == "" {
+			r.RemoteMTA = remoteHost(in.diag)
+			if r.RemoteMTA == "" {
+				r.RemoteMTA = remoteHost(para)
+			}
+		}
+		if needsContext(in) {
+			in.context = prose
+		}
+		classifyRecipient(r, in)
+		if r.Reason == ReasonUndefined || r.Reason == ReasonOnHold || r.Reason == ReasonUserUnknown && r.Status == "" {
+			if pr := providerReason(r.Address); pr != "" {
+				r.Reason, r.Hard = pr, hardFor(pr, in)
+			}
+		}
+		if r.Status == "" {
+			if s := findStatus(in.diag); statusClass(s) == '4' || statusClass(s) == '5' {
+				r.Status = s
+			}
+		}
+	}
+	if rep.ReportingMTA == "" {
+		rep.ReportingMTA = reportingHost(prose)
+	}
+}
+
+// providerReason is the reason a provider's report means without saying
+// it in a code or in English: Google Groups refuses a post from a
+// non-member (or to a group that is gone) in the sender's language, with
+// no status code; sisimai files these as rejected.
+func providerReason(addr string) Reason {
+	if strings.HasSuffix(addr, "@googlegroups.com") {
+		return ReasonRejected
+	}
+	return ""
+}
+
+// needsContext reports whether a recipient's own fields are too thin to
+// classify, so that the report's prose is worth reading.
+func needsContext(in reasonInput) bool {
+	if r, _ := textReason(in.diag); r != "" {
+		return false
+	}
+	return statusReason(in.status) == "" && replyReason(in.diag) == ""
+}
+
+// reportProse is the human-readable part of the report, up to the
+// returned original: where non-standard MTAs explain the failure.
+func (a *walker) reportProse() string {
+	var b strings.Builder
+	for _, t := range a.texts {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(beforeOriginal(clip(t, classifyScan)))
+		if b.Len() >= classifyScan {
+			break
+		}
+	}
+	if b.Len() == 0 {
+		for _, t := range a.htmlTexts {
+			b.WriteString(beforeOriginal(clip(t, classifyScan)))
+			break
+		}
+	}
+	return clip(b.String(), classifyScan)
+}
+
+// proseParagraph returns what the prose says where it names addr: for
+// each of the first few places, from the start of that line to the next
+// blank line, at most 1 KiB in all; "" when the prose does not name it.
+// Sendmail names a recipient in its list and again in the transcript.
+func proseParagraph(prose, lowProse, addr string, all []Recipient) string {
+	if addr == "" {
+		return ""
+	}
+	// The paragraph ends early at a line naming another recipient:
+	// several recipients are often listed without blank lines between.
+	otherAt := func(from, to int) int {
+		for _, o := range all {
+			if o.Address == addr || o.Address == "" {
+				continue
+			}
+			if j := strings.Index(lowProse[from:to], o.Address); j >= 0 {
+				ls := strings.LastIndexByte(lowProse[:from+j], '\n') + 1
+				if ls > from {
+					to = ls
+				}
+			}
+		}
+		return to
+	}
+	var b strings.Builder
+	covered := 0
+	for n := 0; n < 4 && covered < len(lowProse) && b.Len() < 1024; n++ {
+		i := strings.Index(lowProse[covered:], addr)
+		if i < 0 {
+			break
+		}
+		i += covered
+		start := max(strings.LastIndexByte(prose[:i], '\n')+1, covered)
+		end := len(prose)
+		if j := strings.Index(prose[i:], "\n\n"); j >= 0 {
+			end = i + j
+		}
+		if nl := strings.IndexByte(prose[i:end], '\n'); nl >= 0 && len(all) > 1 {
+			end = otherAt(i+nl, end)
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(prose[start:end])
+		covered = end
+	}
+	return clip(b.String(), 1024)
+}
+
+// remoteHost finds the remote server an MTA's text names: Postfix "host
+// mx.example.net[192.0.2.1] said:", Exim "host mx.example.net
+// [192.0.2.1]:", Sendmail "while talking to mx.example.net.:".
+func remoteHost(text string) string {
+	if text == "" {
+		return ""
+	}
+	lt := lowerASCII(clip(text, 2048))
+	for _, m := range []string{"while talking to ", "host ", "connected to ", "remote host "} {
+		from := 0
+		for from < len(lt) {
+			i := strings.Index(lt[from:], m)
+			if i < 0 {
+				break
+			}
+			i += from + len(m)
+			from = i
+			if i > len(m) && lt[i-len(m)-1] != ' ' && lt[i-len(m)-1] != '(' && lt[i-len(m)-1] != '\n' && lt[i-len(m)-1] != ':' {
+				continue // "...host " inside a word: "localhost "
+			}
+			tok := lt[i:]
+			if j := strings.IndexAny(tok, " \t\n[(:;,"); j >= 0 {
+				tok = tok[:j]
+			}
+			tok = strings.TrimSuffix(tok, ".")
+			if hostLike(tok) && strings.ContainsAny(tok, "abcdefghijklmnopqrstuvwxyz") {
+				return tok
+			}
+		}
+	}
+	return ""
+}
+
+// reportingHost finds the reporting MTA in prose: Postfix "This is the
+// mail system at host mx.example.net.", qmail "This is the qmail-send
+// program at mx.example.net."
+func reportingHost(prose string) string {
+	lt := lowerASCII(clip(prose, 2048))
+	for _, m := range []string{"this is the mail system at host ", "qmail-send program at ", "this is the mailer-daemon at "} {
+		if i := strings.Index(lt, m); i >= 0 {
+			tok := lt[i+len(m):]
+			if j := strings.IndexAny(tok, " \t\n(:;,"); j >= 0 {
+				tok = tok[:j]
+			}
+			if tok = strings.TrimSuffix(tok, "."); hostLike(tok) {
+				return tok
+			}
+		}
+	}
+	return ""
 }

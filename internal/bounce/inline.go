@@ -276,17 +276,15 @@ var recipientHints = []string{
 const recipientScan = 32 << 10
 
 // textRecipients finds failed recipients in the prose of a bounce.
+//
+// Each line that names a recipient is a mention; a recipient's diagnostic
+// is built from its mentions afterwards (mentionDiagnostic), because MTAs
+// put the reason after the address (Exim, qmail, Gmail), on the same line
+// (Postfix, Sendmail), before it (Notes) or in a session transcript further
+// down (Sendmail).
 func textRecipients(texts []string) []Recipient {
 	var out []Recipient
 	seen := map[string]bool{}
-	add := func(addr, diag string) {
-		addr = recipientAddress(addr)
-		if addr == "" || seen[addr] || !strings.Contains(addr, "@") {
-			return
-		}
-		seen[addr] = true
-		out = append(out, Recipient{Address: addr, Action: "failed", Status: findStatus(diag), Diagnostic: clip(strings.TrimSpace(diag), 500)})
-	}
 	for _, t := range texts {
 		region := beforeOriginal(clip(t, recipientScan))
 		// Text-embedded RFC 3464 fields (a report pasted as text, or a
@@ -294,97 +292,247 @@ func textRecipients(texts []string) []Recipient {
 		if containsFold(region, "final-recipient:") || containsFold(region, "original-recipient:") {
 			_, recs := parseDSNFields([]byte(region))
 			for _, r := range dSNRecipients(recs) {
-				if r.Action == "" || r.Action == "failed" || r.Action == "delayed" {
-					add(r.Address, r.Diagnostic)
+				if (r.Action == "" || r.Action == "failed" || r.Action == "delayed") && !seen[r.Address] && strings.Contains(r.Address, "@") {
+					seen[r.Address] = true
+					if r.Action == "" {
+						r.Action = "failed"
+					}
+					if r.Status == "" {
+						r.Status = failureStatus(r.Diagnostic)
+					}
+					out = append(out, r)
 				}
 			}
 			if len(out) > 0 {
 				return out
 			}
 		}
-		lowRegion := lowerASCII(region)
-		// The first hint phrase anywhere: lines from the one holding it on
-		// are "hinted". One scan per phrase instead of one per line.
-		hintAt := hintPhrases().firstEnd(lowRegion, 1)
-		if hintAt < 0 {
-			hintAt = len(lowRegion) + 1
-		} else {
-			hintAt-- // offset of the phrase's last byte: on the hint line
-		}
-		hinted := false
 		lines := strings.Split(region, "\n")
-		lower := strings.Split(lowRegion, "\n")
-		off := 0
-		for i, line := range lines {
-			lc := lower[i]
-			c := strings.TrimSpace(line)
-			if off+len(line) >= hintAt && hintAt <= len(lowRegion) {
-				hinted = true
+		var mentions []mention
+		first := len(out)
+		add := func(addr string, line int, shape mentionShape) {
+			addr = recipientAddress(addr)
+			if addr == "" || !strings.Contains(addr, "@") {
+				return
 			}
-			off += len(line) + 1
-			// Shapes that name a recipient wherever they occur.
-			if a, ok := qmailShape(c); ok {
-				add(a, nextLines(lines, i+1, 3))
-				continue
+			if len(mentions) < 1000 {
+				mentions = append(mentions, mention{line: line, addr: addr, shape: shape})
 			}
-			if a, ok := sendmailShape(c); ok {
-				add(a, c)
-				continue
+			if seen[addr] {
+				return
 			}
-			if j := strings.Index(lc, "rcpt to:"); j >= 0 {
-				if a := firstAddr(c[j:]); a != "" {
-					add(a, nextLines(lines, i, 2))
+			seen[addr] = true
+			out = append(out, Recipient{Address: addr, Action: "failed"})
+		}
+		findMentions(region, lines, add)
+		for i := first; i < len(out); i++ {
+			diag := mentionDiagnostic(lines, mentions, out[i].Address)
+			out[i].Status = failureStatus(diag)
+			out[i].Diagnostic = clip(diag, 500)
+		}
+	}
+	return out
+}
+
+// mentionShape says how a line names a recipient, which decides how much
+// of the following text belongs to it.
+type mentionShape int
+
+const (
+	shapeBlock   mentionShape = iota // the reason follows, possibly over several lines
+	shapeLine                        // the line holds address and reason (Sendmail's "addr... reason")
+	shapeCommand                     // an SMTP transcript line; the reply follows
+)
+
+// mention is one line naming a recipient.
+type mention struct {
+	line  int
+	addr  string
+	shape mentionShape
+}
+
+// findMentions calls add for every line of region that names a failed
+// recipient.
+func findMentions(region string, lines []string, add func(addr string, line int, shape mentionShape)) {
+	lowRegion := lowerASCII(region)
+	// The first hint phrase anywhere: lines from the one holding it on
+	// are "hinted". One scan per phrase instead of one per line.
+	hintAt := hintPhrases().firstEnd(lowRegion, 1)
+	if hintAt < 0 {
+		hintAt = len(lowRegion) + 1
+	} else {
+		hintAt-- // offset of the phrase's last byte: on the hint line
+	}
+	hinted := false
+	off := 0
+	for i, line := range lines {
+		lc := lowRegion[off : off+len(line)]
+		c := strings.TrimSpace(line)
+		if off+len(line) >= hintAt && hintAt <= len(lowRegion) {
+			hinted = true
+		}
+		off += len(line) + 1
+		// Shapes that name a recipient wherever they occur.
+		if a, ok := qmailShape(c); ok {
+			add(a, i, shapeBlock)
+			continue
+		}
+		if a, ok := sendmailShape(c); ok {
+			add(a, i, shapeLine)
+			continue
+		}
+		if j := strings.Index(lc, "rcpt to:"); j >= 0 {
+			if a := firstAddr(line[j:]); a != "" {
+				add(a, i, shapeCommand)
+			}
+			continue
+		}
+		// A line holding nothing but an address names the recipient in
+		// many formats (Notes, Biglobe, m-FILTER, Gmail, Exim).
+		if a := soleAddr(c); a != "" && (hinted || !daemonAddress(strings.ToLower(a))) {
+			add(a, i, shapeBlock)
+			continue
+		}
+		// "User mailbox exceeds allowed size: a@b": prose, a colon, and
+		// the address closing the line.
+		if a := trailingAddr(c); a != "" {
+			add(a, i, shapeLine)
+			continue
+		}
+		if !hinted {
+			continue
+		}
+		// After a hint: an address at the start of a line, or named on
+		// the hint line itself ("could not be delivered to <a@b>").
+		if a := leadingAddr(c); a != "" {
+			add(a, i, shapeBlock)
+			continue
+		}
+		found := false
+		if strings.IndexByte(line, '@') < 0 {
+			continue
+		}
+		for _, h := range recipientHints {
+			if k := strings.Index(lc, h); k >= 0 {
+				if a := firstAddr(line[k:]); a != "" && !daemonAddress(strings.ToLower(a)) {
+					add(a, i, shapeBlock)
+					found = true
 				}
-				continue
+				break
 			}
-			// A line holding nothing but an address names the recipient in
-			// many formats (Notes, Biglobe, m-FILTER, Gmail, Exim).
-			if a := soleAddr(c); a != "" && (hinted || !daemonAddress(strings.ToLower(a))) {
-				add(a, nextLines(lines, i+1, 3))
-				continue
-			}
-			// "User mailbox exceeds allowed size: a@b": prose, a colon, and
-			// the address closing the line.
-			if a := trailingAddr(c); a != "" {
-				add(a, c)
-				continue
-			}
-			if !hinted {
-				continue
-			}
-			// After a hint: an address at the start of a line, or named on
-			// the hint line itself ("could not be delivered to <a@b>").
-			if a := leadingAddr(c); a != "" {
-				add(a, nextLines(lines, i+1, 3))
-				continue
-			}
-			found := false
-			if strings.IndexByte(line, '@') < 0 {
-				continue
-			}
-			for _, h := range recipientHints {
-				if k := strings.Index(lc, h); k >= 0 {
-					if a := firstAddr(line[k:]); a != "" && !daemonAddress(strings.ToLower(a)) {
-						add(a, line)
-						found = true
+		}
+		// "... recipient <a@b> ...", "Address: <a@b>".
+		if !found {
+			for _, w := range []string{"recipient <", "recipient: <", "address: <", "address <", "recipient:", "address:"} {
+				if k := strings.Index(lc, w); k >= 0 {
+					if a := firstAddr(line[k:]); a != "" {
+						add(a, i, shapeBlock)
 					}
 					break
 				}
 			}
-			// "... recipient <a@b> ...", "Address: <a@b>".
-			if !found {
-				for _, w := range []string{"recipient <", "recipient: <", "address: <", "address <", "recipient:", "address:"} {
-					if k := strings.Index(lc, w); k >= 0 {
-						if a := firstAddr(line[k:]); a != "" {
-							add(a, line)
-						}
-						break
-					}
-				}
-			}
 		}
 	}
-	return out
+}
+
+// Bounds of one recipient's diagnostic in prose.
+const (
+	diagBlockLines = 12   // lines after a mention
+	diagMaxLen     = 1500 // bytes of diagnostic text assembled
+)
+
+// mentionDiagnostic assembles the diagnostic of addr from its mentions:
+// each mention's line when it says more than the address, and the lines
+// after it up to the next mention of another recipient, a separator line
+// or a second blank line. When that yields nothing (Notes puts the reason
+// above the address), the lines just above the first mention are used.
+func mentionDiagnostic(lines []string, mentions []mention, addr string) string {
+	other := map[int]bool{}
+	for _, m := range mentions {
+		if m.addr != addr {
+			other[m.line] = true
+		}
+	}
+	var b strings.Builder
+	covered := -1
+	put := func(s string) {
+		if s == "" || b.Len() >= diagMaxLen {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(s)
+	}
+	firstLine := -1
+	for _, m := range mentions {
+		if m.addr != addr || m.line <= covered {
+			continue
+		}
+		if firstLine < 0 {
+			firstLine = m.line
+		}
+		c := strings.TrimSpace(lines[m.line])
+		if len(c) > len(addr)+4 {
+			put(c)
+		}
+		covered = m.line
+		if m.shape == shapeLine {
+			continue
+		}
+		limit := diagBlockLines
+		if m.shape == shapeCommand {
+			limit = 3
+		}
+		blank := 0
+		for j := m.line + 1; j < len(lines) && limit > 0 && !other[j]; j++ {
+			l := strings.TrimSpace(lines[j])
+			covered = j
+			if l == "" {
+				blank++
+				if blank >= 2 {
+					break
+				}
+				continue
+			}
+			blank = 0
+			if separatorLine(l) {
+				break
+			}
+			put(l)
+			limit--
+		}
+	}
+	if b.Len() == 0 && firstLine > 0 {
+		// Nothing after the address: the reason may stand above it, in
+		// the same paragraph.
+		var above []string
+		for j := firstLine - 1; j >= 0 && len(above) < 3 && !other[j]; j-- {
+			l := strings.TrimSpace(lines[j])
+			if l == "" || separatorLine(l) {
+				break
+			}
+			above = append(above, l)
+		}
+		for k := len(above) - 1; k >= 0; k-- {
+			put(above[k])
+		}
+	}
+	return clip(b.String(), diagMaxLen)
+}
+
+// separatorLine reports a ruler line ("-----", "=====", "*****"), with or
+// without a title in it: the start of another section of the report.
+func separatorLine(l string) bool {
+	n := 0
+	for i := 0; i < len(l); i++ {
+		switch l[i] {
+		case '-', '=', '*', '_', '#':
+			n++
+		}
+	}
+	return n >= 5 && (strings.HasPrefix(l, "---") || strings.HasPrefix(l, "===") || strings.HasPrefix(l, "***") ||
+		strings.HasPrefix(l, "___") || strings.HasPrefix(l, "###"))
 }
 
 // qmailShape matches "<addr>:" lines (qmail, Yahoo and others).
@@ -517,24 +665,13 @@ func daemonAddress(a string) bool {
 	return false
 }
 
-// nextLines joins up to n following non-blank lines (the diagnostic).
-func nextLines(lines []string, from, n int) string {
-	var b strings.Builder
-	for i := from; i < len(lines) && n > 0; i++ {
-		l := strings.TrimSpace(lines[i])
-		if l == "" {
-			if b.Len() > 0 {
-				break
-			}
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(l)
-		n--
+// failureStatus is bestStatus without success codes: the status of a
+// failed recipient named in text.
+func failureStatus(s string) string {
+	if st := bestStatus(s); statusClass(st) != '2' {
+		return st
 	}
-	return b.String()
+	return ""
 }
 
 // findStatus returns the first enhanced status code (x.y.z) in s.
