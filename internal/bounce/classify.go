@@ -22,7 +22,7 @@ var bounceSubjects = []string{
 	"delayed mail", "delivery delayed", "delivery is delayed", "mail system error",
 	"returned to sender", "mail delivery system", "delivery report", "bounce notification",
 	"message not delivered", "delivery final failure", "delivery failed", "failed delivery",
-	"mail failure", "mail delivery failure", "unzustellbar", "non remis", "non recapitabile",
+	"mail failure", "mail delivery failure", "failed mail", "unzustellbar", "non remis", "non recapitabile",
 	"no se puede entregar", "onbestelbaar", "returned message", "rejected:", "undeliverable",
 	"mail could not be delivered", "message delivery failure", "permanent delivery failure",
 	"delivery failure notification", "delivery notification: delivery has", "message status - undelivered",
@@ -97,6 +97,12 @@ var bounceStrong = []string{
 	"message has been rejected",
 	"your message was rejected",
 	"was rejected by the recipient",
+	"failed recipients",
+	"unable to deliver message",
+	"did not reach the following recipient",
+	"could not deliver message",
+	"returned mail follows",
+	"not delivered to the following",
 }
 
 // bounceWeak are phrases common in bounces but also in human mail.
@@ -165,6 +171,7 @@ func hasPrefixAny(s string, list []string) bool {
 func daemonSender(v string) bool {
 	lv := strings.ToLower(v)
 	if strings.Contains(lv, "mailer-daemon") || strings.Contains(lv, "mailer daemon") || strings.Contains(lv, "mailer_daemon") ||
+		strings.Contains(lv, "postmaster") ||
 		strings.Contains(lv, "mail delivery") || strings.Contains(lv, "maildaemon") ||
 		strings.Contains(lv, "mail administrator") || strings.Contains(lv, "delivery status") ||
 		strings.Contains(lv, "mail-daemon") || strings.Contains(lv, "mail system") {
@@ -393,12 +400,21 @@ func (a *walker) classify() Kind {
 // non-standard bounces, from the text.
 func (a *walker) extractRecipients() {
 	wellFormed := a.topType == "multipart/report" && strings.Contains(strings.ToLower(a.topParams["report-type"]), "delivery-status")
-	if len(a.dsnRecips) > 0 || wellFormed && a.dsnParts > 0 {
-		// A well-formed RFC 3464 report is authoritative, even when it
-		// lists no recipient: the prose of such reports often names
-		// addresses that did not fail (group members, the sender).
+	if len(a.dsnRecips) > 0 {
+		// RFC 3464 recipient blocks are authoritative: the prose of such
+		// reports often names addresses that did not fail (group
+		// members, the sender).
 		a.rep.Recipients = dSNRecipients(a.dsnRecips)
 		a.resolveAddresses()
+		return
+	}
+	if wellFormed && a.dsnParts > 0 {
+		// A report whose delivery-status part has no recipient block
+		// (Netscape Messaging Server, Postfix when the report was lost)
+		// names the recipients, if at all, only in its text; the
+		// returned message's To is not evidence enough here.
+		a.rep.Recipients = textRecipients(a.texts)
+		a.markDelayed()
 		return
 	}
 	if v := a.top.Get("X-Failed-Recipients"); v != "" {
@@ -436,6 +452,9 @@ func (a *walker) extractRecipients() {
 		a.rep.Recipients = a.innerReportRecipients()
 	}
 	if len(a.rep.Recipients) == 0 {
+		a.rep.Recipients = a.bareLocalRecipients()
+	}
+	if len(a.rep.Recipients) == 0 {
 		// Last resort: a bounce that names no recipient returned a message
 		// sent to exactly one address; that address is what failed.
 		if to := a.originalSoleRecipient(); to != "" {
@@ -443,6 +462,60 @@ func (a *walker) extractRecipients() {
 		}
 	}
 	a.markDelayed()
+}
+
+// bareLocalRecipients reads the recipients of reports that list local
+// parts only (AOL's "could not be delivered ... following recipients:"
+// followed by indented screen names): each is a mailbox of the domain the
+// report comes from.
+func (a *walker) bareLocalRecipients() []Recipient {
+	from := addrOf(a.rep.From)
+	_, domain, ok := strings.Cut(from, "@")
+	if !ok || !daemonSender(a.rep.From) || !strings.Contains(domain, ".") {
+		return nil
+	}
+	var out []Recipient
+	for _, t := range a.texts {
+		region := beforeOriginal(clip(t, recipientScan))
+		lines := strings.Split(region, "\n")
+		for i, line := range lines {
+			if !strings.Contains(lowerASCII(line), "following recipient") {
+				continue
+			}
+			for _, l := range lines[i+1 : min(len(lines), i+12)] {
+				if strings.TrimSpace(l) == "" {
+					if len(out) > 0 {
+						break
+					}
+					continue
+				}
+				tok := strings.TrimSpace(l)
+				if len(tok) == len(l) || !localPartLike(tok) {
+					break // an unindented line or prose ends the list
+				}
+				addr := strings.ToLower(tok) + "@" + domain
+				if isAddr(addr) {
+					out = append(out, Recipient{Address: addr, Action: "failed"})
+				}
+			}
+			return out
+		}
+	}
+	return out
+}
+
+// localPartLike reports a single token that can stand as a local part.
+func localPartLike(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '+') {
+			return false
+		}
+	}
+	return true
 }
 
 // maxNested bounds the reports analysed inside reports.
@@ -637,6 +710,45 @@ func generatedBy(texts []string, value string) string {
 	return ""
 }
 
+// originalEnvelopeRecipient returns the envelope recipient the returned
+// original's Received fields name ("for <a@b>"), when they all name the
+// same one: the address the bouncing host was asked to deliver to, which
+// for list mail is not the To.
+func (a *walker) originalEnvelopeRecipient() string {
+	var vals []string
+	if len(a.originals) > 0 {
+		vals = a.originals[0].header.Values("Received")
+	} else {
+		for _, t := range a.texts {
+			if h := scanInlineHeaders(clip(t, recipientScan), false); h != nil {
+				vals = h.values("received")
+				break
+			}
+		}
+	}
+	found := ""
+	for _, v := range vals {
+		lv := lowerASCII(v)
+		i := strings.Index(lv, " for ")
+		if i < 0 {
+			continue
+		}
+		ad := firstAddr(v[i+5:])
+		if j := strings.IndexByte(v[i+5:], ';'); j >= 0 && strings.Index(v[i+5:], ad) > j {
+			ad = "" // the address is past the date: not this clause's
+		}
+		if ad == "" {
+			continue
+		}
+		ad = recipientAddress(ad)
+		if found != "" && found != ad {
+			return ""
+		}
+		found = ad
+	}
+	return found
+}
+
 // originalSoleRecipient returns the only To: address of the returned
 // original (attached or quoted), "" when there is none, several, or Cc.
 func (a *walker) originalSoleRecipient() string {
@@ -655,6 +767,9 @@ func (a *walker) originalSoleRecipient() string {
 				break
 			}
 		}
+	}
+	if r := a.originalEnvelopeRecipient(); r != "" {
+		return r
 	}
 	if to == "" || cc != "" || strings.Count(to, "@") != 1 {
 		return ""

@@ -210,6 +210,12 @@ func dSNRecipients(recs []dSNRecord) []Recipient {
 		// Original-Recipient (or X-Actual-Recipient); failing that, the
 		// walker looks in the header and the text (resolveAddresses).
 		addr := recipientAddress(r.get("final-recipient"))
+		if orig := recipientAddress(r.get("original-recipient")); isAddr(orig) && mailboxLike(addr) && !isAddr(addr) &&
+			strings.EqualFold(localPart(addr), localPart(orig)) {
+			// "user@sims-ms-daemon", "user@server": the same mailbox under
+			// an internal host name; the Internet address is the original.
+			addr = orig
+		}
 		if !mailboxLike(addr) {
 			for _, f := range []string{"original-recipient", "x-actual-recipient"} {
 				if alt := recipientAddress(r.get(f)); mailboxLike(alt) {
@@ -227,6 +233,9 @@ func dSNRecipients(recs []dSNRecord) []Recipient {
 		action := strings.ToLower(strings.TrimSpace(r.get("action")))
 		if i := strings.IndexAny(action, " (;"); i > 0 {
 			action = action[:i]
+		}
+		if action == "failure" {
+			action = "failed" // Netscape and SIMS write "failure"
 		}
 		diagType, diag := typedValue(r.get("diagnostic-code"))
 		diag = decodeJIS(diag)
@@ -266,6 +275,14 @@ func decodeJIS(s string) string {
 		return s
 	}
 	return string(out)
+}
+
+// localPart returns what precedes the last @.
+func localPart(a string) string {
+	if i := strings.LastIndexByte(a, '@'); i >= 0 {
+		return a[:i]
+	}
+	return a
 }
 
 // mailboxLike reports a value shaped like local@domain (the domain may be

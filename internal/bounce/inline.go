@@ -181,6 +181,14 @@ var originalMarkers = []string{
 	"below this line is a copy",
 	"copy of the message",
 	"original message follows",
+	"returned mail follows",
+	"start of returned message",
+	"undelivered message you sent follows",
+	"message you sent follows",
+	"unsent message below",
+	"lines of your original message",
+	"lines of the message follow",
+	"header and top",
 	"unsent message follows",
 	"original message ---",
 	"--- original message",
@@ -204,7 +212,12 @@ func beforeOriginal(text string) string {
 	if e := markerPhrases().firstEnd(text, 1); e >= 0 {
 		cut = strings.LastIndexByte(text[:e], '\n') + 1 // start of the marker's line
 	}
-	// The first quoted header line, if it comes earlier.
+	// The first quoted header line, if it comes earlier: Received and
+	// Return-Path start a returned header; Message-ID marks one too, from
+	// the start of its block of fields, when the block holds fields that
+	// only a whole header has (reports quote Message-ID, To and Subject of
+	// the original in their own summary, never its MIME or list fields).
+	blockStart := -1 // start of the current run of field and continuation lines
 	for off := 0; off < cut; {
 		line := text[off:]
 		if i := strings.IndexByte(line, '\n'); i >= 0 {
@@ -214,9 +227,53 @@ func beforeOriginal(text string) string {
 		if len(c) >= 9 && strings.EqualFold(c[:9], "received:") || len(c) >= 12 && strings.EqualFold(c[:12], "return-path:") {
 			return text[:off]
 		}
+		switch {
+		case len(c) >= 11 && strings.EqualFold(c[:11], "message-id:"):
+			if blockStart < 0 {
+				blockStart = off
+			}
+			if wholeHeaderBlock(text[blockStart:]) {
+				return text[:blockStart]
+			}
+		case c == "":
+			blockStart = -1
+		case len(c) < len(line) || isFieldLine(c):
+			if blockStart < 0 {
+				blockStart = off
+			}
+		default:
+			blockStart = -1
+		}
 		off += len(line) + 1
 	}
 	return text[:cut]
+}
+
+// wholeHeaderBlock reports whether the block of field lines at the start
+// of text holds a field that only a message's own header carries.
+func wholeHeaderBlock(text string) bool {
+	for n := 0; n < 60 && text != ""; n++ {
+		line, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		c := strings.TrimLeft(line, " \t>")
+		if c == "" {
+			return false
+		}
+		name, _, ok := inlineField(c)
+		if !ok {
+			if len(c) < len(line) {
+				continue // a continuation line
+			}
+			return false
+		}
+		switch {
+		case name == "mime-version", name == "content-type", name == "content-transfer-encoding", name == "received",
+			name == "return-path", name == "delivered-to", name == "references", name == "in-reply-to",
+			strings.HasPrefix(name, "x-"), strings.HasPrefix(name, "list-"):
+			return true
+		}
+	}
+	return false
 }
 
 // recipientHints are phrases after which the failed recipients are
@@ -267,6 +324,13 @@ var recipientHints = []string{
 	"fatal errors",
 	"failure reasons",
 	"rejected recipient",
+	"addressed to",
+	"was addressed",
+	"intended recipient",
+	"not accepted",
+	"is unavailable",
+	"did not reach",
+	"not delivered to the following",
 	"送信に失敗",
 	"送信できません",
 }
@@ -307,6 +371,7 @@ func textRecipients(texts []string) []Recipient {
 				return out
 			}
 		}
+		region = collapseBlanks(region)
 		lines := strings.Split(region, "\n")
 		var mentions []mention
 		first := len(out)
@@ -332,6 +397,36 @@ func textRecipients(texts []string) []Recipient {
 		}
 	}
 	return out
+}
+
+// collapseBlanks turns runs of blanks inside lines into one space (the
+// indentation that starts a line is kept): "undeliverable  to" must match
+// the phrase "undeliverable to".
+func collapseBlanks(s string) string {
+	if !strings.Contains(s, "  ") && !strings.Contains(s, "\t") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	lineStart, blank := true, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\n':
+			lineStart, blank = true, false
+			b = append(b, c)
+		case c == ' ' || c == '\t':
+			if lineStart {
+				b = append(b, c)
+			} else if !blank {
+				b = append(b, ' ')
+				blank = true
+			}
+		default:
+			lineStart, blank = false, false
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // mentionShape says how a line names a recipient, which decides how much
@@ -412,9 +507,22 @@ func findMentions(region string, lines []string, add func(addr string, line int,
 		if strings.IndexByte(line, '@') < 0 {
 			continue
 		}
+		// Exchange's X.400 form of a recipient: "c=US;a= ;p=ORG;...;
+		// dda:SMTP=user@example.com; on <date>".
+		if k := strings.Index(lc, "smtp="); k >= 0 {
+			if a := firstAddr(line[k+5:]); a != "" {
+				add(a, i, shapeBlock)
+				continue
+			}
+		}
+		cl, cline := lc, line
+		if strings.Contains(lc, "  ") || strings.ContainsRune(lc, '\t') {
+			// Hint phrases are matched with runs of blanks collapsed.
+			cl, cline = strings.Join(strings.Fields(lc), " "), strings.Join(strings.Fields(line), " ")
+		}
 		for _, h := range recipientHints {
-			if k := strings.Index(lc, h); k >= 0 {
-				if a := firstAddr(line[k:]); a != "" && !daemonAddress(strings.ToLower(a)) {
+			if k := strings.Index(cl, h); k >= 0 {
+				if a := recipientAfter(cline[k:]); a != "" && !daemonAddress(strings.ToLower(a)) {
 					add(a, i, shapeBlock)
 					found = true
 				}
@@ -423,7 +531,7 @@ func findMentions(region string, lines []string, add func(addr string, line int,
 		}
 		// "... recipient <a@b> ...", "Address: <a@b>".
 		if !found {
-			for _, w := range []string{"recipient <", "recipient: <", "address: <", "address <", "recipient:", "address:"} {
+			for _, w := range []string{"recipient <", "recipient: <", "address: <", "address <", "recipient:", "address:", "mailbox <", "mailbox "} {
 				if k := strings.Index(lc, w); k >= 0 {
 					if a := firstAddr(line[k:]); a != "" {
 						add(a, i, shapeBlock)
@@ -571,6 +679,24 @@ func sendmailShape(c string) (string, bool) {
 	return a, true
 }
 
+// recipientAfter returns the first address in s that is not the sender's:
+// "not accepting mail from a@b" names the sender, not a recipient.
+func recipientAfter(s string) string {
+	for len(s) > 0 {
+		a := firstAddr(s)
+		if a == "" {
+			return ""
+		}
+		i := strings.Index(s, a)
+		before := strings.ToLower(strings.TrimRight(s[:i], " <'\"(:"))
+		if !strings.HasSuffix(before, "from") && !strings.HasSuffix(before, "sender") {
+			return a
+		}
+		s = s[i+len(a):]
+	}
+	return ""
+}
+
 // leadingAddr returns an address that starts the (trimmed) line.
 func leadingAddr(c string) string {
 	c = strings.TrimLeft(c, "*-•> \t\"'")
@@ -610,6 +736,9 @@ func firstAddr(s string) string {
 			end++
 		}
 		a := strings.TrimRight(s[start:end], ".")
+		if strings.Count(a, "'")%2 == 1 || strings.HasPrefix(a, "'") && strings.HasSuffix(a, "'") {
+			a = strings.Trim(a, "'") // 'user@example.com' quoted in prose
+		}
 		if isAddr(a) {
 			return a
 		}
@@ -705,6 +834,9 @@ func findStatus(s string) string {
 func soleAddr(c string) string {
 	c = strings.TrimSuffix(strings.TrimSpace(c), ":")
 	c = strings.TrimSpace(c)
+	if len(c) > 2 && (c[0] == '"' || c[0] == '\'') && c[len(c)-1] == c[0] {
+		c = c[1 : len(c)-1]
+	}
 	if strings.HasPrefix(c, "<") && strings.HasSuffix(c, ">") {
 		c = c[1 : len(c)-1]
 	}

@@ -521,15 +521,19 @@ func textReason(text string) (r Reason, strong bool) {
 }
 
 // matchText prepares a diagnostic for the phrase rules: whitespace
-// collapsed (folded lines break phrases), and the reply and status codes
-// that multi-line SMTP replies repeat on every line ("550-5.7.1 ... 550-5.7.1
-// ...") dropped, so that a phrase split over two reply lines still matches.
+// collapsed (folded lines break phrases), the reply and status codes that
+// multi-line SMTP replies repeat on every line ("550-5.7.1 ... 550-5.7.1
+// ...") dropped, so that a phrase split over two reply lines still matches,
+// and addresses dropped (links stay: a block list's URL names it).
 func matchText(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, tok := range strings.Fields(s) {
 		if isReplyToken(tok) || findStatus(tok) == tok {
 			continue
+		}
+		if strings.IndexByte(tok, '@') >= 0 && !strings.Contains(tok, "://") {
+			continue // an address is a name, not words: "ultravirus2001@..."
 		}
 		if len(tok) > 4 && isReplyToken(tok[:3]) && tok[3] == '-' {
 			tok = tok[4:]
@@ -599,7 +603,8 @@ var strongTextRules = []reasonRule{
 		"recipients mailbox is full", "mailbox exceeded", "exceeded the maximum mailbox", "user has exceeded",
 		"boîte pleine", "postfach voll", "casella piena", "buzón lleno", "quotum", "mailbox capacity",
 		"insufficient storage for", "quota for the mailbox", "over storage", "容量超過", "容量オーバー",
-		"too many messages on the server", "too many messages in", "zuviele mails",
+		"too many messages on the server", "too many messages in", "zuviele mails", "exceeding their quota",
+		"exceeding its quota", "exceeding the quota", "exceeding his quota", "exceeding her quota",
 	}},
 	{ReasonMesgTooBig, []string{
 		"message too large", "message too big", "message is too large", "message is too big",
@@ -609,7 +614,7 @@ var strongTextRules = []reasonRule{
 		"exceeded maximum inbound message size", "message file too big", "size of your message",
 		"exceeds size limit", "exceeds the size limit", "size limit exceeded", "mail size limit",
 		"message exceeds the maximum", "message exceeds maximum", "too large for", "too big for",
-		"size limit",
+		"size limit", "incoming message size",
 	}},
 	{ReasonExceedLimit, []string{
 		"administrative limit", "exceeds local limit",
@@ -629,7 +634,7 @@ var strongTextRules = []reasonRule{
 		"mailbox is inactive", "mailbox inactive", "account is not active", "blocked account",
 		"account is blocked", "account has been blocked", "account temporarily", "mailbox temporarily disabled",
 		"account closed", "account has been closed", "closed account", "mailbox closed", "discontinued",
-		"no longer active", "unpaid", "is disabled", "has been disabled", "temporary locked",
+		"no longer active", "unpaid", "is disabled", "has been disabled", "disabled or discontinued", "temporary locked",
 		"temporarily locked", "is locked",
 	}},
 	{ReasonRejected, []string{
@@ -645,7 +650,7 @@ var strongTextRules = []reasonRule{
 	}},
 	{ReasonMailerError, []string{
 		"mailer error", "command died", "command failed", "program exited", "exited with", "exit status",
-		"procmail", "maildrop", "pipe to", "unknown mailer", "local mailer", "delivery program",
+		"procmail", "maildrop", "pipe to", "unknown mailer", "local mailer", "delivery program", "command output",
 	}},
 	{ReasonNetworkError, []string{
 		// Temporary DNS failures, which also name the host or domain.
@@ -791,14 +796,15 @@ var strongTextRules = []reasonRule{
 		"message timeout", "timeout exceeded", "delivery period", "lifetime", "not been delivered for",
 		"has not yet been delivered", "has been delayed", "no answer from host", "retry time not reached",
 		"failing for a long time", "timed out", "did not accept our requests to connect", "expired",
-		"not delivered within", "not responding",
+		"not delivered within", "not responding", "not been collected",
 	}},
 	{ReasonNetworkError, []string{
 		"network error", "network is unreachable", "no route to host", "host unreachable",
 		"host is unreachable", "lost connection", "connection reset", "connection dropped",
 		"could not connect", "couldn't connect", "cannot connect", "can't connect", "unable to connect",
 		"failed to connect", "dns error", "dns failure", "dns problem", "temporary lookup failure",
-		"routing loop", "mail loop", "loop detected", "loops back", "is looping", "too many hops", "hop count",
+		"routing loop", "mail loop", "loop detected", "loops back", "is looping", "message looping", "too many hops",
+		"hop count",
 		"servfail", "name server", "nameserver", "wasn't able to establish", "unable to establish",
 		"not reachable", "connection refused",
 	}},
@@ -841,7 +847,7 @@ var weakTextRules = []reasonRule{
 		"too many", "too fast", "too busy",
 	}},
 	{ReasonContentError, []string{
-		"header", "format", "encoding", "charset", "corrupt", "improper", "mime", "malformed",
+		"charset", "corrupt", "improper", "mime", "malformed",
 	}},
 	{ReasonNetworkError, []string{
 		"timeout", "unreachable", "connection closed", "connection lost", "connect to",
