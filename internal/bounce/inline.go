@@ -586,6 +586,19 @@ func mentionDiagnostic(lines []string, mentions []mention, addr string) string {
 		}
 		covered = m.line
 		if m.shape == shapeLine {
+			// Sendmail's transcript gives the remote reply just above its
+			// "addr... reason" line: "<<< 554 5.7.1 spam score too high".
+			var above []string
+			for j := m.line - 1; j >= 0 && len(above) < 3 && !other[j]; j-- {
+				l := strings.TrimSpace(lines[j])
+				if !strings.HasPrefix(l, "<<<") {
+					break
+				}
+				above = append(above, l)
+			}
+			for k := len(above) - 1; k >= 0; k-- {
+				put(above[k])
+			}
 			continue
 		}
 		limit := diagBlockLines
@@ -604,8 +617,8 @@ func mentionDiagnostic(lines []string, mentions []mention, addr string) string {
 				continue
 			}
 			blank = 0
-			if separatorLine(l) {
-				break
+			if separatorLine(l) || strings.HasSuffix(l, ":") && !strings.Contains(l, "@") && hintPhrases().firstEnd(l, 1) >= 0 {
+				break // a ruler, or the heading of the next list, ends this recipient's text
 			}
 			put(l)
 			limit--

@@ -704,7 +704,7 @@ var strongTextRules = []reasonRule{
 	{ReasonFiltered, []string{
 		"content filter", "rejected by filter", "filter rejected", "refused by recipient's filter",
 		"recipient has blocked", "recipient does not accept", "recipient refuses", "refuses to accept",
-		"receiving refused", "recipient has chosen", "not accept mail from", "user refuses",
+		"receiving refused", "recipient has chosen", "not accept mail from", "not accepting mail from", "user refuses",
 		"blocked by the recipient", "blocked by recipient", "not in my whitelist", "not on the whitelist",
 		"approved sender", "filtered out", "filtered",
 	}},
@@ -796,7 +796,7 @@ var strongTextRules = []reasonRule{
 		"message timeout", "timeout exceeded", "delivery period", "lifetime", "not been delivered for",
 		"has not yet been delivered", "has been delayed", "no answer from host", "retry time not reached",
 		"failing for a long time", "timed out", "did not accept our requests to connect", "expired",
-		"not delivered within", "not responding", "not been collected",
+		"not delivered within", "not responding", "not been collected", "queue period", "reachable within",
 	}},
 	{ReasonNetworkError, []string{
 		"network error", "network is unreachable", "no route to host", "host unreachable",
