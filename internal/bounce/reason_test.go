@@ -111,11 +111,11 @@ func TestSMTPCommand(t *testing.T) {
 	for text, want := range map[string]string{
 		"host mx[192.0.2.1] said: 550 5.1.1 <a@b>: User unknown (in reply to RCPT TO command)": "RCPT",
 		"SMTP error from remote mail server after end of data: 550 rejected":                   "DATA",
-		"... while talking to mx.example.net.:\n>>> MAIL From:<a@b> SIZE=10\n<<< 553 denied":    "MAIL",
+		"... while talking to mx.example.net.:\n>>> MAIL From:<a@b> SIZE=10\n<<< 553 denied":   "MAIL",
 		">>> RCPT To:<a@b>\n<<< 250 ok\n>>> DATA\n<<< 554 no":                                  "DATA",
 		"SMTP error from remote mail server after initial connection: 554 go away":             "CONN",
-		"Connected to 192.0.2.1 but my name was rejected.":                                      "HELO",
-		"550 User unknown":                                                                      "",
+		"Connected to 192.0.2.1 but my name was rejected.":                                     "HELO",
+		"550 User unknown": "",
 	} {
 		if got := smtpCommand(text); got != want {
 			t.Errorf("smtpCommand(%q) = %q, want %q", text, got, want)
