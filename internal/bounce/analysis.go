@@ -312,6 +312,7 @@ type walker struct {
 	hasMDN       bool
 	originals    []returnedOriginal // returned originals in document order
 	texts        []string           // decoded text/plain parts of the report itself
+	textRegs     []string           // the texts cut before the original (proseRegions), once computed
 	htmlTexts    []string           // text extracted from text/html parts
 	bareIDs      []string           // Message-IDs of MIME parts that carry a header themselves
 	brokenBounds bool

@@ -413,7 +413,7 @@ func (a *walker) extractRecipients() {
 		// (Netscape Messaging Server, Postfix when the report was lost)
 		// names the recipients, if at all, only in its text; the
 		// returned message's To is not evidence enough here.
-		a.rep.Recipients = textRecipients(a.texts)
+		a.rep.Recipients = textRecipients(a.proseRegions())
 		a.markDelayed()
 		return
 	}
@@ -427,7 +427,7 @@ func (a *walker) extractRecipients() {
 			// Add diagnostics from the text where they match; a lone
 			// recipient takes the text's lone diagnostic even when the
 			// text spells the address differently.
-			trs := textRecipients(a.texts)
+			trs := textRecipients(a.proseRegions())
 			for _, r := range trs {
 				for i := range a.rep.Recipients {
 					if a.rep.Recipients[i].Address == r.Address || len(trs) == 1 && len(a.rep.Recipients) == 1 {
@@ -441,10 +441,10 @@ func (a *walker) extractRecipients() {
 	}
 	a.rep.Recipients = jSONRecipients(a.texts)
 	if len(a.rep.Recipients) == 0 {
-		a.rep.Recipients = textRecipients(a.texts)
+		a.rep.Recipients = textRecipients(a.proseRegions())
 	}
 	if len(a.rep.Recipients) == 0 {
-		a.rep.Recipients = textRecipients(a.htmlTexts)
+		a.rep.Recipients = textRecipients(regions(a.htmlTexts))
 	}
 	if len(a.rep.Recipients) == 0 {
 		// A report that names no recipient itself may carry the report
@@ -475,8 +475,7 @@ func (a *walker) bareLocalRecipients() []Recipient {
 		return nil
 	}
 	var out []Recipient
-	for _, t := range a.texts {
-		region := beforeOriginal(clip(t, recipientScan))
+	for _, region := range a.proseRegions() {
 		lines := strings.Split(region, "\n")
 		for i, line := range lines {
 			if !strings.Contains(lowerASCII(line), "following recipient") {
@@ -595,8 +594,8 @@ func (a *walker) delayNotice() bool {
 	delaySubj := strings.Contains(subj, "delay") || strings.Contains(subj, "warning") || strings.Contains(subj, "not yet been delivered")
 	hit := uint64(0)
 	m := delayPhrases()
-	for _, t := range a.texts {
-		hit |= m.matchBits(beforeOriginal(clip(t, classifyScan)))
+	for _, r := range a.proseRegions() {
+		hit |= m.matchBits(clip(r, dsnProseScan))
 	}
 	if hit&2 != 0 {
 		return false // permanent wording wins
@@ -682,7 +681,7 @@ func (a *walker) resolveAddresses() {
 		return
 	}
 	var tr []string
-	for _, r := range textRecipients(a.texts) {
+	for _, r := range textRecipients(a.proseRegions()) {
 		tr = append(tr, r.Address)
 	}
 	pick(tr)
@@ -927,23 +926,94 @@ func bodyPhrases() *phraseMatcher {
 // phrase groups occur in a text in one pass, instead of one strings.Index
 // scan per phrase (the phrase lists have ~150 entries and dominated the
 // analysis time).
+//
+// The automaton covers the ASCII phrases; its table (states x byte
+// classes, 16-bit states) stays small enough for the cache. Phrases with
+// other bytes (Japanese, accented words) would each add classes for their
+// bytes to every state, so they are looked for with a plain search, and
+// only in texts that have such bytes at all.
 type phraseMatcher struct {
 	class  [256]uint8
 	nclass int
-	delta  []int32  // state*nclass + class -> next state
+	delta  []uint16 // state*nclass + class -> next state
 	groups []uint64 // per state: bit set of groups ending here (incl. suffixes)
+	wide   []widePhrase
+}
+
+// widePhrase is a phrase with non-ASCII bytes and its group.
+type widePhrase struct {
+	text  string
+	group int
+}
+
+// isASCII reports a string of 7-bit bytes only.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func newMatcher(lists [][]string) *phraseMatcher {
+	return buildMatcher(lists, false)
+}
+
+// coarseByte is the byte a coarse matcher reads in place of c: every digit
+// is '0' and every punctuation mark but '-' and '\'' is '.', so that the
+// rows of its table fit a cache line (the reason rules, matched once per
+// recipient on a cold cache). A phrase "8bit" then also matches "9bit",
+// "(ube" also ",ube": harmless for words that name causes.
+func coarseByte(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return '0'
+	case c == '-' || c == '\'' || c == ' ' || c >= 0x80:
+		return c
+	case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		return c
+	case c > ' ' && c < 0x7f:
+		return '.'
+	}
+	return c
+}
+
+// newCoarseMatcher is newMatcher over coarseByte.
+func newCoarseMatcher(lists [][]string) *phraseMatcher {
+	return buildMatcher(lists, true)
+}
+
+func buildMatcher(lists [][]string, coarse bool) *phraseMatcher {
 	m := &phraseMatcher{nclass: 1} // class 0: bytes in no phrase
+	ascii := make([][]string, len(lists))
+	for g, list := range lists {
+		for _, p := range list {
+			if !isASCII(p) {
+				m.wide = append(m.wide, widePhrase{p, g})
+				continue
+			}
+			ascii[g] = append(ascii[g], p)
+		}
+	}
+	lists = ascii
 	for _, list := range lists {
 		for _, p := range list {
 			for i := 0; i < len(p); i++ {
-				if m.class[p[i]] == 0 {
-					m.class[p[i]] = uint8(m.nclass)
+				c := p[i]
+				if coarse {
+					c = coarseByte(c)
+				}
+				if m.class[c] == 0 {
+					m.class[c] = uint8(m.nclass)
 					m.nclass++
 				}
 			}
+		}
+	}
+	if coarse {
+		for c := 0; c < 256; c++ {
+			m.class[c] = m.class[coarseByte(byte(c))]
 		}
 	}
 	// Phrases are lower case; upper-case ASCII shares the class of its
@@ -1003,13 +1073,49 @@ func newMatcher(lists [][]string) *phraseMatcher {
 			}
 		}
 	}
-	m.delta = make([]int32, len(nodes)*m.nclass)
+	if len(nodes) > 1<<16 {
+		panic("phrase matcher: too many states") // static lists; TestMatcherSizes keeps them in bounds
+	}
+	// States are numbered in breadth-first order: the shallow states,
+	// where almost every byte of a text leads, share the first cache lines
+	// of the table.
+	order := make([]int32, 0, len(nodes))
+	order = append(order, 0)
+	seen := make([]bool, len(nodes))
+	seen[0] = true
+	for k := 0; k < len(order); k++ {
+		for _, t := range nodes[order[k]].next {
+			if !seen[t] {
+				seen[t] = true
+				order = append(order, t)
+			}
+		}
+	}
+	renum := make([]uint16, len(nodes))
+	for newID, old := range order {
+		renum[old] = uint16(newID)
+	}
+	m.delta = make([]uint16, len(nodes)*m.nclass)
 	m.groups = make([]uint64, len(nodes))
-	for i, n := range nodes {
-		copy(m.delta[i*m.nclass:], n.next)
-		m.groups[i] = n.groups
+	for _, old := range order {
+		i := int(renum[old])
+		for c, t := range nodes[old].next {
+			m.delta[i*m.nclass+c] = renum[t]
+		}
+		m.groups[i] = nodes[old].groups
 	}
 	return m
+}
+
+// wideBits returns the groups of the non-ASCII phrases occurring in text.
+func (m *phraseMatcher) wideBits(text string) uint64 {
+	var found uint64
+	for _, w := range m.wide {
+		if found&(1<<uint(w.group)) == 0 && containsFold(text, w.text) {
+			found |= 1 << uint(w.group)
+		}
+	}
+	return found
 }
 
 // match reports which groups have a phrase occurring in one of the texts.
@@ -1029,12 +1135,35 @@ func (m *phraseMatcher) matchBits(texts ...string) uint64 {
 	nc := int32(m.nclass)
 	for _, text := range texts {
 		s := int32(0)
+		var high byte
 		for i := 0; i < len(text); i++ {
-			s = m.delta[s*nc+int32(m.class[text[i]])]
+			c := text[i]
+			high |= c
+			s = int32(m.delta[s*nc+int32(m.class[c])])
 			found |= m.groups[s]
+		}
+		if high >= 0x80 && len(m.wide) > 0 {
+			found |= m.wideBits(text)
 		}
 	}
 	return found
+}
+
+// lastMatch returns the groups of the phrase that ends last in text (0
+// when none occurs): for transcripts, where the last command named is the
+// one that failed.
+// Non-ASCII phrases are not looked for.
+func (m *phraseMatcher) lastMatch(text string) uint64 {
+	var last uint64
+	s := int32(0)
+	nc := int32(m.nclass)
+	for i := 0; i < len(text); i++ {
+		s = int32(m.delta[s*nc+int32(m.class[text[i]])])
+		if g := m.groups[s]; g != 0 {
+			last = g
+		}
+	}
+	return last
 }
 
 // firstEnd returns the offset just past the first phrase of any group in
@@ -1042,13 +1171,28 @@ func (m *phraseMatcher) matchBits(texts ...string) uint64 {
 func (m *phraseMatcher) firstEnd(text string, want uint64) int {
 	s := int32(0)
 	nc := int32(m.nclass)
+	end := -1
+	var high byte
 	for i := 0; i < len(text); i++ {
-		s = m.delta[s*nc+int32(m.class[text[i]])]
+		c := text[i]
+		high |= c
+		s = int32(m.delta[s*nc+int32(m.class[c])])
 		if m.groups[s]&want != 0 {
-			return i + 1
+			end = i + 1
+			break
 		}
 	}
-	return -1
+	if len(m.wide) > 0 && (high >= 0x80 || end < 0 && !isASCII(text)) {
+		for _, w := range m.wide {
+			if want&(1<<uint(w.group)) == 0 {
+				continue
+			}
+			if i := indexFold(text, w.text); i >= 0 && (end < 0 || i+len(w.text) < end) {
+				end = i + len(w.text)
+			}
+		}
+	}
+	return end
 }
 
 var (
@@ -1084,20 +1228,25 @@ func (a *walker) classifyRecipients() {
 		return
 	}
 	prose := a.reportProse()
-	lowProse := lowerASCII(prose)
+	shared := &proseReason{text: prose}
 	for i := range rep.Recipients {
 		r := &rep.Recipients[i]
 		in := reasonInput{action: r.Action, status: r.Status, diag: r.Diagnostic, diagType: r.diagType}
 		// What the prose says next to this recipient: Postfix's "<a@b>:
 		// host X said: ... (in reply to RCPT TO command)" beside its DSN
-		// fields, a transcript naming the refused command.
-		para := proseParagraph(prose, lowProse, r.Address, rep.Recipients)
+		// fields, a transcript naming the refused command. Bounded: a
+		// report of hundreds of recipients gets its prose read for the
+		// first ones only.
+		para := ""
+		if i < maxProseRecipients {
+			para = proseParagraph(prose, r.Address, rep.Recipients[:min(len(rep.Recipients), maxProseRecipients)])
+		}
 		in.command = smtpCommand(in.diag)
 		if in.command == "" {
 			in.command = smtpCommand(para)
 		}
-		if in.command == "" && len(rep.Recipients) == 1 {
-			in.command = smtpCommand(prose)
+		if in.command == "" && para == "" && len(rep.Recipients) == 1 {
+			in.command = smtpCommand(clip(prose, 2048))
 		}
 		if strings.TrimSpace(in.diag) == "" {
 			in.diag = para
@@ -1109,9 +1258,7 @@ func (a *walker) classifyRecipients() {
 				r.RemoteMTA = remoteHost(para)
 			}
 		}
-		if needsContext(in) {
-			in.context = prose
-		}
+		in.prose = shared
 		classifyRecipient(r, in)
 		if r.Reason == ReasonUndefined || r.Reason == ReasonOnHold || r.Reason == ReasonUserUnknown && r.Status == "" {
 			if pr := providerReason(r.Address); pr != "" {
@@ -1140,24 +1287,43 @@ func providerReason(addr string) Reason {
 	return ""
 }
 
-// needsContext reports whether a recipient's own fields are too thin to
-// classify, so that the report's prose is worth reading.
-func needsContext(in reasonInput) bool {
-	if r, _ := textReason(in.diag); r != "" {
-		return false
+// dsnProseScan bounds the prose read beside delivery-status fields: the
+// paragraph of each recipient, the refused command.
+const dsnProseScan = 4 << 10
+
+// maxProseRecipients bounds the recipients whose paragraph of prose is
+// looked up (each lookup scans the prose).
+const maxProseRecipients = 64
+
+// proseRegions returns regions(a.texts), computed once.
+func (a *walker) proseRegions() []string {
+	if a.textRegs == nil {
+		a.textRegs = regions(a.texts)
 	}
-	return statusReason(in.status) == "" && replyReason(in.diag) == ""
+	return a.textRegs
 }
 
 // reportProse is the human-readable part of the report, up to the
 // returned original: where non-standard MTAs explain the failure.
 func (a *walker) reportProse() string {
+	regs := a.textRegs
+	if regs == nil {
+		// Recipients from delivery-status fields need only the start of
+		// the prose, not the text recipients are searched in.
+		regs = make([]string, len(a.texts))
+		for i, t := range a.texts {
+			regs[i] = beforeOriginal(clip(t, dsnProseScan))
+		}
+	}
+	if len(regs) == 1 {
+		return clip(regs[0], classifyScan)
+	}
 	var b strings.Builder
-	for _, t := range a.texts {
+	for _, r := range regs {
 		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(beforeOriginal(clip(t, classifyScan)))
+		b.WriteString(clip(r, classifyScan))
 		if b.Len() >= classifyScan {
 			break
 		}
@@ -1175,7 +1341,7 @@ func (a *walker) reportProse() string {
 // each of the first few places, from the start of that line to the next
 // blank line, at most 1 KiB in all; "" when the prose does not name it.
 // Sendmail names a recipient in its list and again in the transcript.
-func proseParagraph(prose, lowProse, addr string, all []Recipient) string {
+func proseParagraph(prose, addr string, all []Recipient) string {
 	if addr == "" {
 		return ""
 	}
@@ -1186,8 +1352,8 @@ func proseParagraph(prose, lowProse, addr string, all []Recipient) string {
 			if o.Address == addr || o.Address == "" {
 				continue
 			}
-			if j := strings.Index(lowProse[from:to], o.Address); j >= 0 {
-				ls := strings.LastIndexByte(lowProse[:from+j], '\n') + 1
+			if j := indexFold(prose[from:to], o.Address); j >= 0 {
+				ls := strings.LastIndexByte(prose[:from+j], '\n') + 1
 				if ls > from {
 					to = ls
 				}
@@ -1197,15 +1363,25 @@ func proseParagraph(prose, lowProse, addr string, all []Recipient) string {
 	}
 	var b strings.Builder
 	covered := 0
-	for n := 0; n < 4 && covered < len(lowProse) && b.Len() < 1024; n++ {
-		i := strings.Index(lowProse[covered:], addr)
+	for n := 0; n < 4 && covered < len(prose) && b.Len() < 1024; n++ {
+		i := indexFold(prose[covered:], addr)
 		if i < 0 {
 			break
 		}
 		i += covered
 		start := max(strings.LastIndexByte(prose[:i], '\n')+1, covered)
-		end := len(prose)
-		if j := strings.Index(prose[i:], "\n\n"); j >= 0 {
+		// A Sendmail transcript names the command on the line above the
+		// reply that names the recipient: ">>> DATA" / "<<< 550 ... <a@b>".
+		for k := 0; k < 3 && start > covered+1; k++ {
+			prev := strings.LastIndexByte(prose[:start-1], '\n') + 1
+			if prev < covered || !strings.HasPrefix(strings.TrimLeft(prose[prev:start], " \t"), ">>>") &&
+				!strings.HasPrefix(strings.TrimLeft(prose[prev:start], " \t"), "<<<") {
+				break
+			}
+			start = prev
+		}
+		end := min(len(prose), i+1024)
+		if j := strings.Index(prose[i:end], "\n\n"); j >= 0 {
 			end = i + j
 		}
 		if nl := strings.IndexByte(prose[i:end], '\n'); nl >= 0 && len(all) > 1 {
@@ -1227,11 +1403,11 @@ func remoteHost(text string) string {
 	if text == "" {
 		return ""
 	}
-	lt := lowerASCII(clip(text, 2048))
+	lt := clip(text, 2048)
 	for _, m := range []string{"while talking to ", "host ", "connected to ", "remote host "} {
 		from := 0
 		for from < len(lt) {
-			i := strings.Index(lt[from:], m)
+			i := indexFold(lt[from:], m)
 			if i < 0 {
 				break
 			}
@@ -1245,8 +1421,8 @@ func remoteHost(text string) string {
 				tok = tok[:j]
 			}
 			tok = strings.TrimSuffix(tok, ".")
-			if hostLike(tok) && strings.ContainsAny(tok, "abcdefghijklmnopqrstuvwxyz") {
-				return tok
+			if hostLike(tok) && strings.ContainsAny(tok, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+				return strings.ToLower(tok)
 			}
 		}
 	}
@@ -1257,15 +1433,15 @@ func remoteHost(text string) string {
 // mail system at host mx.example.net.", qmail "This is the qmail-send
 // program at mx.example.net."
 func reportingHost(prose string) string {
-	lt := lowerASCII(clip(prose, 2048))
+	lt := clip(prose, 2048)
 	for _, m := range []string{"this is the mail system at host ", "qmail-send program at ", "this is the mailer-daemon at "} {
-		if i := strings.Index(lt, m); i >= 0 {
+		if i := indexFold(lt, m); i >= 0 {
 			tok := lt[i+len(m):]
 			if j := strings.IndexAny(tok, " \t\n(:;,"); j >= 0 {
 				tok = tok[:j]
 			}
 			if tok = strings.TrimSuffix(tok, "."); hostLike(tok) {
-				return tok
+				return strings.ToLower(tok)
 			}
 		}
 	}

@@ -150,28 +150,72 @@ func scanInlineHeaders(text string, needID bool) *inlineHeader {
 	return check()
 }
 
-// containsFold is a case-insensitive strings.Contains for an ASCII
-// lower-case needle, without allocating a lowered copy of the haystack.
-func containsFold(s, needle string) bool {
+// indexFold is a case-insensitive strings.Index for a lower-case needle
+// (ASCII letters folded), without a lowered copy of the haystack.
+func indexFold(s, needle string) int {
 	n := len(needle)
 	if n == 0 {
-		return true
+		return 0
 	}
 	first := needle[0]
 	upper := first
 	if first >= 'a' && first <= 'z' {
 		upper = first - 32
 	}
-	for i := 0; i+n <= len(s); i++ {
-		c := s[i]
-		if c != first && c != upper {
-			continue
+	if upper == first {
+		// No case to fold in the first byte: let IndexByte (vectorised)
+		// find the candidates.
+		for i := 0; i+n <= len(s); {
+			j := strings.IndexByte(s[i:len(s)-n+1], first)
+			if j < 0 {
+				return -1
+			}
+			i += j
+			if strings.EqualFold(s[i:i+n], needle) {
+				return i
+			}
+			i++
+		}
+		return -1
+	}
+	// Candidates start with either case of the first byte: the next of
+	// each is found with IndexByte and remembered until passed.
+	nextLo, nextUp := -2, -2
+	for i := 0; i+n <= len(s); {
+		if nextLo != -1 && nextLo < i {
+			if j := strings.IndexByte(s[i:len(s)-n+1], first); j >= 0 {
+				nextLo = i + j
+			} else {
+				nextLo = -1
+			}
+		}
+		if nextUp != -1 && nextUp < i {
+			if j := strings.IndexByte(s[i:len(s)-n+1], upper); j >= 0 {
+				nextUp = i + j
+			} else {
+				nextUp = -1
+			}
+		}
+		switch {
+		case nextLo < 0 && nextUp < 0:
+			return -1
+		case nextLo < 0 || nextUp >= 0 && nextUp < nextLo:
+			i = nextUp
+		default:
+			i = nextLo
 		}
 		if strings.EqualFold(s[i:i+n], needle) {
-			return true
+			return i
 		}
+		i++
 	}
-	return false
+	return -1
+}
+
+// containsFold is a case-insensitive strings.Contains for an ASCII
+// lower-case needle, without allocating a lowered copy of the haystack.
+func containsFold(s, needle string) bool {
+	return indexFold(s, needle) >= 0
 }
 
 // originalMarkers are phrases that introduce the returned original in a
@@ -203,6 +247,17 @@ var originalMarkers = []string{
 	"original message:",
 	"the original message is attached",
 	"----- message text follows",
+}
+
+// regions returns each text cut at the start of the returned original,
+// within recipientScan: the report's own prose, where recipients and
+// reasons are looked for.
+func regions(texts []string) []string {
+	out := make([]string, len(texts))
+	for i, t := range texts {
+		out[i] = beforeOriginal(clip(t, recipientScan))
+	}
+	return out
 }
 
 // beforeOriginal cuts a bounce text at the start of the returned
@@ -339,18 +394,18 @@ var recipientHints = []string{
 // MTAs list them before any quoted original.
 const recipientScan = 32 << 10
 
-// textRecipients finds failed recipients in the prose of a bounce.
+// textRecipients finds failed recipients in the prose of a bounce, given
+// as regions: the text parts cut before the returned original (regions).
 //
 // Each line that names a recipient is a mention; a recipient's diagnostic
 // is built from its mentions afterwards (mentionDiagnostic), because MTAs
 // put the reason after the address (Exim, qmail, Gmail), on the same line
 // (Postfix, Sendmail), before it (Notes) or in a session transcript further
 // down (Sendmail).
-func textRecipients(texts []string) []Recipient {
+func textRecipients(regions []string) []Recipient {
 	var out []Recipient
 	seen := map[string]bool{}
-	for _, t := range texts {
-		region := beforeOriginal(clip(t, recipientScan))
+	for _, region := range regions {
 		// Text-embedded RFC 3464 fields (a report pasted as text, or a
 		// delivery-status part the MIME reader could not reach).
 		if containsFold(region, "final-recipient:") || containsFold(region, "original-recipient:") {
@@ -390,8 +445,12 @@ func textRecipients(texts []string) []Recipient {
 			out = append(out, Recipient{Address: addr, Action: "failed"})
 		}
 		findMentions(region, lines, add)
+		byLine := make(map[int]string, len(mentions))
+		for _, m := range mentions {
+			byLine[m.line] = m.addr
+		}
 		for i := first; i < len(out); i++ {
-			diag := mentionDiagnostic(lines, mentions, out[i].Address)
+			diag := mentionDiagnostic(lines, mentions, byLine, out[i].Address)
 			out[i].Status = failureStatus(diag)
 			out[i].Diagnostic = clip(diag, 500)
 		}
@@ -554,12 +613,10 @@ const (
 // after it up to the next mention of another recipient, a separator line
 // or a second blank line. When that yields nothing (Notes puts the reason
 // above the address), the lines just above the first mention are used.
-func mentionDiagnostic(lines []string, mentions []mention, addr string) string {
-	other := map[int]bool{}
-	for _, m := range mentions {
-		if m.addr != addr {
-			other[m.line] = true
-		}
+func mentionDiagnostic(lines []string, mentions []mention, byLine map[int]string, addr string) string {
+	other := func(line int) bool {
+		a, ok := byLine[line]
+		return ok && a != addr
 	}
 	var b strings.Builder
 	covered := -1
@@ -589,7 +646,7 @@ func mentionDiagnostic(lines []string, mentions []mention, addr string) string {
 			// Sendmail's transcript gives the remote reply just above its
 			// "addr... reason" line: "<<< 554 5.7.1 spam score too high".
 			var above []string
-			for j := m.line - 1; j >= 0 && len(above) < 3 && !other[j]; j-- {
+			for j := m.line - 1; j >= 0 && len(above) < 3 && !other(j); j-- {
 				l := strings.TrimSpace(lines[j])
 				if !strings.HasPrefix(l, "<<<") {
 					break
@@ -606,7 +663,7 @@ func mentionDiagnostic(lines []string, mentions []mention, addr string) string {
 			limit = 3
 		}
 		blank := 0
-		for j := m.line + 1; j < len(lines) && limit > 0 && !other[j]; j++ {
+		for j := m.line + 1; j < len(lines) && limit > 0 && !other(j); j++ {
 			l := strings.TrimSpace(lines[j])
 			covered = j
 			if l == "" {
@@ -628,7 +685,7 @@ func mentionDiagnostic(lines []string, mentions []mention, addr string) string {
 		// Nothing after the address: the reason may stand above it, in
 		// the same paragraph.
 		var above []string
-		for j := firstLine - 1; j >= 0 && len(above) < 3 && !other[j]; j-- {
+		for j := firstLine - 1; j >= 0 && len(above) < 3 && !other(j); j-- {
 			l := strings.TrimSpace(lines[j])
 			if l == "" || separatorLine(l) {
 				break

@@ -1,6 +1,7 @@
 package bounce
 
 import (
+	"slices"
 	"strings"
 	"sync"
 )
@@ -88,6 +89,30 @@ type reasonInput struct {
 	diagType string // the Diagnostic-Code type ("smtp", "x-unix", ...), lower case
 	command  string // the SMTP command the remote server refused (CONN, HELO, MAIL, RCPT, DATA), "" when unknown
 	context  string // the report's prose, for recipients without a usable diagnostic
+	// prose, when set, is the report's prose shared by its recipients,
+	// read on demand (most recipients are classified without it) and
+	// once.
+	prose *proseReason
+}
+
+// proseReason is what the report's prose says, computed once for all the
+// recipients that need it.
+type proseReason struct {
+	text   string
+	done   bool
+	reason Reason // from precise wording only
+	status string
+}
+
+func (p *proseReason) get() (Reason, string) {
+	if !p.done {
+		p.done = true
+		if r, strong := textReasonIn(p.text, proseReasonScan); strong {
+			p.reason = r
+		}
+		p.status = findStatus(p.text)
+	}
+	return p.reason, p.status
 }
 
 // classifyRecipient sets Reason and Hard on r.
@@ -207,15 +232,18 @@ func reasonFor(in reasonInput) Reason {
 			r = ReasonBlocked
 		}
 	}
-	if r == "" && in.context != "" {
+	if r == "" && (in.context != "" || in.prose != nil) {
 		// The recipient's own text said nothing: the report's prose (an
 		// Exchange or Notes paragraph, a provider's explanation) often
 		// does, in precise words; stock words in prose prove nothing.
-		if cr, strong := textReason(in.context); strong {
-			r = cr
+		p := in.prose
+		if p == nil {
+			p = &proseReason{text: in.context}
 		}
+		cr, cst := p.get()
+		r = cr
 		if r == "" && st == "" {
-			r = statusReason(findStatus(in.context))
+			r = statusReason(cst)
 		}
 	}
 	if r == "" && (strings.HasPrefix(in.action, "delayed") || strings.HasPrefix(in.action, "expired")) {
@@ -267,14 +295,36 @@ func smtpCommand(text string) string {
 	if text == "" {
 		return ""
 	}
-	best, at := "", -1
-	lt := lowerASCII(clip(text, 4096))
-	for _, c := range smtpCommandMarkers {
-		if i := strings.LastIndex(lt, c.marker); i > at {
-			best, at = c.command, i
+	last := commandPhrases().lastMatch(clip(text, 4096))
+	for i, c := range smtpCommands {
+		if last&(1<<uint(i)) != 0 {
+			return c
 		}
 	}
-	return best
+	return ""
+}
+
+// smtpCommands are the commands smtpCommandMarkers name, in the order of
+// the matcher's groups.
+var smtpCommands = []string{"RCPT", "DATA", "MAIL", "HELO", "CONN"}
+
+var (
+	commandOnce    sync.Once
+	commandMatcher *phraseMatcher
+)
+
+// commandPhrases returns the matcher for smtpCommandMarkers, one group
+// per command of smtpCommands.
+func commandPhrases() *phraseMatcher {
+	commandOnce.Do(func() {
+		lists := make([][]string, len(smtpCommands))
+		for _, m := range smtpCommandMarkers {
+			i := slices.Index(smtpCommands, m.command)
+			lists[i] = append(lists[i], m.marker)
+		}
+		commandMatcher = newMatcher(lists)
+	})
+	return commandMatcher
 }
 
 // smtpCommandMarkers are how MTAs name the refused command: Postfix "(in
@@ -501,14 +551,27 @@ func replyCode(diag string) string {
 	return ""
 }
 
+// reasonScan bounds the text the reason rules read: an MTA states the
+// cause within its first lines.
+const reasonScan = 1024
+
 // textReason classifies a diagnostic by its wording; "" when no phrase
 // matched. The first rule of textRules with a phrase in the text wins;
 // strong says it was one of the strong tier.
 func textReason(text string) (r Reason, strong bool) {
+	return textReasonIn(text, reasonScan)
+}
+
+// proseReasonScan bounds the report's prose read for a reason: prose may
+// open with paragraphs in other languages.
+const proseReasonScan = 4096
+
+// textReasonIn is textReason on the first n bytes of text.
+func textReasonIn(text string, n int) (r Reason, strong bool) {
 	if text == "" {
 		return "", false
 	}
-	found := reasonPhrases().matchBits(matchText(clip(text, 4096)))
+	found := matchWords(reasonPhrases(), clip(text, n))
 	if found == 0 {
 		return "", false
 	}
@@ -520,33 +583,82 @@ func textReason(text string) (r Reason, strong bool) {
 	return "", false
 }
 
-// matchText prepares a diagnostic for the phrase rules: whitespace
-// collapsed (folded lines break phrases), the reply and status codes that
-// multi-line SMTP replies repeat on every line ("550-5.7.1 ... 550-5.7.1
-// ...") dropped, so that a phrase split over two reply lines still matches,
-// and addresses dropped (links stay: a block list's URL names it).
-func matchText(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, tok := range strings.Fields(s) {
-		if isReplyToken(tok) || findStatus(tok) == tok {
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// isStatusToken reports an enhanced status code standing alone: "5.1.1",
+// "4.7.650".
+func isStatusToken(t string) bool {
+	if len(t) < 5 || t[1] != '.' || (t[0] != '2' && t[0] != '4' && t[0] != '5') {
+		return false
+	}
+	dots := 0
+	for i := 2; i < len(t); i++ {
+		switch c := t[i]; {
+		case c == '.':
+			if t[i-1] == '.' {
+				return false
+			}
+			dots++
+		case c < '0' || c > '9':
+			return false
+		}
+	}
+	return dots == 1 && t[len(t)-1] != '.'
+}
+
+// matchWords runs the automaton over a diagnostic prepared for the phrase
+// rules, without building the prepared text: whitespace collapsed (folded
+// lines break phrases), the reply and status codes that multi-line SMTP
+// replies repeat on every line ("550-5.7.1 ... 550-5.7.1 ...") dropped, so
+// that a phrase split over two reply lines still matches, and addresses
+// dropped (links stay: a block list's URL names it). The kept words are
+// fed with one space between them.
+func matchWords(m *phraseMatcher, s string) uint64 {
+	var found uint64
+	nc := int32(m.nclass)
+	state := int32(0)
+	var high byte
+	feed := func(c byte) {
+		high |= c
+		state = int32(m.delta[state*nc+int32(m.class[c])])
+		found |= m.groups[state]
+	}
+	first := true
+	for i := 0; i < len(s); {
+		for i < len(s) && asciiSpace(s[i]) {
+			i++
+		}
+		j := i
+		for j < len(s) && !asciiSpace(s[j]) {
+			j++
+		}
+		tok := s[i:j]
+		i = j
+		if tok == "" || isReplyToken(tok) || isStatusToken(tok) {
 			continue
 		}
-		if strings.IndexByte(tok, '@') >= 0 && !strings.Contains(tok, "://") {
-			continue // an address is a name, not words: "ultravirus2001@..."
-		}
 		if len(tok) > 4 && isReplyToken(tok[:3]) && tok[3] == '-' {
-			tok = tok[4:]
-			if findStatus(tok) == tok {
+			if tok = tok[4:]; isStatusToken(tok) {
 				continue
 			}
 		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
+		if strings.IndexByte(tok, '@') >= 0 && !strings.Contains(tok, "://") {
+			continue
 		}
-		b.WriteString(tok)
+		if !first {
+			feed(' ')
+		}
+		first = false
+		for k := 0; k < len(tok); k++ {
+			feed(tok[k])
+		}
 	}
-	return b.String()
+	if high >= 0x80 && len(m.wide) > 0 {
+		found |= m.wideBits(s)
+	}
+	return found
 }
 
 // isReplyToken reports a bare SMTP reply code ("550", "550-", "421").
@@ -881,7 +993,7 @@ func reasonPhrases() *phraseMatcher {
 		for i, r := range textRules {
 			lists[i] = r.phrases
 		}
-		reasonMatcher = newMatcher(lists)
+		reasonMatcher = newCoarseMatcher(lists)
 	})
 	return reasonMatcher
 }

@@ -253,3 +253,57 @@ func TestFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestMatcherSizes keeps the phrase automata within the 16-bit states
+// they are stored with, and the reason rules' rows within a cache line.
+func TestMatcherSizes(t *testing.T) {
+	for name, m := range map[string]*phraseMatcher{"reason": reasonPhrases(), "body": bodyPhrases(), "hint": hintPhrases(),
+		"command": commandPhrases(), "delay": delayPhrases(), "marker": markerPhrases()} {
+		if len(m.groups) >= 1<<16 {
+			t.Errorf("%s: %d states", name, len(m.groups))
+		}
+	}
+	if m := reasonPhrases(); m.nclass > 32 {
+		t.Errorf("reason rules: %d byte classes, rows no longer fit a cache line", m.nclass)
+	}
+}
+
+// TestMatchWords: phrases split by folding or by the codes of a
+// multi-line reply still match; words inside addresses do not.
+func TestMatchWords(t *testing.T) {
+	m := newMatcher([][]string{{"not permitted to relay"}, {"virus"}, {"送信に失敗"}})
+	for text, want := range map[string]uint64{
+		"550-mx.example.net is not permitted to\n550 relay through this server": 1,
+		"550-5.7.1 not permitted\n550-5.7.1 to  relay":                          1,
+		"550 5.1.1 <antivirus@example.net>... User unknown":                     0,
+		"Virus found: http://av.example/virus.html":                             2,
+		"メールの送信に失敗しました":                                                         4,
+	} {
+		if got := matchWords(m, text); got != want {
+			t.Errorf("matchWords(%q) = %b, want %b", text, got, want)
+		}
+	}
+}
+
+func TestIndexFold(t *testing.T) {
+	alpha := "aAbB@.xX"
+	// Every string of up to 5 bytes over a small alphabet, every needle
+	// of up to 2: indexFold agrees with strings.Index on lowered text.
+	var gen func(prefix string, n int, f func(string))
+	gen = func(prefix string, n int, f func(string)) {
+		f(prefix)
+		if n == 0 {
+			return
+		}
+		for i := 0; i < len(alpha); i++ {
+			gen(prefix+alpha[i:i+1], n-1, f)
+		}
+	}
+	gen("", 5, func(s string) {
+		for _, needle := range []string{"", "a", "b", "ab", "ba", "@.", "xa", ".x", "aa"} {
+			if got, want := indexFold(s, needle), strings.Index(strings.ToLower(s), needle); got != want {
+				t.Fatalf("indexFold(%q, %q) = %d, want %d", s, needle, got, want)
+			}
+		}
+	})
+}
