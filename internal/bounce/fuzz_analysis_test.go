@@ -16,6 +16,8 @@ func fuzzSeeds(f *testing.F) {
 	if err != nil || len(files) == 0 {
 		f.Fatalf("no corpus seeds: %v", err)
 	}
+	formats, _ := filepath.Glob(filepath.Join("testdata", "formats", "*.eml"))
+	files = append(files, formats...)
 	for _, p := range files {
 		b, err := os.ReadFile(p)
 		if err != nil {

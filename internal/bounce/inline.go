@@ -225,6 +225,7 @@ var originalMarkers = []string{
 	"below this line is a copy",
 	"copy of the message",
 	"original message follows",
+	"original message as received",
 	"returned mail follows",
 	"start of returned message",
 	"undelivered message you sent follows",
@@ -278,7 +279,7 @@ func beforeOriginal(text string) string {
 		if i := strings.IndexByte(line, '\n'); i >= 0 {
 			line = line[:i]
 		}
-		c := strings.TrimLeft(line, " \t")
+		c := strings.TrimLeft(line, " \t>")
 		if len(c) >= 9 && strings.EqualFold(c[:9], "received:") || len(c) >= 12 && strings.EqualFold(c[:12], "return-path:") {
 			return text[:off]
 		}

@@ -110,7 +110,7 @@ func (p *proseReason) get() (Reason, string) {
 		if r, strong := textReasonIn(p.text, proseReasonScan); strong {
 			p.reason = r
 		}
-		p.status = findStatus(p.text)
+		p.status = failureStatus(p.text) // not "wxPython 2.3.0" in a quoted subject
 	}
 	return p.reason, p.status
 }
