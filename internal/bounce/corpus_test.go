@@ -282,12 +282,12 @@ func TestCorpusReasons(t *testing.T) {
 		}
 	}
 	t.Logf("reason = sisimai's: %d/%d records (%d without a matching recipient); hard/soft: %d/%d", same, records, none, hardOK, hardN)
-	// Measured 336/416 and 358/401. Where we differ from sisimai on
+	// Measured 341/416 and 361/401. Where we differ from sisimai on
 	// purpose is documented in the package documentation.
-	if float64(same)/float64(records) < 0.79 {
-		t.Errorf("reason agreement %d/%d below the floor 0.79", same, records)
+	if float64(same)/float64(records) < 0.80 {
+		t.Errorf("reason agreement %d/%d below the floor 0.80", same, records)
 	}
-	if float64(hardOK)/float64(hardN) < 0.87 {
-		t.Errorf("hard/soft agreement %d/%d below the floor 0.87", hardOK, hardN)
+	if float64(hardOK)/float64(hardN) < 0.88 {
+		t.Errorf("hard/soft agreement %d/%d below the floor 0.88", hardOK, hardN)
 	}
 }

@@ -200,7 +200,7 @@ func reasonFor(in reasonInput) Reason {
 	}
 	r := combine(text, strong, st, status)
 	precise := strong && r == text || specificStatus(status)
-	if r == ReasonHostUnknown && statusClass(status) == '4' {
+	if (r == ReasonHostUnknown || r == ReasonNotAccept && text == r) && statusClass(status) == '4' {
 		// A temporary failure to resolve the domain is a DNS problem on
 		// the way, not a verdict on the domain.
 		r = ReasonNetworkError
@@ -373,8 +373,12 @@ func combine(text Reason, strong bool, st Reason, status string) Reason {
 	}
 	switch text {
 	case ReasonSpamDetected, ReasonVirusDetected, ReasonBlocked, ReasonPolicyViolation, ReasonNoRelaying,
-		ReasonSuspend, ReasonMailboxFull, ReasonTooManyConn, ReasonMesgTooBig:
+		ReasonSuspend, ReasonMailboxFull, ReasonTooManyConn:
 		return text
+	case ReasonMesgTooBig:
+		if strings.HasPrefix(status[1:], ".1.") {
+			return text // 5.2.3 says "too big" itself; 5.1.1 does not
+		}
 	}
 	return st
 }
@@ -700,6 +704,7 @@ var strongTextRules = []reasonRule{
 		"relay is not allowed", "cannot relay", "can't relay", "not authorized to relay", "relay rejected",
 		"isn't allowed to relay", "not allowed to relay", "relaying disallowed", "relay access is denied",
 		"not configured to relay", "relaying to <", "relay through this server", "as a relay", "rcpthosts",
+		"insecure mail relay",
 	}},
 	{ReasonMailboxFull, []string{
 		"mailbox full", "mailbox is full", "mailbox is currently full", "mail box full", "mailbox has exceeded",
@@ -738,7 +743,9 @@ var strongTextRules = []reasonRule{
 		"user not local; please try",
 	}},
 	{ReasonSuspend, []string{
-		"suspended", "account disabled", "account is disabled", "account has been disabled",
+		"account suspended", "account has been suspended", "account is suspended", "mailbox suspended",
+		"mailbox has been suspended", "mailbox is suspended", "user suspended", "suspended account",
+		"recipient suspended", "address suspended", "has been suspended", "currently suspended", "account disabled", "account is disabled", "account has been disabled",
 		"account has been deactivated", "account is deactivated", "deactivated", "mailbox disabled",
 		"mailbox is disabled", "mailbox has been disabled", "user disabled", "disabled account",
 		"account is locked", "account has been locked", "account locked", "account inactive",
@@ -801,8 +808,7 @@ var strongTextRules = []reasonRule{
 		"not an active address",
 		"does not have an account", "address does not", "no longer exists", "no such", "undeliverable address",
 		"unknown in", "could not be found", "unbekannt", "inconnu", "sconosciuto", "desconocido",
-		"existiert nicht", "n'existe pas", "no existe", "non esiste", "introuvable", "recipient rejected",
-		"address rejected", "user not", "not exist", "dest. address", "not a valid recipient",
+		"existiert nicht", "n'existe pas", "no existe", "non esiste", "introuvable", "user not", "not exist", "dest. address", "not a valid recipient",
 		"no valid recipient", "invalid address", "invalid e-mail address", "invalid email address", "bad address",
 		"宛先不明", "存在しません", "ディレクトリのリストにありません", "final delivery userid",
 	}},
@@ -825,6 +831,7 @@ var strongTextRules = []reasonRule{
 		"null mx", "nullmx", "no mail service", "does not receive mail", "not accepting mail",
 		"not accepting messages", "not accepting e-mail", "not accepting email",
 		"does not accept e-mail", "does not accept email", "indicated no smtp service", "no mx record",
+		"no mx found",
 	}},
 	{ReasonBlocked, []string{
 		// A rate limit imposed because of the sender's reputation is a
@@ -866,7 +873,7 @@ var strongTextRules = []reasonRule{
 		"dynamic address", "blocked using", "refused to talk", "invalid ip", "ip blocked", "blocked ip",
 		"sending ip", "connecting ip", "client ip", "fqdn", "invalid hostname", "unauthorized host",
 		"you have been blocked", "greylist", "graylist", "currently blocked", "temporarily blocked",
-		"my name was rejected", "not accepting connections",
+		"my name was rejected", "not accepting connections", "open relay",
 	}},
 	{ReasonSpamDetected, []string{
 		"spam", "unsolicited", "junk mail", "junk e-mail", "bulk mail", "bulk e-mail", "bulk email",
@@ -935,7 +942,8 @@ var weakTextRules = []reasonRule{
 	{ReasonUserUnknown, []string{
 		"not found", "does not exist", "doesn't exist", "there is no", "unable to find", "not known",
 		"not valid", "no longer valid", "by that name", "inexistent", "non-existent", "nonexistent",
-		"unknown", "見つかりません", "recipient address rejected", "address is correct", "check the address",
+		"unknown", "見つかりません", "recipient address rejected", "recipient rejected", "address rejected",
+		"address is correct", "check the address",
 		"check if address",
 	}},
 	{ReasonBlocked, []string{
