@@ -962,10 +962,9 @@ func newMatcher(lists [][]string) *phraseMatcher {
 
 // coarseByte is the byte a coarse matcher reads in place of c: every digit
 // is '0' and every punctuation mark but the hyphen and the apostrophe is
-// '.', so that the
-// rows of its table fit a cache line (the reason rules, matched once per
-// recipient on a cold cache). A phrase "8bit" then also matches "9bit",
-// "(ube" also ",ube": harmless for words that name causes.
+// '.', so that the rows of its table fit a cache line (the reason rules,
+// matched once per recipient on a cold cache). A phrase "8bit" then also
+// matches "9bit", "(ube" also ",ube": harmless for words that name causes.
 func coarseByte(c byte) byte {
 	switch {
 	case c >= '0' && c <= '9':
