@@ -935,10 +935,17 @@ func bodyPhrases() *phraseMatcher {
 type phraseMatcher struct {
 	class  [256]uint8
 	nclass int
-	delta  []uint16 // state*nclass + class -> next state
+	delta  []uint16 // state*nclass + class -> next state, outputFlag set when it ends a phrase
 	groups []uint64 // per state: bit set of groups ending here (incl. suffixes)
 	wide   []widePhrase
 }
+
+// Transitions are 16-bit: 15 bits of state and a flag for "a phrase ends
+// here", so that the groups are read only when something matched.
+const (
+	outputFlag = 1 << 15
+	maxStates  = 1 << 15
+)
 
 // widePhrase is a phrase with non-ASCII bytes and its group.
 type widePhrase struct {
@@ -1073,7 +1080,7 @@ func buildMatcher(lists [][]string, coarse bool) *phraseMatcher {
 			}
 		}
 	}
-	if len(nodes) > 1<<16 {
+	if len(nodes) > maxStates {
 		panic("phrase matcher: too many states") // static lists; TestMatcherSizes keeps them in bounds
 	}
 	// States are numbered in breadth-first order: the shallow states,
@@ -1101,6 +1108,9 @@ func buildMatcher(lists [][]string, coarse bool) *phraseMatcher {
 		i := int(renum[old])
 		for c, t := range nodes[old].next {
 			m.delta[i*m.nclass+c] = renum[t]
+			if nodes[t].groups != 0 {
+				m.delta[i*m.nclass+c] |= outputFlag
+			}
 		}
 		m.groups[i] = nodes[old].groups
 	}
@@ -1139,8 +1149,11 @@ func (m *phraseMatcher) matchBits(texts ...string) uint64 {
 		for i := 0; i < len(text); i++ {
 			c := text[i]
 			high |= c
-			s = int32(m.delta[s*nc+int32(m.class[c])])
-			found |= m.groups[s]
+			t := m.delta[s*nc+int32(m.class[c])]
+			s = int32(t &^ outputFlag)
+			if t&outputFlag != 0 {
+				found |= m.groups[s]
+			}
 		}
 		if high >= 0x80 && len(m.wide) > 0 {
 			found |= m.wideBits(text)
@@ -1158,9 +1171,10 @@ func (m *phraseMatcher) lastMatch(text string) uint64 {
 	s := int32(0)
 	nc := int32(m.nclass)
 	for i := 0; i < len(text); i++ {
-		s = int32(m.delta[s*nc+int32(m.class[text[i]])])
-		if g := m.groups[s]; g != 0 {
-			last = g
+		t := m.delta[s*nc+int32(m.class[text[i]])]
+		s = int32(t &^ outputFlag)
+		if t&outputFlag != 0 {
+			last = m.groups[s]
 		}
 	}
 	return last
@@ -1176,8 +1190,9 @@ func (m *phraseMatcher) firstEnd(text string, want uint64) int {
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		high |= c
-		s = int32(m.delta[s*nc+int32(m.class[c])])
-		if m.groups[s]&want != 0 {
+		t := m.delta[s*nc+int32(m.class[c])]
+		s = int32(t &^ outputFlag)
+		if t&outputFlag != 0 && m.groups[s]&want != 0 {
 			end = i + 1
 			break
 		}

@@ -626,8 +626,11 @@ func matchWords(m *phraseMatcher, s string) uint64 {
 	var high byte
 	feed := func(c byte) {
 		high |= c
-		state = int32(m.delta[state*nc+int32(m.class[c])])
-		found |= m.groups[state]
+		t := m.delta[state*nc+int32(m.class[c])]
+		state = int32(t &^ outputFlag)
+		if t&outputFlag != 0 {
+			found |= m.groups[state]
+		}
 	}
 	first := true
 	for i := 0; i < len(s); {

@@ -254,12 +254,12 @@ func TestFormats(t *testing.T) {
 	}
 }
 
-// TestMatcherSizes keeps the phrase automata within the 16-bit states
+// TestMatcherSizes keeps the phrase automata within the 15-bit states
 // they are stored with, and the reason rules' rows within a cache line.
 func TestMatcherSizes(t *testing.T) {
 	for name, m := range map[string]*phraseMatcher{"reason": reasonPhrases(), "body": bodyPhrases(), "hint": hintPhrases(),
 		"command": commandPhrases(), "delay": delayPhrases(), "marker": markerPhrases()} {
-		if len(m.groups) >= 1<<16 {
+		if len(m.groups) >= maxStates {
 			t.Errorf("%s: %d states", name, len(m.groups))
 		}
 	}
