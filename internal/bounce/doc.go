@@ -51,7 +51,7 @@
 //	userunknown      hard  the mailbox does not exist (5.1.1)
 //	hostunknown      hard  the domain does not exist or has no route (5.1.2)
 //	hasmoved         hard  the mailbox moved, no forwarding (5.1.6)
-//	notaccept        hard  the domain accepts no mail (null MX, 5.1.10 with those words, 5.3.2)
+//	notaccept        hard  the domain accepts no mail (null MX: 5.1.10, 5.7.27; 5.3.2)
 //	mailboxfull      soft  over quota (x.2.2)
 //	suspend          soft  the mailbox is disabled, suspended, locked
 //	filtered         soft  the recipient's own filter refused the sender (5.2.0, 5.2.1)
@@ -80,7 +80,9 @@
 //
 // A failure is hard only when its reason is one of the four hard ones and
 // it is permanent: a 4.x.x status (or a 4xx reply where there is no status)
-// or Action "delayed" makes it soft, whatever the reason.
+// or Action "delayed" makes it soft, whatever the reason. Recipients read
+// from the text of a report that announces a delay ("will keep trying",
+// "has not yet been delivered") get Action "delayed".
 //
 // The reason is derived in this order (reason.go): a success action or 2.x.x
 // status is "delivered"; then the diagnostic's wording and the enhanced
@@ -90,8 +92,9 @@
 // detail names the cause (5.1.1, 5.2.2, 5.3.4, 5.6.x) beats wording except
 // wording that names what a filter saw (spam, a virus, a block list, a
 // policy, relaying, a full or disabled mailbox) next to an addressing or
-// mailbox code, which MTAs reuse for such refusals; stock words ("blocked",
-// "not found", "denied", the weak rules) never beat a code. Then the SMTP
+// mailbox code, which MTAs reuse for such refusals (and a size refusal
+// next to 5.1.x); stock words ("blocked", "not found", "denied", "Recipient
+// address rejected", the weak rules) never beat a code. Then the SMTP
 // command that was refused corrects what cannot be: nothing about the
 // recipient can be refused at MAIL FROM (so "unknown user" there is the
 // sender's, rejected) or before it (CONN, HELO: blocked), and "user
@@ -101,7 +104,9 @@
 // "expired" action: expired), and finally onhold (there is a diagnostic)
 // or undefined. The phrase lists are matched in one pass (Aho-Corasick over
 // folded ASCII) on the diagnostic with its line folding, repeated reply
-// codes of multi-line replies and addresses removed.
+// codes of multi-line replies and addresses removed; a temporary status
+// turns hostunknown and notaccept into networkerror (a DNS failure on the
+// way).
 //
 // sisimai 5 added reasons (authfailure, badreputation, requireptr,
 // notcompliantrfc, speeding, ratelimited, failedstarttls); this package
