@@ -10,8 +10,9 @@ package bounce
 // collecting delivery-status fields, returned originals and text; then pick
 // the original (analysis.go), classify (classify.go) and, for DSNs, read the
 // recipients from the RFC 3464 fields or, for the many MTAs that do not send
-// them, from generic textual shapes (inline.go). Evidence that we sent the
-// original is collected separately (evidence.go) because it may need DNS.
+// them, from generic textual shapes (inline.go), and give each its reason
+// and hard/soft (reason.go). Evidence that we sent the original is collected
+// separately (internal/evidence) because it may need DNS.
 
 import (
 	"bytes"
