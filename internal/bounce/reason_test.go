@@ -307,3 +307,15 @@ func TestIndexFold(t *testing.T) {
 		}
 	})
 }
+
+// TestBareLocalFinalRecipients: several Final-Recipient values without a
+// domain are matched to the text's addresses by local part.
+func TestBareLocalFinalRecipients(t *testing.T) {
+	rep := analyzeString(t, "From: MAILER-DAEMON@mx.example.net\nSubject: Undeliverable\nContent-Type: multipart/report; report-type=delivery-status; boundary=x\n\n"+
+		"--x\nContent-Type: text/plain\n\nDelivery to the following recipients failed permanently:\n\n    Bob@example.net\n    carol@example.org\n\n"+
+		"--x\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"+
+		"Final-Recipient: LOCAL; carol\nAction: failed\nStatus: 5.2.2\n\nFinal-Recipient: LOCAL; bob\nAction: failed\nStatus: 5.1.1\n\n--x--\n")
+	if got := rep.BouncedAddresses(); !slices.Equal(got, []string{"carol@example.org", "bob@example.net"}) {
+		t.Errorf("recipients %q", got)
+	}
+}
