@@ -77,6 +77,13 @@ import (
 type Store interface {
 	// RecordSent records a signed outbound message. One round trip.
 	RecordSent(ctx context.Context, m SentMessage) error
+	// RecordSentBatch records several messages in one transaction (embedded
+	// store) or one pipeline (Redis): what the Recorder writes. Either all
+	// are written or the error says the batch failed (a Redis pipeline that
+	// failed part-way may have written some; writing a record twice is
+	// harmless except for its tag count, so the Recorder retries only
+	// batches that failed as a whole).
+	RecordSentBatch(ctx context.Context, ms []SentMessage) error
 	// Inbound answers everything the engine needs to decide about one
 	// inbound bounce or auto-reply, and (when q.Count is set) counts it
 	// against the tag and the flood counters. One round trip.
@@ -86,36 +93,58 @@ type Store interface {
 	Close() error
 }
 
-// Health is implemented by the stores of this module, for metrics and
-// health endpoints (assert it: st.(cache.Health)).
+// Health is implemented by the stores of this module and by Recorder, for
+// metrics and health endpoints (assert it: st.(cache.Health)).
 type Health interface {
 	// BreakerState is "closed", "open" or "half-open" (always "closed" for
 	// stores without a breaker).
 	BreakerState() string
-	// DroppedRecords counts RecordSent writes that failed and were dropped.
+	// DroppedRecords counts records that were given up: for a store, writes
+	// that failed; for a Recorder, records it could not keep (outbox full,
+	// shutdown that could not spool them).
 	DroppedRecords() uint64
+	// WriteError is the last write failure when no write has succeeded
+	// since and it is recent (within WriteErrorWindow): a store that
+	// answers reads but cannot write (disk full, Redis read-only replica,
+	// OOM) reports it here while Ping still succeeds. nil when writes work.
+	WriteError() error
 }
+
+// WriteErrorWindow is how long a write failure is reported by
+// Health.WriteError when no write was attempted since.
+const WriteErrorWindow = 5 * time.Minute
+
+// BatchTimeout bounds one RecordSentBatch. Batches are written in the
+// background (Recorder), so they get more than a message's store budget:
+// a slow disk or a busy Redis delays records, it does not lose them.
+const BatchTimeout = 5 * time.Second
 
 // SentMessage is what is recorded for a signed outbound message.
 type SentMessage struct {
 	MessageID  string    // as found in the header, with or without <>; hashed before storing
-	Tag        string    // the signed envelope sender (e.g. prvs=0123abcdef=user@example.com), lower-cased
-	Sender     string    // untagged envelope sender
-	Recipients []string  // envelope recipients; stored as hashes
+	Tag        string    // the signed envelope sender (e.g. prvs=0123abcdef=user@example.com), lower-cased; hashed
+	Sender     string    // untagged envelope sender; only its digest is stored (SenderMatch)
+	Recipients []string  // envelope recipients; only their number is stored
 	Time       time.Time // when it was signed
-	TTL        time.Duration
+	// TTL is how long the record is kept: the tag lifetime plus a margin.
+	// 0 takes Config.Retention; at most MaxTTL.
+	TTL time.Duration
 }
 
 // SentRecord is a stored SentMessage as read back.
 type SentRecord struct {
-	Sender         string
-	Tag            string
 	RecipientCount int
-	Time           time.Time
-	// RecipientHashes are Hasher.Recipient of the first MaxStoredRecipients
-	// recipients (compare with a Hasher built from the same secret).
-	RecipientHashes []string
+	Time           time.Time // when it was signed (whole seconds)
 }
+
+// Window is a span of time, From ≤ To.
+type Window struct{ From, To time.Time }
+
+// Contains reports whether t falls in w (bounds included).
+func (w Window) Contains(t time.Time) bool { return !t.Before(w.From) && !t.After(w.To) }
+
+// Overlaps reports whether w and o share an instant.
+func (w Window) Overlaps(o Window) bool { return !w.To.Before(o.From) && !o.To.Before(w.From) }
 
 // InboundQuery asks about one inbound bounce or auto-reply.
 type InboundQuery struct {
@@ -124,9 +153,14 @@ type InboundQuery struct {
 	MessageIDs []string
 	// Tag is the valid tag the bounce was addressed to (lower-cased), or "".
 	Tag string
-	// Recipient is the untagged recipient (our user); ClientIP the SMTP client.
+	// Recipient is the untagged recipient (our user): the record's sender
+	// must match it (SenderMatch), and it keys the flood counter (without
+	// its extension when Delimiter is set). ClientIP is the SMTP client.
 	Recipient string
 	ClientIP  string
+	// Delimiter is the domain's recipient_delimiter (0: none): the sender
+	// match and the flood counter ignore the sub-address extension.
+	Delimiter byte
 	// Count counts this message against the tag's replay budget and the
 	// flood counters. The engine sets it once per message and recipient.
 	Count bool
@@ -139,12 +173,18 @@ type InboundFacts struct {
 	Sent *SentRecord
 	// MatchedMessageID is the id (as given in the query) that matched.
 	MatchedMessageID string
+	// SenderMatch is true when the record's sender is the query's Recipient
+	// (lower-cased; exactly, or both without their extension when
+	// Delimiter is set): only then is the record evidence for this bounce.
+	SenderMatch bool
 	// TagRecipients is the number of recipients of all messages signed with
 	// the tag (0: no record, replay cannot be judged); TagBounces the number
-	// of bounces counted against it, this one included.
+	// of bounces counted against it, this one included. Bounces to a tag
+	// without a record are counted too (for a budget of its own).
 	TagRecipients int64
 	TagBounces    int64
-	// Replayed is true when TagBounces exceeds TagRecipients plus the slack.
+	// Replayed is true when TagBounces exceeds TagRecipients plus the slack
+	// (never when TagRecipients is 0).
 	Replayed bool
 	// RecipientStrict and ClientStrict report a flood state: too many
 	// null-sender messages to this recipient, or from this client, recently.
@@ -157,4 +197,9 @@ type InboundFacts struct {
 	// (expired), so that leaving it is logged once. It is reported lazily:
 	// only when mail for that recipient or client arrives again.
 	FloodLeft bool
+	// Gaps are the windows in which the store may have missed records (see
+	// "Gaps" in the package doc): merged, oldest first, only those ending
+	// within MaxTTL of Now, at most MaxGaps. Filled by Recorder.Inbound;
+	// a bare store leaves it nil.
+	Gaps []Window
 }

@@ -46,10 +46,10 @@ const (
 //	                            # socket deadline, ContextTimeoutEnabled)
 //	secret_file = ""            # key for hashing Message-IDs, tags, recipients
 //	replay_slack = 2            # bounces allowed per tag beyond its recipients
-//	retention = "336h"          # embedded: how long day buckets are kept; must
-//	                            # exceed the longest message TTL. Also the TTL
-//	                            # of Redis bounce counters and the TTL used
-//	                            # when a SentMessage has none
+//	retention = "336h"          # TTL of a record that comes without one, and
+//	                            # of the bounce count of a tag that has no
+//	                            # record; records otherwise keep their own
+//	                            # TTL (up to MaxTTL, 33 days) whatever this is
 //	breaker_failures = 3        # consecutive failures that open the breaker
 //	breaker_cooldown = "2s"     # open time before a half-open probe
 //

@@ -148,7 +148,7 @@ func NewFlood(c FloodConfig) *Flood {
 func (fl *Flood) Apply(h *Hasher, q InboundQuery, f *InboundFacts) {
 	var r, c FloodResult
 	if q.Recipient != "" {
-		r = fl.Recipient.Hit(h.Recipient(q.Recipient), q.Count, q.Now)
+		r = fl.Recipient.Hit(h.FloodRecipient(q.Recipient, q.Delimiter), q.Count, q.Now)
 	}
 	if q.ClientIP != "" {
 		c = fl.Client.Hit(h.ClientIP(q.ClientIP), q.Count, q.Now)

@@ -39,13 +39,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,9 +69,7 @@ type Store struct {
 
 	roundTrips atomic.Uint64
 	dropped    atomic.Uint64
-
-	logMu       sync.Mutex
-	lastDropLog time.Time
+	health     cache.WriteHealth
 }
 
 // New connects lazily (no I/O here) and returns the store. cfg must be
@@ -162,8 +160,11 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // pipelines sent to one node) since the store was opened.
 func (s *Store) RoundTrips() uint64 { return s.roundTrips.Load() }
 
-// DroppedRecords returns how many RecordSent writes failed and were dropped.
+// DroppedRecords implements cache.Health: records whose write failed.
 func (s *Store) DroppedRecords() uint64 { return s.dropped.Load() }
+
+// WriteError implements cache.Health.
+func (s *Store) WriteError() error { return s.health.Err() }
 
 // BreakerState returns "closed", "open" or "half-open".
 func (s *Store) BreakerState() string { return s.br.State() }
@@ -172,8 +173,8 @@ func (s *Store) key(parts ...string) string {
 	return s.prefix + strings.Join(parts, ":")
 }
 
-// do runs fn under the breaker and the per-call timeout.
-func (s *Store) do(ctx context.Context, op string, fn func(ctx context.Context) error) (err error) {
+// do runs fn under the breaker and the budget.
+func (s *Store) do(ctx context.Context, op string, budget time.Duration, fn func(ctx context.Context) error) (err error) {
 	start := time.Now()
 	defer func() {
 		if s.obs != nil {
@@ -183,7 +184,7 @@ func (s *Store) do(ctx context.Context, op string, fn func(ctx context.Context) 
 	if !s.br.Allow() {
 		return cache.Unavailable(backendName, op, cache.ErrBreakerOpen)
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, budget)
 	err = fn(cctx)
 	cancel()
 	if err == nil {
@@ -198,41 +199,237 @@ func (s *Store) do(ctx context.Context, op string, fn func(ctx context.Context) 
 	return cache.Unavailable(backendName, op, err)
 }
 
-// RecordSent implements cache.Store: SET of the record and INCRBY of the
-// tag's recipient count, one pipeline. A failure is counted, logged (at most
-// every 10 s) and returned; the caller must not delay mail for it.
-func (s *Store) RecordSent(ctx context.Context, m cache.SentMessage) error {
-	p, err := cache.PrepareSent(s.h, m, s.cfg.Retention)
-	if err != nil {
+// The layout of records and tag counters (see the package doc).
+const (
+	// groups is the number of hash-tag groups: a record's or tag's
+	// digest picks one, and all its hashes (every day, every level) share
+	// that group's hash tag, hence one Cluster slot, so that one script
+	// reads them. 1024 spreads evenly over any number of masters.
+	groups = 1024
+	// fieldsPerHash is when a hash counts as full: further fields of its
+	// sub-tree go one level down (twice as many hashes). Small hashes are
+	// listpacks (hash-max-listpack-entries is 128 or 512): about 30 bytes
+	// per record instead of about 90 in a hash table, and scanning 128
+	// entries costs about a microsecond.
+	fieldsPerHash = 128
+	// maxLevel bounds the levels: 2^maxLevel hashes per group and day at
+	// the last level, which takes whatever comes (never reached below
+	// about 100 million messages a day).
+	maxLevel = 10
+)
+
+func groupOf(d cache.Digest) (g int, hi uint32) {
+	return int(binary.BigEndian.Uint16(d[8:10]) % groups), binary.BigEndian.Uint32(d[10:14])
+}
+
+// groupPrefix is the key prefix of group g: "bm:{3a7}".
+func (s *Store) groupPrefix(g int) string {
+	return s.prefix + "{" + strconv.FormatInt(int64(g), 16) + "}"
+}
+
+// dayKey is the level-0 hash of group prefix pg on day d: "bm:{3a7}20419:1".
+func dayKey(pg string, d int64) string { return pg + strconv.FormatInt(d, 10) + ":1" }
+
+// expireAt is when the hashes of expiry day d go: the end of the day after
+// (a day of slack for clocks that disagree).
+func expireAt(d int64) int64 { return (d + 2) * 86400 }
+
+// lookupDays is the range of expiry days a live record can have at now.
+func lookupDays(now time.Time) (first, last int64) {
+	first = cache.Day(now)
+	return first, first + int64(cache.MaxTTL/(24*time.Hour)) + 1
+}
+
+// putScript writes one field into the first hash of its sub-tree (day,
+// group) that is not full, or that already holds the field (counters).
+// KEYS[1]: the level-0 hash (declares the slot). ARGV: base ("bm:{g}D:"),
+// hi (the digest bits choosing the sub-tree), field, value, op ("s": HSET,
+// "i": HINCRBY), expire-at (unix s), fields per hash, max level.
+var putScript = redis.NewScript(`
+local base, hi, f, v, op = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local cap, lmax = tonumber(ARGV[7]), tonumber(ARGV[8])
+for l = 0, lmax do
+  local p = 2 ^ l
+  local k = base .. (p + hi % p)
+  if l == lmax or redis.call('HLEN', k) < cap or (op == 'i' and redis.call('HEXISTS', k, f) == 1) then
+    if op == 'i' then redis.call('HINCRBY', k, f, v) else redis.call('HSET', k, f, v) end
+    redis.call('EXPIREAT', k, ARGV[6])
+    return l
+  end
+end
+return -1
+`)
+
+// getScript finds a record: newest expiry day first, in each day the
+// levels down to the first hash that is not full (nothing went deeper).
+// KEYS[1]: a hash of the group (slot). ARGV: group prefix, hi, field,
+// fields per hash, max level, first day, last day.
+var getScript = redis.NewScript(`
+local pg, hi, f = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local cap, lmax = tonumber(ARGV[4]), tonumber(ARGV[5])
+for d = tonumber(ARGV[7]), tonumber(ARGV[6]), -1 do
+  local base = pg .. d .. ':'
+  if redis.call('EXISTS', base .. '1') == 1 then
+    for l = 0, lmax do
+      local p = 2 ^ l
+      local k = base .. (p + hi % p)
+      local v = redis.call('HGET', k, f)
+      if v then return v end
+      if l == lmax or redis.call('HLEN', k) < cap then break end
+    end
+  end
+end
+return false
+`)
+
+// tagScript sums a tag's recipient ("n") and bounce ("b") counters over
+// the days and levels and, when counting, adds the bounce to the newest
+// hash holding the tag (so that it lives as long as the tag's records),
+// or, for a tag without any, to a new field on the day given. KEYS[1]: a
+// hash of the group. ARGV: group prefix, hi, n field, b field, fields per
+// hash, max level, first day, last day, count (0|1), base of the day for a
+// new counter, its expire-at. Returns {n, b}.
+var tagScript = redis.NewScript(`
+local pg, hi, nf, bf = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local cap, lmax = tonumber(ARGV[5]), tonumber(ARGV[6])
+local n, b, home = 0, 0, nil
+for d = tonumber(ARGV[8]), tonumber(ARGV[7]), -1 do
+  local base = pg .. d .. ':'
+  if redis.call('EXISTS', base .. '1') == 1 then
+    for l = 0, lmax do
+      local p = 2 ^ l
+      local k = base .. (p + hi % p)
+      local r = redis.call('HMGET', k, nf, bf)
+      if r[1] or r[2] then
+        n = n + tonumber(r[1] or '0')
+        b = b + tonumber(r[2] or '0')
+        if not home then home = k end
+      end
+      if l == lmax or redis.call('HLEN', k) < cap then break end
+    end
+  end
+end
+if ARGV[9] == '1' then
+  if home then
+    redis.call('HINCRBY', home, bf, 1)
+  else
+    local base = ARGV[10]
+    for l = 0, lmax do
+      local p = 2 ^ l
+      local k = base .. (p + hi % p)
+      if l == lmax or redis.call('HLEN', k) < cap or redis.call('HEXISTS', k, bf) == 1 then
+        redis.call('HINCRBY', k, bf, 1)
+        redis.call('EXPIREAT', k, ARGV[11])
+        break
+      end
+    end
+  end
+  b = b + 1
+end
+return {n, b}
+`)
+
+// scriptCall is one script run in a pipeline, kept so that it can be sent
+// again in full when the server does not know the script (NOSCRIPT: a
+// restarted or failed-over Redis).
+type scriptCall struct {
+	sc   *redis.Script
+	keys []string
+	args []any
+	cmd  *redis.Cmd
+}
+
+func (c *scriptCall) sha(ctx context.Context, pl redis.Pipeliner) *scriptCall {
+	c.cmd = c.sc.EvalSha(ctx, pl, c.keys, c.args...)
+	return c
+}
+
+// pipeline runs fill's commands in one pipeline; script calls that failed
+// with NOSCRIPT are sent again with their body (one more round trip, once
+// per server restart).
+func (s *Store) pipeline(ctx context.Context, fill func(pl redis.Pipeliner, script func(sc *redis.Script, keys []string, args ...any) *scriptCall)) error {
+	var calls []*scriptCall
+	cmds, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		fill(pl, func(sc *redis.Script, keys []string, args ...any) *scriptCall {
+			c := (&scriptCall{sc: sc, keys: keys, args: args}).sha(ctx, pl)
+			calls = append(calls, c)
+			return c
+		})
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) && !isNoScript(err) {
 		return err
 	}
-	err = s.do(ctx, "record_sent", func(ctx context.Context) error {
-		cmds, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-			pl.Set(ctx, s.key("m", p.MsgKey), p.Value, p.TTL)
-			if p.TagKey != "" {
-				n := s.key("t", "{"+p.TagKey+"}", "n")
-				pl.IncrBy(ctx, n, p.RcptN)
-				pl.PExpire(ctx, n, p.TTL)
+	var again []*scriptCall
+	for _, c := range calls {
+		if isNoScript(c.cmd.Err()) {
+			again = append(again, c)
+		}
+	}
+	if len(again) > 0 {
+		_, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for _, c := range again {
+				c.cmd = c.sc.Eval(ctx, pl, c.keys, c.args...)
 			}
 			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
-		return firstErr(cmds)
-	})
-	if err != nil {
-		n := s.dropped.Add(1)
-		s.logMu.Lock()
-		if time.Since(s.lastDropLog) >= 10*time.Second {
-			s.lastDropLog = time.Now()
-			s.logMu.Unlock()
-			s.log.Warn("sent record dropped: store unavailable", "err", err, "dropped_total", n)
-		} else {
-			s.logMu.Unlock()
+	}
+	if err := firstErr(cmds); err != nil {
+		return err
+	}
+	for _, c := range calls {
+		if err := c.cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
 		}
 	}
-	return err
+	return nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// RecordSent implements cache.Store: the record and the tag's recipient
+// count, one pipeline.
+func (s *Store) RecordSent(ctx context.Context, m cache.SentMessage) error {
+	return s.recordBatch(ctx, []cache.SentMessage{m}, s.cfg.Timeout)
+}
+
+// RecordSentBatch implements cache.Store: one pipeline for the batch.
+func (s *Store) RecordSentBatch(ctx context.Context, ms []cache.SentMessage) error {
+	return s.recordBatch(ctx, ms, max(s.cfg.Timeout, cache.BatchTimeout))
+}
+
+func (s *Store) recordBatch(ctx context.Context, ms []cache.SentMessage, budget time.Duration) error {
+	ps, perr := cache.PrepareBatch(s.h, ms, s.cfg.Retention)
+	if len(ps) == 0 {
+		return perr
+	}
+	err := s.do(ctx, "record_sent", budget, func(ctx context.Context) error {
+		return s.pipeline(ctx, func(pl redis.Pipeliner, script func(*redis.Script, []string, ...any) *scriptCall) {
+			for i := range ps {
+				p := &ps[i]
+				d := p.ExpiryDay()
+				g, hi := groupOf(p.ID)
+				pg := s.groupPrefix(g)
+				script(putScript, []string{dayKey(pg, d)}, pg+strconv.FormatInt(d, 10)+":", hi, string(p.ID[:8]), p.Value, "s", expireAt(d), fieldsPerHash, maxLevel)
+				if p.HasTag {
+					g, hi := groupOf(p.Tag)
+					pg := s.groupPrefix(g)
+					script(putScript, []string{dayKey(pg, d)}, pg+strconv.FormatInt(d, 10)+":", hi, "n"+string(p.Tag[:8]), p.RcptN, "i", expireAt(d), fieldsPerHash, maxLevel)
+				}
+			}
+		})
+	})
+	s.health.Done(err)
+	if err != nil {
+		s.dropped.Add(uint64(len(ps)))
+		return err
+	}
+	return perr
 }
 
 // floodScript counts one message against a key and manages its strict
@@ -284,71 +481,79 @@ func (s *Store) floodCmd(ctx context.Context, pl redis.Pipeliner, kind, hash str
 		q.Now.UnixMilli(), q.Now.Add(f.StrictFor).UnixMilli())
 }
 
-// Inbound implements cache.Store: GETs of the candidate records, the tag
-// counters and the two flood scripts, one pipeline.
+// Inbound implements cache.Store: a script per candidate id (its group's
+// hashes), one for the tag's counters, the two flood scripts and the GETs
+// of first-format keys, in one pipeline.
 func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.InboundFacts, error) {
 	var f cache.InboundFacts
 	if q.Now.IsZero() {
 		q.Now = time.Now()
 	}
-	keys, given := s.h.CleanMessageIDs(q.MessageIDs, cache.MaxMessageIDs)
+	ids, given := s.h.CleanMessageIDDigests(q.MessageIDs, cache.MaxMessageIDs)
 	tag := strings.ToLower(strings.TrimSpace(q.Tag))
-	err := s.do(ctx, "inbound", func(ctx context.Context) error {
-		var gets []*redis.StringCmd
+	first, last := lookupDays(q.Now)
+	err := s.do(ctx, "inbound", s.cfg.Timeout, func(ctx context.Context) error {
+		gets := make([]*scriptCall, len(ids))
+		legacy := make([]*redis.StringCmd, len(ids))
+		var tagCall *scriptCall
 		var tagN, tagB *redis.StringCmd
-		var tagIncr *redis.IntCmd
 		var rc, ic *redis.Cmd
-		cmds, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-			for _, k := range keys {
-				gets = append(gets, pl.Get(ctx, s.key("m", k)))
+		err := s.pipeline(ctx, func(pl redis.Pipeliner, script func(*redis.Script, []string, ...any) *scriptCall) {
+			for i, id := range ids {
+				g, hi := groupOf(id)
+				pg := s.groupPrefix(g)
+				gets[i] = script(getScript, []string{dayKey(pg, first)}, pg, hi, string(id[:8]), fieldsPerHash, maxLevel, first, last)
+				legacy[i] = pl.Get(ctx, s.key("m", id.Hex()))
 			}
 			if tag != "" {
-				base := s.key("t", "{"+s.h.Tag(tag)+"}")
-				tagN = pl.Get(ctx, base+":n")
+				td := s.h.TagDigest(tag)
+				g, hi := groupOf(td)
+				pg := s.groupPrefix(g)
+				count := "0"
 				if q.Count {
-					tagIncr = pl.Incr(ctx, base+":b")
-					pl.PExpire(ctx, base+":b", s.cfg.Retention)
-				} else {
-					tagB = pl.Get(ctx, base+":b")
+					count = "1"
 				}
+				nd := cache.Day(q.Now.Add(min(s.cfg.Retention, cache.MaxTTL)))
+				tagCall = script(tagScript, []string{dayKey(pg, first)}, pg, hi, "n"+string(td[:8]), "b"+string(td[:8]), fieldsPerHash, maxLevel,
+					first, last, count, pg+strconv.FormatInt(nd, 10)+":", expireAt(nd))
+				base := s.key("t", "{"+td.Hex()+"}")
+				tagN, tagB = pl.Get(ctx, base+":n"), pl.Get(ctx, base+":b")
 			}
 			if q.Recipient != "" {
-				rc = s.floodCmd(ctx, pl, "fr", s.h.Recipient(q.Recipient), s.cfg.Flood.RecipientLimit, q)
+				rc = s.floodCmd(ctx, pl, "fr", s.h.FloodRecipient(q.Recipient, q.Delimiter), s.cfg.Flood.RecipientLimit, q)
 			}
 			if q.ClientIP != "" {
 				ic = s.floodCmd(ctx, pl, "fi", s.h.ClientIP(q.ClientIP), s.cfg.Flood.ClientLimit, q)
 			}
-			return nil
 		})
-		if err != nil && !errors.Is(err, redis.Nil) {
+		if err != nil {
 			return err
 		}
-		if err := firstErr(cmds); err != nil {
-			return err
-		}
-		for i, g := range gets {
-			b, err := g.Bytes()
-			if err != nil { // redis.Nil: miss
-				continue
+		for i := range ids {
+			v, err := gets[i].cmd.Text()
+			if err != nil { // redis.Nil: none in the compact format
+				if v, err = legacy[i].Result(); err != nil {
+					continue
+				}
 			}
-			rec, exp, err := cache.DecodeRecord(b)
+			rec, err := cache.DecodeRecord([]byte(v))
 			if err != nil {
 				s.log.Warn("undecodable sent record ignored", "err", err)
 				continue
 			}
-			if !exp.IsZero() && !q.Now.Before(exp) {
+			if !rec.Live(q.Now) {
 				continue
 			}
-			f.Sent, f.MatchedMessageID = rec, given[i]
+			rec.Fill(s.h, q, given[i], &f)
 			break
 		}
-		if tag != "" {
-			f.TagRecipients = intOf(tagN)
-			if tagIncr != nil {
-				f.TagBounces = tagIncr.Val()
-			} else {
-				f.TagBounces = intOf(tagB)
+		if tagCall != nil {
+			v, err := tagCall.cmd.Int64Slice()
+			if err != nil || len(v) != 2 {
+				return fmt.Errorf("tag script: %v %w", v, err)
 			}
+			f.TagRecipients = v[0] + intOf(tagN)
+			f.TagBounces = v[1] + intOf(tagB)
 			f.Replayed = cache.Replayed(f.TagRecipients, f.TagBounces, s.cfg.ReplaySlack)
 		}
 		var r, c [3]bool
@@ -395,10 +600,11 @@ func floodResult(c *redis.Cmd) ([3]bool, error) {
 	return [3]bool{v[0] == 1, v[1] == 1, v[2] == 1}, nil
 }
 
-// firstErr returns the first command error other than a GET miss.
+// firstErr returns the first command error other than a GET miss or a
+// NOSCRIPT (script calls are checked after their retry).
 func firstErr(cmds []redis.Cmder) error {
 	for _, c := range cmds {
-		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) && !isNoScript(err) {
 			return err
 		}
 	}
@@ -407,7 +613,7 @@ func firstErr(cmds []redis.Cmder) error {
 
 // Ping implements cache.Store (through the breaker, like every call).
 func (s *Store) Ping(ctx context.Context) error {
-	return s.do(ctx, "ping", func(ctx context.Context) error {
+	return s.do(ctx, "ping", s.cfg.Timeout, func(ctx context.Context) error {
 		return s.rdb.Ping(ctx).Err()
 	})
 }
