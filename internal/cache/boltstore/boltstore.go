@@ -84,6 +84,8 @@ const OpenTimeout = 500 * time.Millisecond
 // CompactMinSize is the file size below which Open never compacts.
 const CompactMinSize = 16 << 20
 
+var compactMinSize int64 = CompactMinSize // tests lower it
+
 const backendName = "embedded"
 
 // Store is a cache.Store on bbolt.
@@ -265,7 +267,7 @@ func (s *Store) Prune(now time.Time) (int, error) {
 // of it (bbolt never gives pages back to the file system).
 func (s *Store) maybeCompact() error {
 	fi, err := os.Stat(s.path)
-	if err != nil || fi.Size() < CompactMinSize {
+	if err != nil || fi.Size() < compactMinSize {
 		return err
 	}
 	st := s.db.Stats()
