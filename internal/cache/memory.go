@@ -61,6 +61,22 @@ func (s *MemoryStore) RecordSent(ctx context.Context, m SentMessage) error {
 // Message-ID) are skipped.
 func (s *MemoryStore) RecordSentBatch(ctx context.Context, ms []SentMessage) error {
 	ps, err := PrepareBatch(s.h, ms, s.cfg.Retention)
+	if werr := s.RecordPrepared(ctx, ps); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// Prepare implements Batcher.
+func (s *MemoryStore) Prepare(m SentMessage) (PreparedSent, error) {
+	return PrepareSent(s.h, m, s.cfg.Retention)
+}
+
+// StoreConfig implements Batcher.
+func (s *MemoryStore) StoreConfig() Config { return s.cfg }
+
+// RecordPrepared implements Batcher.
+func (s *MemoryStore) RecordPrepared(ctx context.Context, ps []PreparedSent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -83,7 +99,7 @@ func (s *MemoryStore) RecordSentBatch(ctx context.Context, ms []SentMessage) err
 			}
 		}
 	}
-	return err
+	return nil
 }
 
 // PrepareBatch prepares every message it can; the error names those it

@@ -405,6 +405,26 @@ func (s *Store) recordBatch(ctx context.Context, ms []cache.SentMessage, budget 
 	if len(ps) == 0 {
 		return perr
 	}
+	if err := s.writeRecords(ctx, ps, budget); err != nil {
+		return err
+	}
+	return perr
+}
+
+// Prepare implements cache.Batcher.
+func (s *Store) Prepare(m cache.SentMessage) (cache.PreparedSent, error) {
+	return cache.PrepareSent(s.h, m, s.cfg.Retention)
+}
+
+// RecordPrepared implements cache.Batcher: one transaction for the batch.
+func (s *Store) RecordPrepared(ctx context.Context, ps []cache.PreparedSent) error {
+	return s.writeRecords(ctx, ps, max(s.cfg.Timeout, cache.BatchTimeout))
+}
+
+// StoreConfig implements cache.Batcher.
+func (s *Store) StoreConfig() cache.Config { return s.cfg }
+
+func (s *Store) writeRecords(ctx context.Context, ps []cache.PreparedSent, budget time.Duration) error {
 	err := s.run(ctx, "record_sent", budget, func() error {
 		return s.write(func(tx *bolt.Tx) error {
 			for i := range ps {
@@ -417,9 +437,8 @@ func (s *Store) recordBatch(ctx context.Context, ms []cache.SentMessage, budget 
 	})
 	if err != nil {
 		s.dropped.Add(uint64(len(ps)))
-		return err
 	}
-	return perr
+	return err
 }
 
 func putRecord(tx *bolt.Tx, p *cache.PreparedSent) error {

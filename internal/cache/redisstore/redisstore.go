@@ -408,6 +408,26 @@ func (s *Store) recordBatch(ctx context.Context, ms []cache.SentMessage, budget 
 	if len(ps) == 0 {
 		return perr
 	}
+	if err := s.writeRecords(ctx, ps, budget); err != nil {
+		return err
+	}
+	return perr
+}
+
+// Prepare implements cache.Batcher.
+func (s *Store) Prepare(m cache.SentMessage) (cache.PreparedSent, error) {
+	return cache.PrepareSent(s.h, m, s.cfg.Retention)
+}
+
+// RecordPrepared implements cache.Batcher: one pipeline for the batch.
+func (s *Store) RecordPrepared(ctx context.Context, ps []cache.PreparedSent) error {
+	return s.writeRecords(ctx, ps, max(s.cfg.Timeout, cache.BatchTimeout))
+}
+
+// StoreConfig implements cache.Batcher.
+func (s *Store) StoreConfig() cache.Config { return s.cfg }
+
+func (s *Store) writeRecords(ctx context.Context, ps []cache.PreparedSent, budget time.Duration) error {
 	err := s.do(ctx, "record_sent", budget, func(ctx context.Context) error {
 		return s.pipeline(ctx, func(pl redis.Pipeliner, script func(*redis.Script, []string, ...any) *scriptCall) {
 			for i := range ps {
@@ -427,9 +447,8 @@ func (s *Store) recordBatch(ctx context.Context, ms []cache.SentMessage, budget 
 	s.health.Done(err)
 	if err != nil {
 		s.dropped.Add(uint64(len(ps)))
-		return err
 	}
-	return perr
+	return err
 }
 
 // floodScript counts one message against a key and manages its strict
