@@ -20,6 +20,7 @@ type MemoryStore struct {
 	mu        sync.Mutex
 	msgs      map[[8]byte]memMsg
 	tags      map[[8]byte]*memTag
+	journal   memJournal
 	lastSweep time.Time
 	closed    bool
 	// now is the clock used for expiry when a query has no Now.
@@ -213,3 +214,82 @@ func (s *MemoryStore) DroppedRecords() uint64 { return 0 }
 
 // WriteError implements Health; the memory store's writes do not fail.
 func (s *MemoryStore) WriteError() error { return nil }
+
+// memJournal is the memory store's history.
+type memJournal struct {
+	epoch string
+	beats map[string]Beat
+	gaps  []Window
+}
+
+// Epoch implements Journal.
+func (s *MemoryStore) Epoch(ctx context.Context, newID string) (string, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", false, Unavailable("memory", "epoch", errClosed)
+	}
+	if s.journal.epoch == "" {
+		s.journal.epoch = newID
+		return newID, true, nil
+	}
+	return s.journal.epoch, false, nil
+}
+
+// LastBeat implements Journal.
+func (s *MemoryStore) LastBeat(ctx context.Context, instance string) (Beat, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Beat{}, false, Unavailable("memory", "beat", errClosed)
+	}
+	b, ok := s.journal.beats[instance]
+	return b, ok, nil
+}
+
+// SaveBeat implements Journal.
+func (s *MemoryStore) SaveBeat(ctx context.Context, instance string, b Beat) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Unavailable("memory", "beat", errClosed)
+	}
+	if s.journal.beats == nil {
+		s.journal.beats = make(map[string]Beat)
+	}
+	s.journal.beats[instance] = b
+	return nil
+}
+
+// AddGaps implements Journal.
+func (s *MemoryStore) AddGaps(ctx context.Context, ws []Window) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Unavailable("memory", "gaps", errClosed)
+	}
+	s.journal.gaps = MergeWindows(append(s.journal.gaps, ws...), time.Time{}, MaxStoredGaps)
+	return nil
+}
+
+// Gaps implements Journal.
+func (s *MemoryStore) Gaps(ctx context.Context, now time.Time) ([]Window, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, Unavailable("memory", "gaps", errClosed)
+	}
+	return MergeWindows(append([]Window(nil), s.journal.gaps...), now, MaxStoredGaps), nil
+}
+
+// Forget drops everything the store holds, as a Redis restarted without
+// persistence does (for tests of the epoch).
+func (s *MemoryStore) Forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = make(map[[8]byte]memMsg)
+	s.tags = make(map[[8]byte]*memTag)
+	s.journal = memJournal{}
+}
+
+var _ Journal = (*MemoryStore)(nil)

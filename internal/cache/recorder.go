@@ -183,9 +183,11 @@ func NewRecorder(st Store, opts RecorderOptions) *Recorder {
 	} else {
 		r.h = NewHasher(nil)
 	}
+	spoolLost := false
 	if opts.SpoolPath != "" && r.b != nil {
 		ps, err := readSpool(opts.SpoolPath)
 		if err != nil {
+			spoolLost = true
 			r.log.Warn("sent records spooled at the last stop could not be read; their time span counts as a gap", "path", opts.SpoolPath, "err", err)
 		}
 		for i := range ps {
@@ -196,7 +198,7 @@ func NewRecorder(st Store, opts RecorderOptions) *Recorder {
 			r.log.Info("sent records reloaded from the spool", "records", len(ps), "path", opts.SpoolPath)
 		}
 	}
-	r.hist = newHistory(r, opts.HistoryOptions)
+	r.hist = newHistory(r, opts.HistoryOptions, spoolLost)
 	go r.run()
 	return r
 }
@@ -401,6 +403,7 @@ func (r *Recorder) run() {
 		}
 		err := r.writeBatch(b)
 		if err != nil {
+			r.hist.storeError()
 			r.failures.Add(1)
 			sum.failed++
 			sum.lastErr = err
@@ -439,7 +442,7 @@ func (r *Recorder) recovered(b []*pendingRec) {
 	}
 	r.mu.Unlock()
 	r.log.Info("store writes recovered; writing the records kept meanwhile", "pending", r.Pending())
-	if r.hist != nil && r.o.Shared && !from.IsZero() {
+	if r.o.Shared && !from.IsZero() {
 		r.hist.addGap(Window{From: from, To: to})
 	}
 }
@@ -541,6 +544,9 @@ func (r *Recorder) Inbound(ctx context.Context, q InboundQuery) (InboundFacts, e
 
 	f, err := r.st.Inbound(ctx, q)
 	if err != nil {
+		if errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			r.hist.storeError()
+		}
 		if pend == nil {
 			return f, err
 		}
@@ -584,9 +590,7 @@ func (r *Recorder) Close() error {
 		} else if r.o.SpoolPath != "" {
 			removeSpool(r.o.SpoolPath, r.log)
 		}
-		if r.hist != nil {
-			r.hist.close()
-		}
+		r.hist.close()
 		err = r.st.Close()
 	})
 	return err
@@ -652,9 +656,7 @@ type RecorderStats struct {
 func (r *Recorder) Stats() RecorderStats {
 	s := RecorderStats{Pending: r.Pending(), Written: r.written.Load(), Batches: r.batches.Load(),
 		FailedBatches: r.failures.Load(), GivenUp: r.givenUp.Load()}
-	if r.hist != nil {
-		s.GapsPersisting = r.hist.unsaved()
-	}
+	s.GapsPersisting = r.hist.unsavedN()
 	return s
 }
 

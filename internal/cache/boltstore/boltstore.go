@@ -672,3 +672,119 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+var (
+	metaBucket = []byte("meta")
+	gapsBucket = []byte("gaps")
+)
+
+// Epoch implements cache.Journal: "epoch" in bucket "meta".
+func (s *Store) Epoch(ctx context.Context, newID string) (id string, created bool, err error) {
+	err = s.run(ctx, "journal", s.cfg.Timeout, func() error {
+		return s.write(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(metaBucket)
+			if err != nil {
+				return err
+			}
+			if v := b.Get([]byte("epoch")); v != nil {
+				id, created = string(v), false
+				return nil
+			}
+			id, created = newID, true
+			return b.Put([]byte("epoch"), []byte(newID))
+		})
+	})
+	return id, created, err
+}
+
+// LastBeat implements cache.Journal: "hb:<instance>" in bucket "meta".
+func (s *Store) LastBeat(ctx context.Context, instance string) (b cache.Beat, found bool, err error) {
+	err = s.run(ctx, "journal", s.cfg.Timeout, func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			m := tx.Bucket(metaBucket)
+			if m == nil {
+				return nil
+			}
+			v := m.Get([]byte("hb:" + instance))
+			if v == nil {
+				return nil
+			}
+			var err error
+			b, err = cache.DecodeBeat(v)
+			found = err == nil && s.now().Sub(b.Time) < cache.MaxTTL
+			return nil
+		})
+	})
+	return b, found, err
+}
+
+// SaveBeat implements cache.Journal.
+func (s *Store) SaveBeat(ctx context.Context, instance string, b cache.Beat) error {
+	return s.run(ctx, "journal", s.cfg.Timeout, func() error {
+		return s.write(func(tx *bolt.Tx) error {
+			m, err := tx.CreateBucketIfNotExists(metaBucket)
+			if err != nil {
+				return err
+			}
+			return m.Put([]byte("hb:"+instance), cache.EncodeBeat(b))
+		})
+	})
+}
+
+// AddGaps implements cache.Journal: bucket "gaps", keys sorted by end;
+// those that ended more than MaxTTL ago, and the oldest beyond
+// MaxStoredGaps, are dropped.
+func (s *Store) AddGaps(ctx context.Context, ws []cache.Window) error {
+	return s.run(ctx, "journal", s.cfg.Timeout, func() error {
+		return s.write(func(tx *bolt.Tx) error {
+			g, err := tx.CreateBucketIfNotExists(gapsBucket)
+			if err != nil {
+				return err
+			}
+			for _, w := range ws {
+				if err := g.Put(cache.EncodeWindow(w), nil); err != nil {
+					return err
+				}
+			}
+			n := g.Stats().KeyN
+			old := s.now().Add(-cache.MaxTTL)
+			c := g.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.First() {
+				w, err := cache.DecodeWindow(k)
+				if err == nil && !w.To.Before(old) && n <= cache.MaxStoredGaps {
+					break
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n--
+			}
+			return nil
+		})
+	})
+}
+
+// Gaps implements cache.Journal.
+func (s *Store) Gaps(ctx context.Context, now time.Time) (ws []cache.Window, err error) {
+	err = s.run(ctx, "journal", s.cfg.Timeout, func() error {
+		ws = ws[:0]
+		return s.db.View(func(tx *bolt.Tx) error {
+			g := tx.Bucket(gapsBucket)
+			if g == nil {
+				return nil
+			}
+			return g.ForEach(func(k, _ []byte) error {
+				if w, err := cache.DecodeWindow(k); err == nil {
+					ws = append(ws, w)
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cache.MergeWindows(ws, now, cache.MaxStoredGaps), nil
+}
+
+var _ cache.Journal = (*Store)(nil)

@@ -494,3 +494,47 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatal("load loop never succeeded")
 	}
 }
+
+// Redis restarted empty (issue 12, F1): the fleet's processes notice it by
+// the epoch and report a gap over everything before, so that a replay
+// count or a missing record from before is never held against a bounce.
+func TestRedisRestartedEmptyIsAGap(t *testing.T) {
+	srv := startRedis(t)
+	cfg := relaxed(storetest.Base())
+	s := openURL(t, "redis://"+srv.Addr, cfg)
+	r := cache.NewRecorder(s, cache.RecorderOptions{HistoryOptions: cache.HistoryOptions{Shared: true, Instance: "a",
+		RefreshEvery: 50 * time.Millisecond}})
+	defer r.Close()
+	ctx := context.Background()
+	r.Record(sentMsg("before-restart", 3))
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Redis knew this store: no gap but the first start's.
+	start := time.Now()
+	waitFor(t, 5*time.Second, "the first start's gap", func() string {
+		if g := r.Gaps(time.Now()); len(g) != 1 {
+			return fmt.Sprint(g)
+		}
+		return ""
+	})
+	firstEnd := r.Gaps(time.Now())[0].To
+	time.Sleep(1100 * time.Millisecond) // gaps have whole seconds
+	srv.Stop()
+	startProc(t, srv.cmd.Path, srv.Port, srv.cmd.Args[1:]...)
+	restarted := time.Now()
+	waitFor(t, 10*time.Second, "the gap after the restart", func() string {
+		r.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"<before-restart@example.org>"}, Now: time.Now()})
+		g := r.Gaps(time.Now())
+		if len(g) == 0 || g[len(g)-1].To.Before(restarted.Truncate(time.Second)) || !g[len(g)-1].To.After(firstEnd) {
+			return fmt.Sprint(g)
+		}
+		return ""
+	})
+	t.Logf("first start %v; restarted empty at %v; gaps %v", start.Format(time.TimeOnly), restarted.Format(time.TimeOnly), r.Gaps(time.Now()))
+	// The gap is saved in the new Redis for the other processes.
+	g, err := s.Gaps(ctx, time.Now())
+	if err != nil || len(g) == 0 || g[len(g)-1].To.Before(restarted.Truncate(time.Second)) {
+		t.Fatalf("gap not saved in the restarted Redis: %v %v", g, err)
+	}
+}

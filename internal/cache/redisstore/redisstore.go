@@ -658,3 +658,94 @@ func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		return next(ctx, cmds)
 	}
 }
+
+// Epoch implements cache.Journal: the key "epoch" (SET NX, no TTL). A
+// Redis that lost its data has lost it too, and the next process to look
+// creates a new one.
+func (s *Store) Epoch(ctx context.Context, newID string) (id string, created bool, err error) {
+	err = s.do(ctx, "journal", s.cfg.Timeout, func(ctx context.Context) error {
+		var nx *redis.BoolCmd
+		var get *redis.StringCmd
+		_, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			nx = pl.SetNX(ctx, s.key("epoch"), newID, 0)
+			get = pl.Get(ctx, s.key("epoch"))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		id, created = get.Val(), nx.Val()
+		return nil
+	})
+	return id, created, err
+}
+
+// LastBeat implements cache.Journal: the key "hb:<instance>", TTL MaxTTL.
+func (s *Store) LastBeat(ctx context.Context, instance string) (b cache.Beat, found bool, err error) {
+	err = s.do(ctx, "journal", s.cfg.Timeout, func(ctx context.Context) error {
+		v, err := s.rdb.Get(ctx, s.key("hb", instance)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err = cache.DecodeBeat(v)
+		found = err == nil
+		return nil
+	})
+	return b, found, err
+}
+
+// SaveBeat implements cache.Journal.
+func (s *Store) SaveBeat(ctx context.Context, instance string, b cache.Beat) error {
+	return s.do(ctx, "journal", s.cfg.Timeout, func(ctx context.Context) error {
+		return s.rdb.Set(ctx, s.key("hb", instance), cache.EncodeBeat(b), cache.MaxTTL).Err()
+	})
+}
+
+// AddGaps implements cache.Journal: the sorted set "gaps" (score: the
+// end), trimmed to MaxStoredGaps and to MaxTTL, TTL MaxTTL.
+func (s *Store) AddGaps(ctx context.Context, ws []cache.Window) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	return s.do(ctx, "journal", s.cfg.Timeout, func(ctx context.Context) error {
+		key := s.key("gaps")
+		_, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			zs := make([]redis.Z, len(ws))
+			for i, w := range ws {
+				zs[i] = redis.Z{Score: float64(w.To.Unix()), Member: cache.EncodeWindow(w)}
+			}
+			pl.ZAdd(ctx, key, zs...)
+			pl.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(time.Now().Add(-cache.MaxTTL).Unix(), 10))
+			pl.ZRemRangeByRank(ctx, key, 0, -int64(cache.MaxStoredGaps)-1)
+			pl.Expire(ctx, key, cache.MaxTTL)
+			return nil
+		})
+		return err
+	})
+}
+
+// Gaps implements cache.Journal.
+func (s *Store) Gaps(ctx context.Context, now time.Time) (ws []cache.Window, err error) {
+	err = s.do(ctx, "journal", s.cfg.Timeout, func(ctx context.Context) error {
+		ms, err := s.rdb.ZRangeByScore(ctx, s.key("gaps"), &redis.ZRangeBy{Min: strconv.FormatInt(now.Add(-cache.MaxTTL).Unix(), 10), Max: "+inf"}).Result()
+		if err != nil {
+			return err
+		}
+		ws = ws[:0]
+		for _, m := range ms {
+			if w, err := cache.DecodeWindow([]byte(m)); err == nil {
+				ws = append(ws, w)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cache.MergeWindows(ws, now, cache.MaxStoredGaps), nil
+}
+
+var _ cache.Journal = (*Store)(nil)

@@ -415,6 +415,64 @@ func Run(t *testing.T, open Factory) {
 		}
 	})
 
+	// The store's history: epoch, heartbeats, gaps (every store of this
+	// module keeps it). Each run gets its own key prefix (Redis).
+	t.Run("Journal", func(t *testing.T) {
+		cfg := Base()
+		cfg.Redis.KeyPrefix = "bmj" + uniq + ":"
+		st := open(t, cfg)
+		j, ok := st.(cache.Journal)
+		if !ok {
+			t.Skip("not a cache.Journal")
+		}
+		c := ctx(t)
+		id, created, err := j.Epoch(c, "first")
+		if err != nil || !created || id != "first" {
+			t.Fatalf("new store's epoch: %q %v %v", id, created, err)
+		}
+		id, created, err = j.Epoch(c, "second")
+		if err != nil || created || id != "first" {
+			t.Fatalf("epoch again: %q %v %v", id, created, err)
+		}
+		if _, found, err := j.LastBeat(c, "inst"); err != nil || found {
+			t.Fatalf("no beat yet: %v %v", found, err)
+		}
+		b := cache.Beat{Time: T0, Stopped: true, Pending: T0.Add(-time.Minute)}
+		if err := j.SaveBeat(c, "inst", b); err != nil {
+			t.Fatal(err)
+		}
+		got, found, err := j.LastBeat(c, "inst")
+		if err != nil || !found || !got.Time.Equal(T0.Truncate(time.Second)) || !got.Stopped || !got.Pending.Equal(T0.Add(-time.Minute).Truncate(time.Second)) {
+			t.Fatalf("beat %+v %v %v", got, found, err)
+		}
+		if _, found, _ := j.LastBeat(c, "other"); found {
+			t.Fatal("another instance's beat found")
+		}
+		at := func(m int) time.Time { return T0.Truncate(time.Second).Add(time.Duration(m) * time.Minute) }
+		if err := j.AddGaps(c, []cache.Window{{From: at(0), To: at(10)}, {From: at(5), To: at(20)}, {From: at(-int(cache.MaxTTL/time.Minute) - 100), To: at(-int(cache.MaxTTL/time.Minute) - 50)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.AddGaps(c, []cache.Window{{From: at(30), To: at(31)}}); err != nil {
+			t.Fatal(err)
+		}
+		gs, err := j.Gaps(c, T0)
+		if err != nil || len(gs) != 2 || !gs[0].From.Equal(at(0)) || !gs[0].To.Equal(at(20)) || !gs[1].From.Equal(at(30)) {
+			t.Fatalf("gaps %v %v", gs, err)
+		}
+		// Bounded: many gaps are kept as at most MaxStoredGaps.
+		var many []cache.Window
+		for i := 0; i < 3*cache.MaxStoredGaps; i++ {
+			many = append(many, cache.Window{From: at(100 + 10*i), To: at(101 + 10*i)})
+		}
+		if err := j.AddGaps(c, many); err != nil {
+			t.Fatal(err)
+		}
+		gs, err = j.Gaps(c, T0)
+		if err != nil || len(gs) > cache.MaxStoredGaps || !gs[len(gs)-1].To.Equal(many[len(many)-1].To) {
+			t.Fatalf("%d gaps kept (last %v), %v", len(gs), gs[len(gs)-1], err)
+		}
+	})
+
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t, Base())
 		if err := s.Ping(ctx(t)); err != nil {
