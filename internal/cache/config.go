@@ -58,6 +58,9 @@ const (
 //	client_limit = 100          # null-sender messages per client IP per window
 //	window = "10m"
 //	strict_for = "1h"
+//	max_entries = 30000         # embedded store: keys per in-memory counter;
+//	                            # beyond, the least useful is evicted (about
+//	                            # 80 bytes each; see FloodCounter)
 //
 //	[store.redis]
 //	url = "redis://127.0.0.1:6379/0"   # see ParseRedisURL; or the fields below
@@ -99,6 +102,7 @@ type FloodConfig struct {
 	ClientLimit    int           `toml:"client_limit"`
 	Window         time.Duration `toml:"window"`
 	StrictFor      time.Duration `toml:"strict_for"`
+	MaxEntries     int           `toml:"max_entries"`
 }
 
 // RedisConfig is the [store.redis] section. Either URL (see ParseRedisURL)
@@ -176,6 +180,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if f.StrictFor == 0 {
 		f.StrictFor = DefaultStrictFor
+	}
+	if f.MaxEntries == 0 {
+		f.MaxEntries = DefaultFloodMaxEntries
 	}
 	r := &c.Redis
 	if r.URL != "" {
@@ -266,6 +273,9 @@ func (c Config) Validate() error {
 	}
 	if c.Flood.StrictFor < 0 {
 		bad("flood.strict_for must not be negative")
+	}
+	if c.Flood.MaxEntries < 0 {
+		bad("flood.max_entries must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -49,9 +49,10 @@
 // (bbolt's Compact into a new file, renamed over the old one) when free
 // pages make up more than half of a file larger than CompactMinSize.
 //
-// Flood counters are kept in memory (cache.FloodCounter): they cover
-// minutes to an hour, and persisting them would cost an fsync for every
-// inbound bounce. A restart therefore clears flood state.
+// Flood counters are kept in memory (cache.FloodCounter, capped at
+// [store.flood] max_entries keys each): they cover minutes to an hour, and
+// persisting them would cost an fsync for every inbound bounce. A restart
+// therefore clears flood state.
 package boltstore
 
 import (
@@ -170,6 +171,11 @@ func Open(cfg cache.Config, dataDir string, log *slog.Logger) (*Store, error) {
 	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{cfg: cfg, db: db, path: path, h: cache.NewHasher(cfg.Secret), flood: cache.NewFlood(cfg.Flood),
 		log: log.With("store", "embedded", "path", path), obs: cfg.Observer, now: time.Now, stop: make(chan struct{})}
+	for kind, c := range map[string]*cache.FloodCounter{"recipients": s.flood.Recipient, "clients": s.flood.Client} {
+		c.OnExpired = func(n int) {
+			s.log.Info("flood: strict state over (not seen since)", "kind", kind, "count", n)
+		}
+	}
 	upgraded, err := s.upgrade(s.now())
 	if err != nil {
 		db.Close()
