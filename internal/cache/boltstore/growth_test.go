@@ -69,7 +69,7 @@ func measureFile(t testing.TB, s *Store) fileUse {
 func growth(t testing.TB, days, perDay int, report func(day int, u fileUse, live int)) {
 	dir := t.TempDir()
 	s := open(t, dir, storetest.Base())
-	s.db.NoSync = true // the layout is measured here, not the disk
+	s.db.NoSync, s.db.NoGrowSync = true, true // the layout is measured here, not the disk
 	ctx := context.Background()
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for day := 0; day < days; day++ {
@@ -100,6 +100,9 @@ func growth(t testing.TB, days, perDay int, report func(day int, u fileUse, live
 // start to expire (day 10) instead of growing with every day written.
 func TestFileGrowth30Days(t *testing.T) {
 	perDay := 3000 // BM_GROWTH_PER_DAY=20000 for the figure in docs/fleet.md
+	if raceEnabled {
+		perDay = 600
+	}
 	if v, err := strconv.Atoi(os.Getenv("BM_GROWTH_PER_DAY")); err == nil && v > 0 {
 		perDay = v
 	}
@@ -144,11 +147,15 @@ func TestCompactOnOpen(t *testing.T) {
 	dir := t.TempDir()
 	cfg := storetest.Base()
 	s := open(t, dir, cfg)
-	s.db.NoSync = true
+	s.db.NoSync, s.db.NoGrowSync = true, true
 	ctx := context.Background()
 	now := time.Now()
 	var batch []cache.SentMessage
-	for i := 0; i < 30000; i++ {
+	n := 30000
+	if raceEnabled {
+		n = 10000
+	}
+	for i := 0; i < n; i++ {
 		ttl := time.Hour // expired by tomorrow
 		if i%100 == 0 {
 			ttl = 20 * 24 * time.Hour
