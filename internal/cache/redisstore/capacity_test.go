@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,5 +105,122 @@ func TestBytesPerRecord(t *testing.T) {
 	t.Logf("1,000-recipient records: %.1f bytes of used_memory each", bigPer)
 	if bigPer > MaxBytesPerRecord {
 		t.Errorf("%.1f bytes per 1,000-recipient record", bigPer)
+	}
+}
+
+// redisCPU is the server's CPU time so far (INFO cpu: user + sys).
+func redisCPU(t testing.TB, s *Store) time.Duration {
+	info, err := s.Client().Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
+	y, _ := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
+	return time.Duration((u + y) * float64(time.Second))
+}
+
+// capacityStore is the store the capacity benchmark measures: the
+// redis-server at BM_REDIS_ADDR (bench/store-capacity.sh starts one), or
+// one started here.
+func capacityStore(b *testing.B) *Store {
+	addr := os.Getenv("BM_REDIS_ADDR")
+	if addr == "" {
+		addr = startRedis(b).Addr
+	}
+	s := openURL(b, "redis://"+addr, relaxed(storetest.Base()))
+	if err := s.Client().FlushAll(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkCapacity measures, once (-benchtime 1x), what a day of signing
+// costs Redis: BM_CAPACITY_PER_DAY typical records (default 200,000; the
+// hashes of one expiry day hold one day's records, so a day is the unit
+// that scales), written in batches of 256 as the Recorder does, then
+// looked up by 16 concurrent callers (untagged bounces: one Message-ID
+// each). Metrics: used_memory and MEMORY USAGE per record; records and
+// lookups per second of the client (run it with GOMAXPROCS=1 for "per
+// core") and Redis CPU per record and per lookup; Redis memory for a
+// million messages a day kept 10 days (11 expiry days live).
+func BenchmarkCapacity(b *testing.B) {
+	perDay := 200_000
+	if v, err := strconv.Atoi(os.Getenv("BM_CAPACITY_PER_DAY")); err == nil && v > 0 {
+		perDay = v
+	}
+	for range b.N {
+		s := capacityStore(b)
+		ctx := context.Background()
+		now := time.Now()
+		mem0, cpu0 := usedMemory(b, s), redisCPU(b, s)
+		start := time.Now()
+		for i := 0; i < perDay; i += 256 {
+			ms := typicalBatch("c", i, min(256, perDay-i), now)
+			ps := make([]cache.PreparedSent, len(ms))
+			for j, m := range ms {
+				p, err := s.Prepare(m)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ps[j] = p
+			}
+			if err := s.RecordPrepared(ctx, ps); err != nil {
+				b.Fatal(err)
+			}
+		}
+		wall := time.Since(start)
+		mem1, cpu1 := usedMemory(b, s), redisCPU(b, s)
+		perRecord := float64(mem1-mem0) / float64(perDay)
+		b.ReportMetric(perRecord, "B/record")
+		b.ReportMetric(float64(perDay)/wall.Seconds(), "records/s")
+		b.ReportMetric(float64(cpu1-cpu0)/float64(time.Microsecond)/float64(perDay), "redis-us/record")
+		b.ReportMetric(perRecord*1e6*11/(1<<30), "GiB/(1M/day×10d)")
+
+		// MEMORY USAGE of the level-0 hashes of a sample of groups,
+		// divided by their fields.
+		var usage, fields int64
+		for g := 0; g < groups; g += 64 {
+			key := dayKey(s.groupPrefix(g), cache.Day(now.Add(10*24*time.Hour)))
+			u, err := s.Client().MemoryUsage(ctx, key, 0).Result()
+			if err != nil {
+				continue
+			}
+			n, _ := s.Client().HLen(ctx, key).Result()
+			usage, fields = usage+u, fields+n
+		}
+		if fields > 0 {
+			b.ReportMetric(float64(usage)/float64(fields), "MEMORY-USAGE-B/field")
+		}
+
+		const workers, lookups = 16, 20000
+		cpu2 := redisCPU(b, s)
+		start = time.Now()
+		var wg sync.WaitGroup
+		var found atomic.Int64
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := w; i < lookups; i += workers {
+					n := (i * 7919) % perDay
+					f, err := s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{fmt.Sprintf("<%d.c@mx.example.org>", n)},
+						Recipient: fmt.Sprintf("user%d.c@example.org", n/2), Now: now})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if f.Sent != nil && f.SenderMatch {
+						found.Add(1)
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		wall = time.Since(start)
+		if found.Load() != lookups {
+			b.Fatalf("%d of %d lookups found their record", found.Load(), lookups)
+		}
+		b.ReportMetric(lookups/wall.Seconds(), "lookups/s")
+		b.ReportMetric(float64(redisCPU(b, s)-cpu2)/float64(time.Microsecond)/lookups, "redis-us/lookup")
 	}
 }

@@ -520,9 +520,9 @@ func TestRedisRestartedEmptyIsAGap(t *testing.T) {
 	})
 	firstEnd := r.Gaps(time.Now())[0].To
 	time.Sleep(1100 * time.Millisecond) // gaps have whole seconds
+	restarted := time.Now()
 	srv.Stop()
 	startProc(t, srv.cmd.Path, srv.Port, srv.cmd.Args[1:]...)
-	restarted := time.Now()
 	waitFor(t, 10*time.Second, "the gap after the restart", func() string {
 		r.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"<before-restart@example.org>"}, Now: time.Now()})
 		g := r.Gaps(time.Now())

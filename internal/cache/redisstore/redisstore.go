@@ -46,6 +46,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,11 @@ type Store struct {
 	roundTrips atomic.Uint64
 	dropped    atomic.Uint64
 	health     cache.WriteHealth
+
+	dc       dayCache
+	stop     chan struct{}
+	loopDone chan struct{}
+	once     sync.Once
 }
 
 // New connects lazily (no I/O here) and returns the store. cfg must be
@@ -104,6 +110,8 @@ func New(cfg cache.Config, log *slog.Logger) (*Store, error) {
 	} else {
 		s.rdb.AddHook(hook)
 	}
+	s.stop, s.loopDone = make(chan struct{}), make(chan struct{})
+	go s.daysLoop()
 	return s, nil
 }
 
@@ -234,12 +242,6 @@ func dayKey(pg string, d int64) string { return pg + strconv.FormatInt(d, 10) + 
 // (a day of slack for clocks that disagree).
 func expireAt(d int64) int64 { return (d + 2) * 86400 }
 
-// lookupDays is the range of expiry days a live record can have at now.
-func lookupDays(now time.Time) (first, last int64) {
-	first = cache.Day(now)
-	return first, first + int64(cache.MaxTTL/(24*time.Hour)) + 1
-}
-
 // putScript writes one field into the first hash of its sub-tree (day,
 // group) that is not full, or that already holds the field (counters).
 // KEYS[1]: the level-0 hash (declares the slot). ARGV: base ("bm:{g}D:"),
@@ -260,66 +262,62 @@ end
 return -1
 `)
 
-// getScript finds a record: newest expiry day first, in each day the
-// levels down to the first hash that is not full (nothing went deeper).
-// KEYS[1]: a hash of the group (slot). ARGV: group prefix, hi, field,
-// fields per hash, max level, first day, last day.
+// getScript finds a record: in the days given (newest first), in each
+// day the levels down to the first hash that is not full (nothing went
+// deeper). KEYS[1]: a hash of the group (declares the slot). ARGV: group
+// prefix, hi, field, fields per hash, max level, then the days.
 var getScript = redis.NewScript(`
 local pg, hi, f = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local cap, lmax = tonumber(ARGV[4]), tonumber(ARGV[5])
-for d = tonumber(ARGV[7]), tonumber(ARGV[6]), -1 do
-  local base = pg .. d .. ':'
-  if redis.call('EXISTS', base .. '1') == 1 then
-    for l = 0, lmax do
-      local p = 2 ^ l
-      local k = base .. (p + hi % p)
-      local v = redis.call('HGET', k, f)
-      if v then return v end
-      if l == lmax or redis.call('HLEN', k) < cap then break end
-    end
+for i = 6, #ARGV do
+  local base = pg .. ARGV[i] .. ':'
+  for l = 0, lmax do
+    local p = 2 ^ l
+    local k = base .. (p + hi % p)
+    local v = redis.call('HGET', k, f)
+    if v then return v end
+    if l == lmax or redis.call('HLEN', k) < cap then break end
   end
 end
 return false
 `)
 
 // tagScript sums a tag's recipient ("n") and bounce ("b") counters over
-// the days and levels and, when counting, adds the bounce to the newest
-// hash holding the tag (so that it lives as long as the tag's records),
-// or, for a tag without any, to a new field on the day given. KEYS[1]: a
-// hash of the group. ARGV: group prefix, hi, n field, b field, fields per
-// hash, max level, first day, last day, count (0|1), base of the day for a
-// new counter, its expire-at. Returns {n, b}.
+// the days given and their levels and, when counting, adds the bounce to
+// the newest hash holding the tag (so that it lives as long as the tag's
+// records), or, for a tag without any, to a new field on the day given.
+// KEYS[1]: a hash of the group. ARGV: group prefix, hi, n field, b field,
+// fields per hash, max level, count (0|1), base of the day for a new
+// counter, its expire-at, then the days (newest first). Returns {n, b}.
 var tagScript = redis.NewScript(`
 local pg, hi, nf, bf = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local cap, lmax = tonumber(ARGV[5]), tonumber(ARGV[6])
 local n, b, home = 0, 0, nil
-for d = tonumber(ARGV[8]), tonumber(ARGV[7]), -1 do
-  local base = pg .. d .. ':'
-  if redis.call('EXISTS', base .. '1') == 1 then
-    for l = 0, lmax do
-      local p = 2 ^ l
-      local k = base .. (p + hi % p)
-      local r = redis.call('HMGET', k, nf, bf)
-      if r[1] or r[2] then
-        n = n + tonumber(r[1] or '0')
-        b = b + tonumber(r[2] or '0')
-        if not home then home = k end
-      end
-      if l == lmax or redis.call('HLEN', k) < cap then break end
+for i = 10, #ARGV do
+  local base = pg .. ARGV[i] .. ':'
+  for l = 0, lmax do
+    local p = 2 ^ l
+    local k = base .. (p + hi % p)
+    local r = redis.call('HMGET', k, nf, bf)
+    if r[1] or r[2] then
+      n = n + tonumber(r[1] or '0')
+      b = b + tonumber(r[2] or '0')
+      if not home then home = k end
     end
+    if l == lmax or redis.call('HLEN', k) < cap then break end
   end
 end
-if ARGV[9] == '1' then
+if ARGV[7] == '1' then
   if home then
     redis.call('HINCRBY', home, bf, 1)
   else
-    local base = ARGV[10]
+    local base = ARGV[8]
     for l = 0, lmax do
       local p = 2 ^ l
       local k = base .. (p + hi % p)
       if l == lmax or redis.call('HLEN', k) < cap or redis.call('HEXISTS', k, bf) == 1 then
         redis.call('HINCRBY', k, bf, 1)
-        redis.call('EXPIREAT', k, ARGV[11])
+        redis.call('EXPIREAT', k, ARGV[9])
         break
       end
     end
@@ -408,7 +406,7 @@ func (s *Store) recordBatch(ctx context.Context, ms []cache.SentMessage, budget 
 	if len(ps) == 0 {
 		return perr
 	}
-	if err := s.writeRecords(ctx, ps, budget); err != nil {
+	if err := s.writeRecords(ctx, ps, budget, false); err != nil {
 		return err
 	}
 	return perr
@@ -421,15 +419,24 @@ func (s *Store) Prepare(m cache.SentMessage) (cache.PreparedSent, error) {
 
 // RecordPrepared implements cache.Batcher: one pipeline for the batch.
 func (s *Store) RecordPrepared(ctx context.Context, ps []cache.PreparedSent) error {
-	return s.writeRecords(ctx, ps, max(s.cfg.Timeout, cache.BatchTimeout))
+	return s.writeRecords(ctx, ps, max(s.cfg.Timeout, cache.BatchTimeout), true)
 }
 
 // StoreConfig implements cache.Batcher.
 func (s *Store) StoreConfig() cache.Config { return s.cfg }
 
-func (s *Store) writeRecords(ctx context.Context, ps []cache.PreparedSent, budget time.Duration) error {
+// writeRecords writes ps in one pipeline, announcing their expiry days
+// (see days.go); wait is set for the Recorder's batches.
+func (s *Store) writeRecords(ctx context.Context, ps []cache.PreparedSent, budget time.Duration, wait bool) error {
 	err := s.do(ctx, "record_sent", budget, func(ctx context.Context) error {
+		announce, err := s.prepareDays(ctx, ps, wait)
+		if err != nil {
+			return err
+		}
 		return s.pipeline(ctx, func(pl redis.Pipeliner, script func(*redis.Script, []string, ...any) *scriptCall) {
+			if len(announce) > 0 {
+				s.announce(ctx, pl, announce...)
+			}
 			for i := range ps {
 				p := &ps[i]
 				d := p.ExpiryDay()
@@ -510,7 +517,8 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 	}
 	ids, given := s.h.CleanMessageIDDigests(q.MessageIDs, cache.MaxMessageIDs)
 	tag := strings.ToLower(strings.TrimSpace(q.Tag))
-	first, last := lookupDays(q.Now)
+	days := s.probeDays(q.Now)
+	first := days[0].(int64)
 	err := s.do(ctx, "inbound", s.cfg.Timeout, func(ctx context.Context) error {
 		gets := make([]*scriptCall, len(ids))
 		legacy := make([]*redis.StringCmd, len(ids))
@@ -521,7 +529,7 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 			for i, id := range ids {
 				g, hi := groupOf(id)
 				pg := s.groupPrefix(g)
-				gets[i] = script(getScript, []string{dayKey(pg, first)}, pg, hi, string(id[:8]), fieldsPerHash, maxLevel, first, last)
+				gets[i] = script(getScript, []string{dayKey(pg, first)}, append([]any{pg, hi, string(id[:8]), fieldsPerHash, maxLevel}, days...)...)
 				legacy[i] = pl.Get(ctx, s.key("m", id.Hex()))
 			}
 			if tag != "" {
@@ -533,8 +541,13 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 					count = "1"
 				}
 				nd := cache.Day(q.Now.Add(min(s.cfg.Retention, cache.MaxTTL)))
-				tagCall = script(tagScript, []string{dayKey(pg, first)}, pg, hi, "n"+string(td[:8]), "b"+string(td[:8]), fieldsPerHash, maxLevel,
-					first, last, count, pg+strconv.FormatInt(nd, 10)+":", expireAt(nd))
+				tagCall = script(tagScript, []string{dayKey(pg, first)}, append([]any{pg, hi, "n" + string(td[:8]), "b" + string(td[:8]), fieldsPerHash, maxLevel,
+					count, pg + strconv.FormatInt(nd, 10) + ":", expireAt(nd)}, days...)...)
+				if q.Count {
+					// A bounce counter for a tag without a record may
+					// open a day: the fleet must know to look there.
+					s.announce(ctx, pl, nd)
+				}
 				base := s.key("t", "{"+td.Hex()+"}")
 				tagN, tagB = pl.Get(ctx, base+":n"), pl.Get(ctx, base+":b")
 			}
@@ -638,7 +651,13 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements cache.Store.
-func (s *Store) Close() error { return s.rdb.Close() }
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.loopDone
+	})
+	return s.rdb.Close()
+}
 
 // countHook counts network exchanges: each command or pipeline sent.
 type countHook struct{ n *atomic.Uint64 }
