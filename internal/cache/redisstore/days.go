@@ -20,9 +20,10 @@ import (
 // every second. A day is announced before records of it are visible to
 // others long enough for every reader to know it: the next day is
 // announced a day ahead, and a day nobody announced before (the first
-// record of a lifetime, or after the set was lost) makes the Recorder's
-// batch wait two refreshes after announcing it. Until its first read, or
-// when the set could not be read for 10 s, a process probes every day.
+// record of a new lifetime, or after days without mail) makes the
+// Recorder's batch wait two refreshes after announcing it. Until its first
+// read, while the set is empty (a new or wiped Redis), or when it could
+// not be read for 10 s, a process probes every day.
 
 const (
 	daysRefresh = time.Second
@@ -36,6 +37,9 @@ type dayCache struct {
 	// local holds the days this process announced, and when: a read that
 	// began before an announcement must not drop it.
 	local map[int64]time.Time
+	// remote is the size of the set as last read: while it is empty,
+	// every reader probes every day, so a first day needs no wait.
+	remote int
 }
 
 func (s *Store) daysKey() string { return s.key("days") }
@@ -53,7 +57,7 @@ func (s *Store) probeDays(now time.Time) []any {
 	first, last := lookupDays(now)
 	s.dc.mu.Lock()
 	defer s.dc.mu.Unlock()
-	fresh := !s.dc.fetched.IsZero() && time.Since(s.dc.fetched) < daysStale
+	fresh := !s.dc.fetched.IsZero() && time.Since(s.dc.fetched) < daysStale && s.dc.remote > 0
 	out := make([]any, 0, 16)
 	for d := last; d >= first; d-- {
 		if !fresh || d <= first+1 || s.dc.days[d] || s.dc.days[d-1] {
@@ -91,7 +95,7 @@ func (s *Store) refreshDays(ctx context.Context) error {
 			delete(s.dc.local, d)
 		}
 	}
-	s.dc.days, s.dc.fetched = m, time.Now()
+	s.dc.days, s.dc.fetched, s.dc.remote = m, time.Now(), len(vals)
 	s.dc.mu.Unlock()
 	return nil
 }
@@ -111,8 +115,8 @@ func (s *Store) daysLoop() {
 }
 
 // unknownDays returns the days of ds that the fleet's set (as known here)
-// does not hold.
-func (s *Store) unknownDays(ds []int64) (missing []int64, fetched bool) {
+// does not hold, whether the set was read, and whether it held any day.
+func (s *Store) unknownDays(ds []int64) (missing []int64, fetched, inUse bool) {
 	s.dc.mu.Lock()
 	defer s.dc.mu.Unlock()
 	for _, d := range ds {
@@ -120,7 +124,7 @@ func (s *Store) unknownDays(ds []int64) (missing []int64, fetched bool) {
 			missing = append(missing, d)
 		}
 	}
-	return missing, !s.dc.fetched.IsZero()
+	return missing, !s.dc.fetched.IsZero(), s.dc.remote > 0
 }
 
 // announce adds days to the set (in pl) and to the local copy.
@@ -166,12 +170,16 @@ func daysOf(ps []cache.PreparedSent) (days, next []int64) {
 	return days, next
 }
 
-// prepareDays makes sure the days of ps are announced. With wait (the
-// Recorder's batches), a day nobody announced before is announced first,
-// then the batch waits until every process has read it.
+// prepareDays makes sure the days of ps are announced: it returns those to
+// announce in the batch's pipeline. With wait (the Recorder's batches), a
+// day nobody announced before, in a set that holds others (so that
+// readers probe only those), is announced first, and the batch waits until
+// every process has read it. A set that is empty needs no wait: readers
+// then probe every day.
 func (s *Store) prepareDays(ctx context.Context, ps []cache.PreparedSent, wait bool) (inPipeline []int64, err error) {
 	days, next := daysOf(ps)
-	missing, fetched := s.unknownDays(append(days, next...))
+	all := append(days, next...)
+	missing, fetched, inUse := s.unknownDays(all)
 	if len(missing) == 0 {
 		return nil, nil
 	}
@@ -180,7 +188,7 @@ func (s *Store) prepareDays(ctx context.Context, ps []cache.PreparedSent, wait b
 	}
 	if !fetched {
 		if err := s.refreshDays(ctx); err == nil {
-			if missing, _ = s.unknownDays(append(days, next...)); len(missing) == 0 {
+			if missing, _, inUse = s.unknownDays(all); len(missing) == 0 {
 				return nil, nil
 			}
 		}
@@ -191,8 +199,8 @@ func (s *Store) prepareDays(ctx context.Context, ps []cache.PreparedSent, wait b
 			fresh = fresh || d == m
 		}
 	}
-	if !fresh {
-		return missing, nil // only tomorrow's: in the batch
+	if !fresh || !inUse {
+		return missing, nil // tomorrow's only, or no day in use yet: in the batch
 	}
 	_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		s.announce(ctx, pl, missing...)

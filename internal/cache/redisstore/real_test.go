@@ -79,6 +79,7 @@ func TestStandalone(t *testing.T) {
 	})
 
 	t.Run("Fleet", func(t *testing.T) { testFleet(t, url) })
+	t.Run("DaysInUse", func(t *testing.T) { testDaysInUse(t, "redis://"+srv.Addr+"/5") })
 	t.Run("Legacy", func(t *testing.T) {
 		raw := directClient(srv.Addr)
 		defer raw.Close()
@@ -537,4 +538,36 @@ func TestRedisRestartedEmptyIsAGap(t *testing.T) {
 	if err != nil || len(g) == 0 || g[len(g)-1].To.Before(restarted.Truncate(time.Second)) {
 		t.Fatalf("gap not saved in the restarted Redis: %v %v", g, err)
 	}
+}
+
+// Lookups probe only the expiry days in use; a record of a day nobody
+// used before, written through a Recorder on host A, is found on host B
+// as soon as A has written it.
+func testDaysInUse(t *testing.T, url string) {
+	a := openURL(t, url, relaxed(storetest.Base()))
+	b := openURL(t, url, relaxed(storetest.Base()))
+	ctx := context.Background()
+	now := time.Now()
+	if err := a.RecordSent(ctx, cache.SentMessage{MessageID: "<d0@example.org>", Sender: "d@example.org", Time: now, TTL: 3 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "B to read the days in use", func() string {
+		if n := len(b.probeDays(now)); n > 6 {
+			return fmt.Sprintf("B probes %d days", n)
+		}
+		return ""
+	})
+	r := cache.NewRecorder(a, cache.RecorderOptions{})
+	defer r.Close()
+	for i, ttl := range []time.Duration{3 * 24 * time.Hour, 20 * 24 * time.Hour} {
+		r.Record(cache.SentMessage{MessageID: fmt.Sprintf("<d%d@example.org>", i+1), Sender: "d@example.org", Time: now, TTL: ttl})
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f, err := b.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{fmt.Sprintf("<d%d@example.org>", i+1)}, Recipient: "d@example.org", Now: time.Now()})
+		if err != nil || f.Sent == nil || !f.SenderMatch {
+			t.Fatalf("TTL %v: record written on A not found on B: %+v %v (B probes %v)", ttl, f, err, b.probeDays(now))
+		}
+	}
+	t.Logf("B probes %d of %d days", len(b.probeDays(now)), int(cache.MaxTTL/(24*time.Hour))+2)
 }
