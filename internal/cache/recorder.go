@@ -43,7 +43,9 @@ type RecorderOptions struct {
 	// (5 s).
 	FlushTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between failed batches
-	// (100 ms doubling to 5 s).
+	// (100 ms doubling to 1 s: a failing call costs little, the breaker
+	// makes it instant, and records should reach the fleet soon after the
+	// store answers again).
 	RetryMin, RetryMax time.Duration
 	// LogEvery is the interval of the summary line logged while records
 	// fail or are given up (1 minute): never one line per record.
@@ -77,7 +79,7 @@ func (o *RecorderOptions) defaults() {
 		o.RetryMin = 100 * time.Millisecond
 	}
 	if o.RetryMax <= 0 {
-		o.RetryMax = 5 * time.Second
+		o.RetryMax = time.Second
 	}
 	if o.LogEvery <= 0 {
 		o.LogEvery = time.Minute

@@ -79,6 +79,7 @@ func (s *Store) refreshDays(ctx context.Context) error {
 	today := cache.Day(began)
 	vals, err := s.rdb.ZRangeByScore(ctx, s.daysKey(), &redis.ZRangeBy{Min: strconv.FormatInt(today-1, 10), Max: "+inf"}).Result()
 	if err != nil {
+		s.reloadCluster()
 		return err
 	}
 	m := make(map[int64]bool, len(vals))

@@ -15,6 +15,11 @@
 // while Redis is down a message pays microseconds, not the timeout. Errors
 // match cache.ErrUnavailable.
 //
+// In a Cluster, a failed call makes the client read the slot map again
+// (ClusterClient.ReloadState), so that after a master fails over calls go
+// to its promoted replica as soon as the cluster has elected it, instead
+// of after go-redis' 60-second periodic reload.
+//
 // # Round trips and keys
 //
 // Each method is one pipeline: one round trip with standalone Redis or
@@ -181,6 +186,17 @@ func (s *Store) key(parts ...string) string {
 	return s.prefix + strings.Join(parts, ":")
 }
 
+// reloadCluster asks a Cluster client to read the slot map again after a
+// failure: go-redis otherwise reloads it every 60 s or on a MOVED reply,
+// and a master that died answers nothing, so after its replica took over
+// every call to its slots would fail until the next periodic reload. The
+// reload runs in the background and go-redis coalesces requests.
+func (s *Store) reloadCluster() {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+}
+
 // do runs fn under the breaker and the budget.
 func (s *Store) do(ctx context.Context, op string, budget time.Duration, fn func(ctx context.Context) error) (err error) {
 	start := time.Now()
@@ -203,6 +219,7 @@ func (s *Store) do(ctx context.Context, op string, budget time.Duration, fn func
 		s.br.Cancel() // the caller gave up; says nothing about Redis
 	} else {
 		s.br.Done(false)
+		s.reloadCluster()
 	}
 	return cache.Unavailable(backendName, op, err)
 }
