@@ -15,21 +15,44 @@
 //
 // # What is stored
 //
-// For each signed outbound message: a record under a hash of its
-// normalised Message-ID (NormalizeMessageID) with the sender, the tag, the
-// time, the recipient count and hashes of the recipients, kept for the
-// message's TTL (the tag lifetime plus a margin, chosen by the engine); and
-// the tag's recipient count, summed over all messages signed with it. For
-// each inbound bounce counted: the tag's bounce count, and sliding-window
-// null-sender counts per recipient and per client IP. Message-IDs, tags,
-// recipients and client IPs appear only as hashes (Hasher: HMAC-SHA256 with
-// secret_file, else SHA-256); no message content is stored.
+// For each signed outbound message, a record of 17 bytes (plus 4 per
+// punctuation character of the sender's local part, at most 16), kept for
+// the message's own TTL (SentMessage.TTL: the tag lifetime plus 3 days, at
+// most MaxTTL = 33 days, whatever Config.Retention says): a keyed digest of
+// the lower-cased untagged sender (and of its forms without a sub-address
+// extension), the signing time, the TTL and the number of recipients
+// (record.go has the layout). It is stored under 8 bytes of the digest of
+// the normalised Message-ID (NormalizeMessageID). The record does not hold
+// the recipients: the replay budget needs their number, and a bounce is
+// checked against the sender (InboundFacts.SenderMatch).
+//
+// For each tag: the number of recipients signed with it (summed over its
+// messages) and the number of bounces counted against it, living as long as
+// the longest record that fed them (a tag with no record: Retention). For
+// flood control: sliding-window null-sender counts per recipient (without
+// its extension) and per client IP. For the store's own history (Journal):
+// an epoch id, one heartbeat per process, and the gaps.
+//
+// Message-IDs, tags, addresses and client IPs appear only as digests
+// (Hasher: HMAC-SHA256 keyed with secret_file, else SHA-256 with a fixed
+// prefix, whose digests of guessable addresses can be confirmed by anyone
+// who reads the store); no message content is stored. Records of the first
+// format (JSON, with the plain-text sender and tag) are still read until
+// they expire; the embedded store converts them when it opens.
+//
+// Every operation costs the same whatever the number of records (no scan
+// on the message path): a lookup reads at most one bucket or hash per
+// expiry day in use, and expired data goes whole, a day at a time (bbolt
+// drops a day's bucket; Redis expires a day's hashes), so pruning costs no
+// more than the writes it follows.
 //
 // # Replay limit
 //
 // A tag accepts as many bounces as recipients were signed with it, plus
 // replay_slack; beyond that InboundFacts.Replayed is set. One tag covers all
-// the mail a user sends in a day, so the budget is the sum over them.
+// the mail a user sends in a day, so the budget is the sum over them. A
+// bounce to a tag with no record is counted too (TagRecipients 0,
+// TagBounces n) so that the engine can give such a tag a small budget.
 //
 // # Flood control
 //
@@ -40,7 +63,40 @@
 // tag mode. FloodEntered / FloodLeft mark the transitions so that each is
 // logged once. Defaults: 30 per recipient and 100 per client IP per 10
 // minutes, strict for 1 hour. Windows use the query's clock (q.Now), so all
-// backends and all fleet members agree.
+// backends and all fleet members agree. The recipient is counted without
+// its sub-address extension (InboundQuery.Delimiter), so "+1", "+2" ... do
+// not each get a fresh count. In memory (memory and embedded stores) the
+// counters hold at most flood.max_entries keys each (FloodCounter explains
+// what is evicted); in Redis every counter key expires.
+//
+// # Writing records: the Recorder
+//
+// Signed mail must never wait for the store, and a record the store cannot
+// take must not be forgotten. The services record through a Recorder
+// (NewRecorder), a Store wrapping the backend: Record queues and returns; a
+// writer writes batches (up to 256 records or 20 ms: one bbolt transaction,
+// one Redis pipeline), keeps what fails (up to 100,000 records) and retries
+// it, spools it to a file at a clean stop (embedded store), and counts and
+// logs (once per interval) what it had to give up. Until written, a queued
+// record is evidence all the same: Recorder.Inbound looks at the queue.
+//
+// # What a crash can lose, and gaps
+//
+// A crash of the daemon loses the records still queued (at most the last
+// 20 ms of signed mail, or, while the store was failing, everything kept
+// since). A Redis without persistence that restarts loses everything; an
+// asynchronous replica promoted by a failover may lack the last writes of
+// its master. The embedded store loses nothing it committed.
+//
+// What the store could not have known is a gap (InboundFacts.Gaps, merged
+// windows within MaxTTL, kept in the store so that a fleet shares them;
+// history.go): records given up; for a shared store, the time records
+// waited in a process's outbox; a store that lost its data (noticed by its
+// epoch: everything before); the time from a crashed process's last
+// heartbeat (every 30 s) to its restart; the downtime between a clean stop
+// and the next start (mail may have left unsigned then). A replay count or
+// a missing record that falls in a gap says nothing about the bounce: the
+// engine must not refuse it permanently on that ground.
 //
 // # Failure policy
 //
@@ -48,9 +104,8 @@
 // with an error matching ErrUnavailable; while the Redis circuit breaker is
 // open it fails in microseconds (ErrBreakerOpen). The engine then accepts
 // validly tagged bounces and applies its configured action (default
-// tempfail) to decisions that need the store. A failed RecordSent is logged
-// and counted by the store and must be ignored by the caller: outbound mail
-// is never delayed by a store outage.
+// tempfail) to decisions that need the store. Health.WriteError reports a
+// store that answers but cannot write.
 //
 // # Redis URLs (serve --redis URL, [store.redis] url)
 //

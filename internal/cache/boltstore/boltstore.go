@@ -37,12 +37,16 @@
 //
 // # Writes and what a crash can lose
 //
-// Sent records come in batches from cache.Recorder (RecordSentBatch: one
-// transaction, one pair of fdatasyncs, for up to 256 records), so a crash
-// loses at most the records not yet written (the Recorder's outbox; see
-// its doc for how that becomes a gap). Counted bounces write at once
-// (db.Batch joins concurrent ones). A committed transaction survives a
-// crash (bbolt's copy-on-write pages and meta pages).
+// Sent records come in batches from cache.Recorder (RecordPrepared: one
+// transaction, one pair of fdatasyncs, for up to 256 records). A committed
+// transaction survives a crash (bbolt's copy-on-write pages and meta
+// pages); a crash loses the records still in the Recorder's outbox (about
+// 20 ms of signed mail, more while writes fail, e.g. a full disk), and the
+// next start records that span as a gap (from the last heartbeat, saved in
+// bucket "meta" every 30 s). At a clean stop what could not be written is
+// spooled to <data_dir>/outbox.spool (digests only) and written at the
+// next start. Counted bounces write at once (db.Batch joins concurrent
+// ones).
 //
 // The file keeps the pages of dropped buckets as free pages and reuses
 // them for new writes; it does not shrink by itself. Open compacts it

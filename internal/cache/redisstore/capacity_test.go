@@ -69,6 +69,9 @@ func measureRecords(t testing.TB, n int) (perRecord float64, s *Store) {
 // a site signing 50,000 messages a day).
 func TestBytesPerRecord(t *testing.T) {
 	n := 50000
+	if raceEnabled {
+		n = 20000
+	}
 	if v, err := strconv.Atoi(os.Getenv("BM_CAPACITY_RECORDS")); err == nil && v > 0 {
 		n = v
 	}

@@ -25,19 +25,43 @@
 // Each method is one pipeline: one round trip with standalone Redis or
 // Sentinel. In a Cluster the pipeline is split by node and the parts run in
 // parallel (one round trip of latency, up to one exchange per master);
-// RoundTrips counts exchanges per node. Keys that one script touches share
-// a hash tag so they live in one slot:
+// RoundTrips counts exchanges per node. Keys one script touches share a
+// hash tag, so they live in one slot (prefix "bm:" by default):
 //
-//	bm:m:<msgid-hash>                 sent record (JSON), TTL of the message
-//	bm:t:{<tag-hash>}:n               recipients signed with the tag (INCRBY)
-//	bm:t:{<tag-hash>}:b               bounces counted against the tag (INCR)
-//	bm:fr:{<rcpt-hash>}:<window>      null-sender count per recipient and window
-//	bm:fr:{<rcpt-hash>}:s              end of the strict state (unix ms)
-//	bm:fi:{<ip-hash>}:...             the same per client IP
+//	bm:{<g>}<day>:<n>            hash: records and tag counters expiring on <day>
+//	    <8-byte id digest>       → compact record (cache.PrepareSent, ~17 bytes)
+//	    n<8-byte tag digest>     → recipients signed with the tag (HINCRBY)
+//	    b<8-byte tag digest>     → bounces counted against the tag (HINCRBY)
+//	bm:days                      sorted set: the expiry days in use (days.go)
+//	bm:fr:{<rcpt-hash>}:<window> null-sender count per recipient and window
+//	bm:fr:{<rcpt-hash>}:s        end of the strict state (unix ms)
+//	bm:fi:{<ip-hash>}:...        the same per client IP
+//	bm:epoch                     the store's epoch id (SET NX; no TTL)
+//	bm:hb:<instance>             a process's heartbeat (TTL 33 days)
+//	bm:gaps                      sorted set of gaps (cache.Journal)
 //
-// The flood counters run as a Lua script (EVAL) per key, so that counting,
-// the threshold test and entering the strict state are atomic across the
-// fleet. Scripts need Redis 5 or newer (effects replication).
+// A record or tag belongs to one of 1024 groups <g> (hex, from its digest),
+// the hash tag: every hash of a group, whatever the day or level, is in one
+// slot, so that one script reads them. Within a day a group starts with
+// one hash (<n> = 1); a full hash (128 fields) sends further fields one
+// level down, to one of twice as many hashes (<n> = 2^level + the digest's
+// low bits), so that hashes stay small listpacks: about 50 bytes of Redis
+// memory per typical record, its share of tag counters and hash overhead
+// included (bench/store-capacity.sh). A day's hashes expire (EXPIREAT) at
+// the end of the day after: nothing is ever scanned or deleted one by one.
+// A lookup probes, newest day first, each expiry day in use, and in each
+// the levels down to the first hash that is not full.
+//
+// Keys of the first format (bm:m:<hex> holding JSON, bm:t:{<hex>}:n and :b)
+// are read as well until they expire; new data is written only in the
+// compact format.
+//
+// Every key has a TTL but the epoch: a Redis that evicts keys must use
+// noeviction or a volatile-* policy, or records disappear unnoticed.
+// Writes and counters run as Lua scripts (EVALSHA, the body sent again
+// after NOSCRIPT), so that counting, the threshold test and entering the
+// strict state are atomic across the fleet. Scripts need Redis 5 or newer
+// (effects replication).
 package redisstore
 
 import (
