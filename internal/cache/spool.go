@@ -51,7 +51,7 @@ func decodeSpoolRecord(rec []byte) (PreparedSent, error) {
 	copy(p.Tag[:], rec[16:32])
 	p.HasTag = rec[32] == 1
 	n, k := binary.Uvarint(rec[33:])
-	if k <= 0 {
+	if k <= 0 || n > 1<<31 {
 		return p, errors.New("bad recipient count")
 	}
 	rest := rec[33+k:]
