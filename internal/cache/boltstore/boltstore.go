@@ -691,6 +691,15 @@ var (
 // Epoch implements cache.Journal: "epoch" in bucket "meta".
 func (s *Store) Epoch(ctx context.Context, newID string) (id string, created bool, err error) {
 	err = s.run(ctx, "journal", s.cfg.Timeout, func() error {
+		// Asked every few seconds: read first, write (and sync) only once.
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			if m := tx.Bucket(metaBucket); m != nil {
+				id = string(m.Get([]byte("epoch")))
+			}
+			return nil
+		}); err != nil || id != "" {
+			return err
+		}
 		return s.write(func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucketIfNotExists(metaBucket)
 			if err != nil {
