@@ -180,19 +180,12 @@ func daysOf(ps []cache.PreparedSent) (days, next []int64) {
 func (s *Store) prepareDays(ctx context.Context, ps []cache.PreparedSent, wait bool) (inPipeline []int64, err error) {
 	days, next := daysOf(ps)
 	all := append(days, next...)
-	missing, fetched, inUse := s.unknownDays(all)
+	missing, _, inUse := s.unknownDays(all)
 	if len(missing) == 0 {
 		return nil, nil
 	}
 	if !wait {
 		return missing, nil
-	}
-	if !fetched {
-		if err := s.refreshDays(ctx); err == nil {
-			if missing, _, inUse = s.unknownDays(all); len(missing) == 0 {
-				return nil, nil
-			}
-		}
 	}
 	fresh := false
 	for _, d := range days {
@@ -200,8 +193,19 @@ func (s *Store) prepareDays(ctx context.Context, ps []cache.PreparedSent, wait b
 			fresh = fresh || d == m
 		}
 	}
-	if !fresh || !inUse {
-		return missing, nil // tomorrow's only, or no day in use yet: in the batch
+	if !fresh {
+		return missing, nil // tomorrow's only: in the batch
+	}
+	// A day nobody announced: is the set empty right now (a new or wiped
+	// store, where every reader probes every day)? One read, a few times a
+	// day at most.
+	if err := s.refreshDays(ctx); err == nil {
+		if missing, _, inUse = s.unknownDays(all); len(missing) == 0 {
+			return nil, nil
+		}
+		if !inUse {
+			return missing, nil
+		}
 	}
 	_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		s.announce(ctx, pl, missing...)
