@@ -82,11 +82,11 @@ type WebhookStats struct {
 
 // Webhook delivers events to a URL.
 type Webhook struct {
-	o     WebhookOptions
-	queue chan Event
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	o                              WebhookOptions
+	queue                          chan Event
+	stop                           chan struct{}
+	done                           chan struct{}
+	once                           sync.Once
 	sent, retried, dropped, failed atomic.Uint64
 }
 

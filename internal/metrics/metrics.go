@@ -35,9 +35,9 @@ const Other = "other"
 // Label value sets. Reasons are the engine's closed set
 // (backscatter.Reasons).
 var (
-	directions = set("inbound", "outbound")
-	verdicts   = set("accept", "reject", "tempfail", "quarantine", "drop-recipient")
-	reasons    = reasonSet()
+	directions    = set("inbound", "outbound")
+	verdicts      = set("accept", "reject", "tempfail", "quarantine", "drop-recipient")
+	reasons       = reasonSet()
 	storeOps      = set("record_sent", "inbound", "ping")
 	breakerStates = []string{"closed", "open", "half-open"}
 )

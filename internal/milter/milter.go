@@ -82,8 +82,8 @@ type Options struct {
 	// Store answers the engine's questions and takes the records of signed
 	// mail. Its RecordSent must not block (cmd passes a cache.Recorder,
 	// which queues and writes in batches); nil: no store.
-	Store cache.Store
-	DKIM     DKIM        // nil: no DKIM evidence
+	Store    cache.Store
+	DKIM     DKIM // nil: no DKIM evidence
 	Logger   *slog.Logger
 	Observer Observer
 	// StoreTimeout bounds every store call made for a message.
@@ -107,7 +107,6 @@ type Server struct {
 	log      *slog.Logger
 	obs      Observer
 	srv      *gomilter.Server
-
 }
 
 // New makes a milter server.

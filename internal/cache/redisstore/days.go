@@ -180,7 +180,7 @@ func daysOf(ps []cache.PreparedSent) (days, next []int64) {
 func (s *Store) prepareDays(ctx context.Context, ps []cache.PreparedSent, wait bool) (inPipeline []int64, err error) {
 	days, next := daysOf(ps)
 	all := append(days, next...)
-	missing, _, inUse := s.unknownDays(all)
+	missing, _, _ := s.unknownDays(all)
 	if len(missing) == 0 {
 		return nil, nil
 	}
@@ -200,6 +200,7 @@ func (s *Store) prepareDays(ctx context.Context, ps []cache.PreparedSent, wait b
 	// store, where every reader probes every day)? One read, a few times a
 	// day at most.
 	if err := s.refreshDays(ctx); err == nil {
+		var inUse bool
 		if missing, _, inUse = s.unknownDays(all); len(missing) == 0 {
 			return nil, nil
 		}
