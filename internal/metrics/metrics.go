@@ -81,6 +81,7 @@ type Metrics struct {
 	floodEntered prometheus.Counter
 
 	domains atomic.Pointer[map[string]bool]
+	ev      eventMetrics
 }
 
 // New makes the metrics with their own registry; version is the build's
@@ -127,6 +128,7 @@ func New(version string) *Metrics {
 		Help: "Always 1; the labels say which build is running.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	m.initEvents()
 
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
