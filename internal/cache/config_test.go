@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 func TestParseRedisURL(t *testing.T) {
@@ -97,44 +95,6 @@ func FuzzParseRedisURL(f *testing.F) {
 			t.Fatalf("%q parsed but does not validate: %v", in, err)
 		}
 	})
-}
-
-func TestConfigTOML(t *testing.T) {
-	const doc = `
-[store]
-backend = "redis"
-timeout = "300ms"
-replay_slack = 5
-retention = "240h"
-[store.flood]
-recipient_limit = 10
-window = "5m"
-strict_for = "2h"
-[store.redis]
-url = "redis-sentinel://s1:26379,s2:26379/mymaster?db=1"
-password = "ignored-by-url-unless-empty"
-read_timeout = "120ms"
-`
-	var file struct {
-		Store Config `toml:"store"`
-	}
-	md, err := toml.Decode(doc, &file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		t.Fatalf("undecoded keys %v", u)
-	}
-	c := file.Store.WithDefaults()
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if c.Timeout != 300*time.Millisecond || c.ReplaySlack != 5 || c.Retention != 240*time.Hour ||
-		c.Flood.RecipientLimit != 10 || c.Flood.ClientLimit != DefaultClientLimit || c.Flood.Window != 5*time.Minute || c.Flood.StrictFor != 2*time.Hour ||
-		c.Redis.MasterName != "mymaster" || c.Redis.DB != 1 || len(c.Redis.Addrs) != 2 || c.Redis.ReadTimeout != 120*time.Millisecond ||
-		c.Redis.WriteTimeout != DefaultRedisIOTimeout || c.Redis.Password != "ignored-by-url-unless-empty" {
-		t.Fatalf("decoded %+v", c)
-	}
 }
 
 func TestConfigDefaultsAndValidate(t *testing.T) {

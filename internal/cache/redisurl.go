@@ -18,6 +18,15 @@ import (
 //	redis-cluster://[user:pass@]host[:port][,host[:port]...]
 //	rediss-cluster://...                                          TLS
 //
+// Why not go-redis's ParseURL, ParseFailoverURL and ParseClusterURL: they
+// take one host in the authority and the others as addr= parameters, and
+// no sentinel credentials; ours are the forms admins write (one URL with
+// every host, as the Redis CLI tools and most clients take them). And this
+// package must not import go-redis: the decision engine imports it and
+// stays free of I/O libraries. For the forms both accept (redis:// and
+// rediss:// with one host), a test in redisstore checks that this parser
+// and go-redis's ParseURL agree.
+//
 // Default ports: 6379, and 26379 for sentinels. For Sentinel the user and
 // password are the master's; the sentinels' own credentials can be given as
 // query parameters sentinel_username and sentinel_password. User and
