@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/bounce"
-	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/evidence"
 )
 
 // The decision about one message is made in two steps, so that the
@@ -37,7 +37,7 @@ type Envelope struct {
 // Answer is the store's answer to one query.
 type Answer struct {
 	Asked bool
-	Facts cache.InboundFacts
+	Facts evidence.InboundFacts
 	Err   error
 }
 
@@ -48,21 +48,21 @@ func (e *Engine) bounceSender(env Envelope) bool { return e.IsBounceSender(env.S
 // valid tag on a bounce, its replay budget (not counted); for a tag of ours
 // that did not verify, a count against the client (online guessing of a
 // 24-bit hash must not be free).
-func (e *Engine) RcptQuery(env Envelope, r Recipient, clientIP string) (cache.InboundQuery, bool) {
+func (e *Engine) RcptQuery(env Envelope, r Recipient, clientIP string) (evidence.InboundQuery, bool) {
 	if !r.Ours || r.Unparsable || !r.Tagged() || env.Origin.Local {
-		return cache.InboundQuery{}, false
+		return evidence.InboundQuery{}, false
 	}
 	now := e.Now()
 	if r.Err != nil {
 		if clientIP == "" {
-			return cache.InboundQuery{}, false
+			return evidence.InboundQuery{}, false
 		}
-		return cache.InboundQuery{ClientIP: clientIP, Count: true, Now: now}, true
+		return evidence.InboundQuery{ClientIP: clientIP, Count: true, Now: now}, true
 	}
 	if !e.bounceSender(env) {
-		return cache.InboundQuery{}, false
+		return evidence.InboundQuery{}, false
 	}
-	return cache.InboundQuery{Tag: TagKey(r.Tag.Raw), Now: now}, true
+	return evidence.InboundQuery{Tag: TagKey(r.Tag.Raw), Now: now}, true
 }
 
 // TagKey is how a tagged address is named in the store: the sender the
@@ -111,7 +111,7 @@ func replayedVerdict() Verdict {
 // plus the slack, or, with no record of signing at all, a small budget of
 // its own. A budget the store cannot vouch for (its history has a gap
 // during the day the tag was signed) never refuses.
-func (e *Engine) overBudget(r Recipient, f cache.InboundFacts, pending int64) bool {
+func (e *Engine) overBudget(r Recipient, f evidence.InboundFacts, pending int64) bool {
 	if r.Verified == nil {
 		return false
 	}
@@ -191,7 +191,7 @@ type RcptJudgement struct {
 	RcptState
 	// Query is what to ask the store at end of message (nil: nothing);
 	// the adapter puts the answer in Answer.
-	Query  *cache.InboundQuery
+	Query  *evidence.InboundQuery
 	Answer Answer
 	judged bool // an untagged recipient judged as a bounce's
 	unread bool // an untagged recipient of a bounce whose body was not read
@@ -234,7 +234,7 @@ func (e *Engine) Judge(m Message) *Judgement {
 		case r.Tagged():
 			if r.Verified != nil && j.Bounce && !m.Env.Origin.Local {
 				// Counted here, once per message that is delivered.
-				rj.Query = &cache.InboundQuery{Tag: TagKey(r.Tag.Raw), Recipient: strings.ToLower(r.Untagged),
+				rj.Query = &evidence.InboundQuery{Tag: TagKey(r.Tag.Raw), Recipient: strings.ToLower(r.Untagged),
 					Delimiter: r.Delimiter, ClientIP: m.ClientIP, Count: true, Now: now}
 			}
 		case r.Exempt:
@@ -243,7 +243,7 @@ func (e *Engine) Judge(m Message) *Judgement {
 			rj.unread = true
 		case j.Bounce:
 			rj.judged = true
-			q := cache.InboundQuery{MessageIDs: j.evidenceIDs(), Recipient: strings.ToLower(r.Untagged),
+			q := evidence.InboundQuery{MessageIDs: j.evidenceIDs(), Recipient: strings.ToLower(r.Untagged),
 				Delimiter: r.Delimiter, ClientIP: m.ClientIP, Count: true, Now: now}
 			rj.Query = &q
 		}
@@ -264,7 +264,7 @@ func (j *Judgement) evidenceIDs() []string {
 	var ids []string
 	add := func(id string) {
 		id = strings.TrimSpace(strings.Trim(strings.TrimSpace(id), "<>"))
-		if id == "" || len(ids) >= cache.MaxMessageIDs {
+		if id == "" || len(ids) >= evidence.MaxMessageIDs {
 			return
 		}
 		for _, x := range ids {
@@ -328,7 +328,7 @@ type RcptVerdict struct {
 	Verdict Verdict
 	Kind    bounce.Kind
 	// Facts are the store's facts about the recipient (zero when not asked).
-	Facts cache.InboundFacts
+	Facts evidence.InboundFacts
 	// StoreErr is the store's error, when it failed.
 	StoreErr error
 	// AtRcpt is set when the verdict was made at RCPT and only confirmed.
@@ -482,7 +482,7 @@ func (j *Judgement) untaggedVerdict(rj *RcptJudgement) Verdict {
 // the store's history: its Date falls in one, from gapBefore ahead of it
 // (the sender's software dates a message when it writes it, before it is
 // sent) to gapAfter past its end (clock skew).
-func (j *Judgement) inGap(gaps []cache.Window) bool {
+func (j *Judgement) inGap(gaps []evidence.Window) bool {
 	rep := j.msg.Report
 	if rep == nil || rep.OriginalDate.IsZero() || len(gaps) == 0 {
 		return false

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/evidence"
 )
 
 var testNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -55,7 +56,7 @@ func dsn(sender, id string) *bounce.Report {
 // message runs the whole decision: RCPT for every recipient (with the
 // given RCPT-stage answer), the end-of-message queries answered by answer,
 // then Decide.
-func message(t *testing.T, e *Engine, env Envelope, rep *bounce.Report, rcpts []string, answer func(q cache.InboundQuery) Answer) (rcptVerdicts []*Verdict, d Decision) {
+func message(t *testing.T, e *Engine, env Envelope, rep *bounce.Report, rcpts []string, answer func(q evidence.InboundQuery) Answer) (rcptVerdicts []*Verdict, d Decision) {
 	t.Helper()
 	var states []RcptState
 	for _, raw := range rcpts {
@@ -80,15 +81,15 @@ func message(t *testing.T, e *Engine, env Envelope, rep *bounce.Report, rcpts []
 	return rcptVerdicts, j.Decide()
 }
 
-func none(cache.InboundQuery) Answer { return Answer{Asked: true} }
+func none(evidence.InboundQuery) Answer { return Answer{Asked: true} }
 
 // record answers as a store holding one record: id sent by sender.
-func record(id, sender string) func(cache.InboundQuery) Answer {
-	return func(q cache.InboundQuery) Answer {
+func record(id, sender string) func(evidence.InboundQuery) Answer {
+	return func(q evidence.InboundQuery) Answer {
 		a := Answer{Asked: true}
 		for _, m := range q.MessageIDs {
 			if m == id {
-				a.Facts.Sent = &cache.SentRecord{RecipientCount: 1, Time: testNow.Add(-time.Hour)}
+				a.Facts.Sent = &evidence.SentRecord{RecipientCount: 1, Time: testNow.Add(-time.Hour)}
 				a.Facts.MatchedMessageID = id
 				r := strings.ToLower(q.Recipient)
 				a.Facts.SenderMatch = r == sender || q.Delimiter != 0 && cache.StripExtension(r, q.Delimiter) == cache.StripExtension(sender, q.Delimiter)
@@ -100,9 +101,9 @@ func record(id, sender string) func(cache.InboundQuery) Answer {
 
 func TestDecideUntagged(t *testing.T) {
 	e := testEngine(t, testSettings())
-	down := func(cache.InboundQuery) Answer { return Answer{Asked: true, Err: errors.New("store down")} }
-	flood := func(cache.InboundQuery) Answer {
-		return Answer{Asked: true, Facts: cache.InboundFacts{RecipientStrict: true}}
+	down := func(evidence.InboundQuery) Answer { return Answer{Asked: true, Err: errors.New("store down")} }
+	flood := func(evidence.InboundQuery) Answer {
+		return Answer{Asked: true, Facts: evidence.InboundFacts{RecipientStrict: true}}
 	}
 	null := Envelope{Sender: ""}
 	pm := Envelope{Sender: "postmaster@remote.example"}
@@ -114,7 +115,7 @@ func TestDecideUntagged(t *testing.T) {
 		env    Envelope
 		rep    *bounce.Report
 		rcpt   string
-		answer func(cache.InboundQuery) Answer
+		answer func(evidence.InboundQuery) Answer
 		reply  ReplyCode
 		header string // prefix of the verdict header, "" none
 		quar   bool
@@ -221,9 +222,9 @@ func TestDecideTags(t *testing.T) {
 	if s.Sender == "" {
 		t.Fatal(s.Skip)
 	}
-	counts := func(rcpts, bounces int64) func(cache.InboundQuery) Answer {
-		return func(q cache.InboundQuery) Answer {
-			return Answer{Asked: true, Facts: cache.InboundFacts{TagRecipients: rcpts, TagBounces: bounces}}
+	counts := func(rcpts, bounces int64) func(evidence.InboundQuery) Answer {
+		return func(q evidence.InboundQuery) Answer {
+			return Answer{Asked: true, Facts: evidence.InboundFacts{TagRecipients: rcpts, TagBounces: bounces}}
 		}
 	}
 	forged := strings.Replace(s.Sender, "=alice@", "=mallory@", 1)
@@ -234,7 +235,7 @@ func TestDecideTags(t *testing.T) {
 		name   string
 		env    Envelope
 		rcpt   string
-		answer func(cache.InboundQuery) Answer
+		answer func(evidence.InboundQuery) Answer
 		atRcpt Reason // "" accepted at RCPT
 		header string
 	}{
@@ -249,18 +250,18 @@ func TestDecideTags(t *testing.T) {
 		{"budget left: 1 recipient + slack 2, 2 counted", Envelope{}, s.Sender, counts(1, 2), "", "pass"},
 		{"no record of signing: small budget", Envelope{}, s.Sender, counts(0, 3), ReasonReplayed, ""},
 		{"no record of signing, budget left", Envelope{}, s.Sender, counts(0, 2), "", "pass"},
-		{"store down: a valid tag passes", Envelope{}, s.Sender, func(cache.InboundQuery) Answer { return Answer{Asked: true, Err: errors.New("down")} }, "", "pass"},
-		{"budget spent but the store had a gap that day", Envelope{}, s.Sender, func(cache.InboundQuery) Answer {
-			return Answer{Asked: true, Facts: cache.InboundFacts{TagRecipients: 1, TagBounces: 9,
-				Gaps: []cache.Window{{From: testNow.Add(-2 * time.Hour), To: testNow.Add(-time.Hour)}}}}
+		{"store down: a valid tag passes", Envelope{}, s.Sender, func(evidence.InboundQuery) Answer { return Answer{Asked: true, Err: errors.New("down")} }, "", "pass"},
+		{"budget spent but the store had a gap that day", Envelope{}, s.Sender, func(evidence.InboundQuery) Answer {
+			return Answer{Asked: true, Facts: evidence.InboundFacts{TagRecipients: 1, TagBounces: 9,
+				Gaps: []evidence.Window{{From: testNow.Add(-2 * time.Hour), To: testNow.Add(-time.Hour)}}}}
 		}, "", "pass"},
-		{"budget spent, only a downtime that day (no record lost)", Envelope{}, s.Sender, func(cache.InboundQuery) Answer {
-			return Answer{Asked: true, Facts: cache.InboundFacts{TagRecipients: 1, TagBounces: 9,
-				Gaps: []cache.Window{{From: testNow.Add(-2 * time.Hour), To: testNow.Add(-time.Hour), Unsigned: true}}}}
+		{"budget spent, only a downtime that day (no record lost)", Envelope{}, s.Sender, func(evidence.InboundQuery) Answer {
+			return Answer{Asked: true, Facts: evidence.InboundFacts{TagRecipients: 1, TagBounces: 9,
+				Gaps: []evidence.Window{{From: testNow.Add(-2 * time.Hour), To: testNow.Add(-time.Hour), Unsigned: true}}}}
 		}, ReasonReplayed, ""},
-		{"budget spent, gap long before", Envelope{}, s.Sender, func(cache.InboundQuery) Answer {
-			return Answer{Asked: true, Facts: cache.InboundFacts{TagRecipients: 1, TagBounces: 9,
-				Gaps: []cache.Window{{From: testNow.AddDate(0, 0, -20), To: testNow.AddDate(0, 0, -19)}}}}
+		{"budget spent, gap long before", Envelope{}, s.Sender, func(evidence.InboundQuery) Answer {
+			return Answer{Asked: true, Facts: evidence.InboundFacts{TagRecipients: 1, TagBounces: 9,
+				Gaps: []evidence.Window{{From: testNow.AddDate(0, 0, -20), To: testNow.AddDate(0, 0, -19)}}}}
 		}, ReasonReplayed, ""},
 		{"forged tag of postmaster: exempt", Envelope{}, strings.Replace(forged, "=mallory@", "=postmaster@", 1), nil, "", "none"},
 	} {
@@ -323,7 +324,7 @@ func TestDecideCombine(t *testing.T) {
 		t.Errorf("tag + tag mode: %+v", d)
 	}
 	// Tempfail wins.
-	down := func(q cache.InboundQuery) Answer {
+	down := func(q evidence.InboundQuery) Answer {
 		if q.Tag != "" {
 			return Answer{Asked: true}
 		}
@@ -384,9 +385,9 @@ func TestUnreadBounceIsMarked(t *testing.T) {
 
 func TestGap(t *testing.T) {
 	e := testEngine(t, testSettings())
-	gap := func(from, to time.Time) func(cache.InboundQuery) Answer {
-		return func(cache.InboundQuery) Answer {
-			return Answer{Asked: true, Facts: cache.InboundFacts{Gaps: []cache.Window{{From: from, To: to}}}}
+	gap := func(from, to time.Time) func(evidence.InboundQuery) Answer {
+		return func(evidence.InboundQuery) Answer {
+			return Answer{Asked: true, Facts: evidence.InboundFacts{Gaps: []evidence.Window{{From: from, To: to}}}}
 		}
 	}
 	rep := dsn("alice@example.com", "lost@example.com")

@@ -24,7 +24,7 @@ func TestEngineImportsNothingThatDoesIO(t *testing.T) {
 		"github.com/bounce-milter/bounce-milter/internal/config",
 		"github.com/bounce-milter/bounce-milter/internal/keyfile",
 		"github.com/bounce-milter/bounce-milter/internal/dkimcheck",
-		"github.com/bounce-milter/bounce-milter/internal/cache/",
+		"github.com/bounce-milter/bounce-milter/internal/cache",
 		"github.com/bounce-milter/bounce-milter/internal/milter",
 		"github.com/bounce-milter/bounce-milter/internal/policy",
 		"github.com/bounce-milter/bounce-milter/internal/metrics",

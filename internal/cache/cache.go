@@ -2,12 +2,15 @@
 // outbound mail that let a later bounce be recognised, per-tag bounce
 // counters (replay limit) and null-sender rate counters (flood control).
 //
-// The decision engine sees only the Store interface and the types here;
-// package backend opens an implementation, so the engine never imports a
-// driver:
+// The decision engine (internal/backscatter) imports none of this: it
+// builds an evidence.InboundQuery and judges the evidence.InboundFacts the
+// adapters bring back (package evidence holds those values, aliased
+// here). Package backend opens an implementation, so the adapters never
+// import a driver:
 //
-//	internal/cache             interface, types, Config, hashing, breaker,
-//	                           flood arithmetic, MemoryStore (tests)
+//	internal/evidence          the query, the facts, SentRecord, Window
+//	internal/cache             Store interface, Config, hashing, breaker,
+//	                           flood arithmetic, Recorder, MemoryStore
 //	internal/cache/boltstore   embedded default: bbolt file <data_dir>/state.db
 //	internal/cache/redisstore  Redis standalone, Sentinel or Cluster
 //	internal/cache/backend     Open(cfg, dataDir, log) picks one
@@ -124,6 +127,8 @@ package cache
 import (
 	"context"
 	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/evidence"
 )
 
 // Store is the state the decision engine needs. Implementations must be safe
@@ -186,81 +191,13 @@ type SentMessage struct {
 	TTL time.Duration
 }
 
-// SentRecord is a stored SentMessage as read back.
-type SentRecord struct {
-	RecipientCount int
-	Time           time.Time // when it was signed (whole seconds)
-}
-
-// Window is a span of time, From ≤ To. As a gap in the store's history it
-// says that records of mail signed then may be missing (lost), or, with
-// Unsigned, only that mail may have left unsigned then (bounce-milter was
-// down): no record was lost, so a tag's count is still whole.
-type Window struct {
-	From, To time.Time
-	Unsigned bool
-}
-
-// Contains reports whether t falls in w (bounds included).
-func (w Window) Contains(t time.Time) bool { return !t.Before(w.From) && !t.After(w.To) }
-
-// Overlaps reports whether w and o share an instant.
-func (w Window) Overlaps(o Window) bool { return !w.To.Before(o.From) && !o.To.Before(w.From) }
-
-// InboundQuery asks about one inbound bounce or auto-reply.
-type InboundQuery struct {
-	// MessageIDs are the candidate ids of the original (the DSN's returned
-	// original, an auto-reply's In-Reply-To and References).
-	MessageIDs []string
-	// Tag is the valid tag the bounce was addressed to (lower-cased), or "".
-	Tag string
-	// Recipient is the untagged recipient (our user): the record's sender
-	// must match it (SenderMatch), and it keys the flood counter (without
-	// its extension when Delimiter is set). ClientIP is the SMTP client.
-	Recipient string
-	ClientIP  string
-	// Delimiter is the domain's recipient_delimiter (0: none): the sender
-	// match and the flood counter ignore the sub-address extension.
-	Delimiter byte
-	// Count counts this message against the tag's replay budget and the
-	// flood counters. The engine sets it once per message and recipient.
-	Count bool
-	Now   time.Time
-}
-
-// InboundFacts is the store's answer to an InboundQuery.
-type InboundFacts struct {
-	// Sent is the record of the first MessageID found, or nil.
-	Sent *SentRecord
-	// MatchedMessageID is the id (as given in the query) that matched.
-	MatchedMessageID string
-	// SenderMatch is true when the record's sender is the query's Recipient
-	// (lower-cased; exactly, or both without their extension when
-	// Delimiter is set): only then is the record evidence for this bounce.
-	SenderMatch bool
-	// TagRecipients is the number of recipients of all messages signed with
-	// the tag (0: no record, replay cannot be judged); TagBounces the number
-	// of bounces counted against it, this one included. Bounces to a tag
-	// without a record are counted too (for a budget of its own).
-	TagRecipients int64
-	TagBounces    int64
-	// Replayed is true when TagBounces exceeds TagRecipients plus the slack
-	// (never when TagRecipients is 0).
-	Replayed bool
-	// RecipientStrict and ClientStrict report a flood state: too many
-	// null-sender messages to this recipient, or from this client, recently.
-	RecipientStrict bool
-	ClientStrict    bool
-	// FloodEntered is set on the message that tipped a counter over its
-	// threshold, so that entering the strict state is logged once.
-	FloodEntered bool
-	// FloodLeft is set on the first query that finds a strict state over
-	// (expired), so that leaving it is logged once. It is reported lazily:
-	// only when mail for that recipient or client arrives again.
-	FloodLeft bool
-	// Gaps are the windows in which the store may have missed records (see
-	// "Gaps" in the package doc): merged, oldest first, only those ending
-	// within MaxTTL of Now, at most MaxGaps. Filled by Recorder.Inbound;
-	// a bare store leaves it nil.
-	Gaps []Window
-}
+// The values the engine exchanges with the store live in package evidence,
+// which does no I/O, so that the engine need not import this package (it
+// reads files: the spool, the instance id, the secret). They are aliased
+// here for the store's implementations and callers.
+type (
+	SentRecord   = evidence.SentRecord
+	Window       = evidence.Window
+	InboundQuery = evidence.InboundQuery
+	InboundFacts = evidence.InboundFacts
+)

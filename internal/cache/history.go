@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/safeio"
 )
 
 // MaxGaps bounds the gaps reported in InboundFacts: beyond it the two
@@ -179,7 +181,7 @@ func (h *history) checkEpoch(ctx context.Context, now time.Time) error {
 		h.log.Info("store history: a new store", "epoch", id)
 	}
 	if id != known && h.o.EpochFile != "" {
-		if err := WriteFileAtomic(h.o.EpochFile, []byte(id+"\n"), 0o600); err != nil {
+		if err := safeio.WriteFile(h.o.EpochFile, []byte(id+"\n"), 0o600); err != nil {
 			h.log.Warn("store history: cannot keep the store epoch", "file", h.o.EpochFile, "err", err)
 		}
 	}

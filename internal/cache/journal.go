@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/safeio"
 )
 
 // Journal is the store's own history, kept in the store so that every
@@ -116,7 +118,7 @@ func InstanceID(dataDir string) string {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return host
 	}
-	if err := WriteFileAtomic(p, []byte(id+"\n"), 0o600); err != nil {
+	if err := safeio.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
 		return host
 	}
 	return id

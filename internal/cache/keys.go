@@ -7,6 +7,8 @@ import (
 	"hash"
 	"strings"
 	"sync"
+
+	"github.com/bounce-milter/bounce-milter/internal/evidence"
 )
 
 // Hasher turns Message-IDs, tags and recipients into the opaque keys the
@@ -192,6 +194,5 @@ func containsDigest(ds []Digest, d Digest) bool {
 	return false
 }
 
-// MaxMessageIDs bounds the candidate ids looked up per inbound message
-// (References headers can be long; the originals are the first few).
-const MaxMessageIDs = 16
+// MaxMessageIDs bounds the candidate ids looked up per inbound message.
+const MaxMessageIDs = evidence.MaxMessageIDs

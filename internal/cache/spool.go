@@ -9,8 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/safeio"
 )
 
 // The spool holds the records a Recorder could not write before it
@@ -75,48 +76,7 @@ func writeSpool(path string, ps []PreparedSent) error {
 	for i := range ps {
 		buf = encodeSpoolRecord(buf, &ps[i])
 	}
-	return WriteFileAtomic(path, buf, 0o600)
-}
-
-// WriteFileAtomic writes data to path so that a crash leaves either the
-// old file or the new one: a temporary file in the same directory,
-// fsynced, renamed over path, and the directory fsynced.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return safeio.WriteFile(path, buf, 0o600)
 }
 
 // readSpool reads the records of path (none when it does not exist). A

@@ -16,13 +16,14 @@
 package metrics
 
 import (
-	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
