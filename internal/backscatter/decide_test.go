@@ -414,8 +414,32 @@ func TestCheckRecipientAddresses(t *testing.T) {
 		{"@x.test:alice@example.com", true, false, "alice@example.com", "alice@example.com"},
 		{"@a.test,@b.test:alice@example.com", true, false, "alice@example.com", "alice@example.com"},
 		{"alice%example.com@localhost", true, false, "alice@example.com", "alice%example.com@localhost"},
-		{"example.com!alice@localhost", false, false, "example.com!alice@localhost", "example.com!alice@localhost"},
+		{"example.com!alice@localhost", true, false, "alice@example.com", "example.com!alice@localhost"},
 		{"example.com!alice", true, false, "alice@example.com", "example.com!alice"},
+		{"localhost!example.com!alice", true, false, "alice@example.com", "localhost!example.com!alice"},
+		{"alice%example.com", true, false, "alice@example.com", "alice%example.com"},
+		{"alice%example.com%mx.other.example@localhost", true, false, "alice@example.com", "alice%example.com%mx.other.example@localhost"},
+		{"alice@example.com@localhost", true, false, "alice@example.com", "alice@example.com@localhost"},
+		{`"alice@example.com"@localhost`, true, false, "alice@example.com", `"alice@example.com"@localhost`},
+		{`"alice%example.com"@localhost`, true, false, "alice@example.com", `"alice%example.com"@localhost`},
+		{`"example.com!alice"@localhost`, true, false, "alice@example.com", `"example.com!alice"@localhost`},
+		{`@x.test:"alice@example.com"@localhost`, true, false, "alice@example.com", `"alice@example.com"@localhost`},
+		{"alice%evil.test@example.com", true, false, "alice%evil.test@example.com", "alice%evil.test@example.com"},
+		{"EXAMPLE.COM!alice@localhost", true, false, "alice@EXAMPLE.COM", "EXAMPLE.COM!alice@localhost"},
+		{`"alice"@localhost`, false, false, "", ""},
+		{"alice", false, false, "", ""},
+		{"postmaster", false, false, "", ""},
+		{`"alice x"@localhost`, false, false, "", ""},
+		{`"alice x@example.com"@localhost`, true, true, "", ""},
+		{"alice%@localhost", false, false, "", ""},
+		{"!alice@localhost", false, false, "", ""},
+		{strings.Repeat("a%", 30) + "example.com@localhost", true, false, strings.Repeat("a%", 29) + "a@example.com", strings.Repeat("a%", 30) + "example.com@localhost"},
+		{strings.Repeat("relay.test!", 30) + "example.com!alice", true, true, "", ""},
+		{"@x.test", false, false, "", ""},
+		{"alice(x)@example.com(y)", true, false, "alice@example.com", "alice@example.com"},
+		{`alice(a "(b)" \) c)@example.com`, true, false, "alice@example.com", "alice@example.com"},
+		{`"a(b)"@example.com`, true, false, `"a(b)"@example.com`, `"a(b)"@example.com`},
+		{"alice@example.com(unclosed", true, true, "", ""},
 		{`"alice x"@example.com`, true, true, "", ""},
 		{"alice\x01@example.com", true, true, "", ""},
 		{strings.Repeat("a", 1100) + "@example.com", true, true, "", ""},
@@ -436,6 +460,35 @@ func TestCheckRecipientAddresses(t *testing.T) {
 	}
 	if k := e.CheckRecipient("Alice+Promo@example.com").FloodKey(); k != "alice@example.com" {
 		t.Errorf("flood key %q", k)
+	}
+}
+
+// The address Postfix resolved ({rcpt_addr}) is decided on first: it
+// knows what Postfix adds ($myorigin after a bare local part). It never
+// turns an address the engine reads as ours into "not ours".
+func TestCheckRecipientResolved(t *testing.T) {
+	e := testEngine(t, testSettings())
+	for _, tc := range []struct {
+		rcpt, resolved   string
+		ours, unparsable bool
+		address          string
+	}{
+		{"alice", "alice@example.com", true, false, "alice@example.com"},
+		{"alice", "<alice@example.com>", true, false, "alice@example.com"},
+		{"alice", "alice@mx.other.example", false, false, ""},
+		{"alice", "", false, false, ""},
+		{`"a b"`, `"a b"@example.com`, true, true, `"a b"@example.com`},
+		{"alice@example.com", "alice@other.example", true, false, "alice@example.com"},
+		{"user%example.com@localhost", "user@example.com", true, false, "user@example.com"},
+	} {
+		r := e.CheckRecipientResolved(tc.rcpt, tc.resolved)
+		if r.Ours != tc.ours || r.Unparsable != tc.unparsable || tc.ours && r.Address != tc.address {
+			t.Errorf("%q resolved %q: ours %v unparsable %v address %q, want %v %v %q", tc.rcpt, tc.resolved,
+				r.Ours, r.Unparsable, r.Address, tc.ours, tc.unparsable, tc.address)
+		}
+		if r.Stored != tc.rcpt {
+			t.Errorf("%q: stored %q: DeleteRecipient must name the address as received", tc.rcpt, r.Stored)
+		}
 	}
 }
 

@@ -134,7 +134,9 @@ func New(o Options) *Server {
 		gomilter.WithoutDefaultMacros(),
 		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroDaemonName}),
 		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen}),
-		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId}),
+		// {rcpt_addr} is the recipient as Postfix's smtpd resolved it (see
+		// backscatter.Engine.CheckRecipientResolved).
+		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroRcptAddr}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithReadTimeout(10*time.Minute),
 		gomilter.WithWriteTimeout(10*time.Second),
@@ -321,7 +323,7 @@ func (ss *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (resp *go
 	if ss.s.opts.SignOnly {
 		return gomilter.RespContinue, nil
 	}
-	r := e.CheckRecipient(rcpt)
+	r := e.CheckRecipientResolved(rcpt, m.Get(gomilter.MacroRcptAddr))
 	if !r.Ours {
 		return gomilter.RespContinue, nil
 	}
