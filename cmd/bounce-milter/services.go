@@ -76,7 +76,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		m := milter.New(milter.Options{
 			Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
 			DKIM:         dkimcheck.Checker{Timeout: 3 * time.Second}.Verify,
-			StoreTimeout: store.timeout(),
+			StoreTimeout: store.timeout(), MaxConnections: cfg.Listen.MaxConnections,
 		})
 		svc.list = append(svc.list, service{name: "milter " + cfg.Listen.Milter.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
@@ -88,7 +88,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			return fail(err)
 		}
 		m := milter.New(milter.Options{Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
-			StoreTimeout: store.timeout(), SignOnly: true})
+			StoreTimeout: store.timeout(), SignOnly: true, MaxConnections: cfg.Listen.MaxConnections})
 		svc.list = append(svc.list, service{name: "sign-only milter " + cfg.Listen.Sign.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
 			apply: func(rt *reloadable) { m.SetSettings(rt.milter) }})
@@ -98,7 +98,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		if err != nil {
 			return fail(err)
 		}
-		sm := policy.NewSocketmap(policy.SocketmapOptions{Engine: rt.engine, Logger: log})
+		sm := policy.NewSocketmap(policy.SocketmapOptions{Engine: rt.engine, Logger: log, MaxConnections: cfg.Listen.MaxConnections})
 		svc.list = append(svc.list, service{name: "socketmap " + cfg.Listen.Socketmap.String(),
 			run: func() error { return sm.Serve(ln) }, shutdown: sm.Shutdown,
 			apply: func(rt *reloadable) { sm.SetEngine(rt.engine) }})
@@ -109,7 +109,8 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			return fail(err)
 		}
 		p := policy.NewService(policy.Options{Settings: rt.policy, Store: store.Store(), Logger: log,
-			Observer: store.metrics, StoreTimeout: store.timeout(), WithMilter: cfg.Listen.Milter.IsSet()})
+			Observer: store.metrics, StoreTimeout: store.timeout(), WithMilter: cfg.Listen.Milter.IsSet(),
+			MaxConnections: cfg.Listen.MaxConnections})
 		if cfg.Listen.Milter.IsSet() {
 			log.Info("policy service: tags checked at RCPT; counting and untagged bounces left to the milter (serve --milter off for policy only)")
 		} else {

@@ -138,7 +138,7 @@ func New(o Options) *Server {
 		// backscatter.Engine.CheckRecipientResolved).
 		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroRcptAddr}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
-		gomilter.WithReadTimeout(10*time.Minute),
+		gomilter.WithReadTimeout(IdleTimeout),
 		gomilter.WithWriteTimeout(10*time.Second),
 	)
 	if o.Store != nil {
@@ -147,6 +147,18 @@ func New(o Options) *Server {
 	}
 	return s
 }
+
+// IdleTimeout is how long the milter waits for Postfix's next packet
+// before it closes the connection (the patched go-milter keeps a deadline
+// between IdleTimeout/2 and IdleTimeout). Postfix sends the header and body
+// events only once the whole message is in, so a connection is legitimately
+// quiet for as long as the client takes to send DATA, which Postfix does not
+// bound (smtpd_timeout is per read); a shorter timeout would drop the
+// milter in the middle of a large message on a slow link, and Postfix would
+// apply milter_default_action to it. This is libmilter's default (7210 s).
+// Idle connections cost memory only up to the connection cap (limits.go),
+// which is what bounds an attacker, not this timeout.
+const IdleTimeout = 2 * time.Hour
 
 // Protocol is what the milter asks of the MTA: no HELO, DATA or unknown
 // command events, and no replies awaited where it never decides.

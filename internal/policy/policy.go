@@ -209,6 +209,11 @@ const TempfailAction = "DEFER_IF_PERMIT " + backscatter.TempfailText
 // accepted at RCPT, so that DATA and END-OF-MESSAGE know them all even
 // when Postfix names none (several recipients).
 type Message struct {
+	// mu serialises the requests about one message: Postfix sends them in
+	// order on one connection, but a client on several connections could
+	// name the same instance at once.
+	mu      sync.Mutex
+	held    int // recipients accounted for in the messageSet (under its lock)
 	Rcpts   []backscatter.RcptState
 	Decided bool // the verdicts were made (and logged) at DATA
 	Counted bool // the bounces were counted (END-OF-MESSAGE)
@@ -283,7 +288,7 @@ func Decide(env Env, req Request, msg *Message) Reply {
 			out.Verdicts = []backscatter.RcptVerdict{{R: r, Verdict: *v, Facts: a.Facts, StoreErr: a.Err, AtRcpt: true}}
 			return out
 		}
-		if msg != nil && !r.PassThrough {
+		if msg != nil && !r.PassThrough && len(msg.Rcpts) < MaxMessageRcpts {
 			msg.Rcpts = append(msg.Rcpts, backscatter.RcptState{R: r})
 		}
 		out.Action, out.Note = Dunno, "decided at end of message"
@@ -385,6 +390,9 @@ type Options struct {
 	// WithMilter says whether the milter runs from the same configuration
 	// (see Env.WithMilter).
 	WithMilter bool
+	// MaxConnections caps the connections open at once (0:
+	// DefaultMaxConnections, < 0: no cap).
+	MaxConnections int
 }
 
 // Service is the policy-delegation service.
@@ -408,9 +416,10 @@ func NewService(o Options) *Service {
 	if p.storeTimeout <= 0 {
 		p.storeTimeout = 300 * time.Millisecond
 	}
-	p.messages.init(4096)
+	p.messages.init(maxMessages, maxRemembered)
 	p.SetSettings(o.Settings)
-	p.server.handle = p.serveConn
+	p.server.init(p.serveConn, o.MaxConnections, p.log,
+		"policy connection limit reached: new connections closed at once (Postfix applies smtpd_policy_service_default_action)")
 	return p
 }
 
@@ -440,10 +449,18 @@ func (p *Service) Answer(req Request) (rep Reply) {
 		env.Inbound = p.inbound
 	}
 	var msg *Message
+	before := 0
 	if !p.withMilter {
-		msg = p.messages.get(req.Instance)
+		if msg = p.messages.get(req.Instance); msg != nil {
+			msg.mu.Lock()
+			defer msg.mu.Unlock()
+			before = len(msg.Rcpts)
+		}
 	}
 	rep = Decide(env, req, msg)
+	if msg != nil && len(msg.Rcpts) != before {
+		p.messages.grew(req.Instance, len(msg.Rcpts)-before)
+	}
 	if rep.StoreErr != nil {
 		p.log.Warn("policy: store unavailable", "queue_id", queueID(req), "rcpt", req.Recipient, "err", rep.StoreErr)
 	}
@@ -542,26 +559,44 @@ func (p *Service) serveConn(c net.Conn) {
 	}
 }
 
-// messageSet keeps the state of the last n messages by instance, so that
+// Bounds of what the service remembers between a message's requests, so
+// that a client cannot make it hold memory without limit: messages by
+// instance (the oldest is forgotten), recipients per message (Postfix's
+// smtpd_recipient_limit is 1000 by default; more are decided at RCPT but
+// not remembered for DATA), recipients in all, and the length of an
+// instance name (Postfix's are some 20 bytes; a longer one keeps no
+// state).
+const (
+	maxMessages     = 4096
+	MaxMessageRcpts = 1000
+	maxRemembered   = 20000
+	maxInstanceLen  = 128
+)
+
+// messageSet keeps the state of the last messages by instance, so that
 // the service knows a message's recipients at DATA and END-OF-MESSAGE and
-// decides and counts each message once. Bounded: the oldest is forgotten.
+// decides and counts each message once. Bounded: the oldest is forgotten,
+// by count of messages and of recipients remembered.
 type messageSet struct {
-	mu   sync.Mutex
-	set  map[string]*Message
-	ring []string
-	next int
+	mu    sync.Mutex
+	set   map[string]*Message
+	ring  []string
+	next  int
+	rcpts int // recipients remembered, in all
+	max   int // bound of rcpts
 }
 
-func (d *messageSet) init(n int) {
+func (d *messageSet) init(n, maxRcpts int) {
 	d.set = make(map[string]*Message, n)
 	d.ring = make([]string, n)
+	d.max = maxRcpts
 }
 
 // get returns the state of instance id, created when new; nil for an
-// empty id. The returned state is used by one request at a time (Postfix
-// sends a message's requests in order on one connection).
+// empty or overlong id. The returned state is used by one request at a
+// time (Postfix sends a message's requests in order on one connection).
 func (d *messageSet) get(id string) *Message {
-	if id == "" {
+	if id == "" || len(id) > maxInstanceLen {
 		return nil
 	}
 	d.mu.Lock()
@@ -570,13 +605,41 @@ func (d *messageSet) get(id string) *Message {
 		return m
 	}
 	if old := d.ring[d.next]; old != "" {
-		delete(d.set, old)
+		d.forget(old)
 	}
 	m := &Message{}
 	d.ring[d.next] = id
 	d.set[id] = m
 	d.next = (d.next + 1) % len(d.ring)
 	return m
+}
+
+// forget drops a message. Called with d.mu held.
+func (d *messageSet) forget(id string) {
+	if m, ok := d.set[id]; ok {
+		d.rcpts -= m.held
+		delete(d.set, id)
+	}
+}
+
+// grew accounts for n recipients added to message id, and forgets the
+// oldest other messages while more than the bound are remembered.
+func (d *messageSet) grew(id string, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m, ok := d.set[id]
+	if !ok {
+		return
+	}
+	m.held += n
+	d.rcpts += n
+	for i := 0; d.rcpts > d.max && i < len(d.ring); i++ {
+		slot := (d.next + i) % len(d.ring)
+		if old := d.ring[slot]; old != "" && old != id {
+			d.forget(old)
+			d.ring[slot] = ""
+		}
+	}
 }
 
 // len is the number of messages remembered (for tests).

@@ -558,7 +558,7 @@ func TestPolicyShutdownClosesIdle(t *testing.T) {
 
 func TestMessageSetBounded(t *testing.T) {
 	var d messageSet
-	d.init(3)
+	d.init(3, 100)
 	a := d.get("a")
 	for _, id := range []string{"b", "c", "d"} {
 		d.get(id)
@@ -568,6 +568,40 @@ func TestMessageSetBounded(t *testing.T) {
 	}
 	if d.get("d") == nil || d.get("a") == a {
 		t.Fatal("the oldest message was not forgotten")
+	}
+	if d.get(strings.Repeat("x", maxInstanceLen+1)) != nil {
+		t.Fatal("an overlong instance name keeps state")
+	}
+}
+
+// Recipients remembered are bounded per message and in all: a client that
+// names many recipients, or many messages with many, makes the service
+// forget the oldest messages, never grow without limit.
+func TestMessageSetRecipientsBounded(t *testing.T) {
+	p := NewService(Options{Settings: Settings{Engine: policyEngine(t, "")}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for m := range 30 {
+		inst := fmt.Sprintf("inst-%d", m)
+		for i := range MaxMessageRcpts + 10 {
+			req := Request{Request: "smtpd_access_policy", ProtocolState: "RCPT", Sender: "",
+				Recipient: fmt.Sprintf("user%d@example.com", i), Instance: inst, RecipientCount: -1}
+			p.Answer(req)
+		}
+		if got := len(p.messages.get(inst).Rcpts); got != MaxMessageRcpts {
+			t.Fatalf("message %d: %d recipients remembered, want %d", m, got, MaxMessageRcpts)
+		}
+	}
+	p.messages.mu.Lock()
+	total := 0
+	for id, m := range p.messages.set {
+		if m.held != len(m.Rcpts) {
+			t.Errorf("%s: %d recipients accounted for, %d remembered", id, m.held, len(m.Rcpts))
+		}
+		total += m.held
+	}
+	counted := p.messages.rcpts
+	p.messages.mu.Unlock()
+	if total > maxRemembered || total != counted {
+		t.Fatalf("%d recipients remembered (counted %d), bound %d", total, counted, maxRemembered)
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/connlimit"
 )
 
 // maxNetstring bounds a socketmap request; Postfix's own limit for a reply
@@ -51,6 +52,9 @@ type Socketmap struct {
 type SocketmapOptions struct {
 	Engine *backscatter.Engine
 	Logger *slog.Logger
+	// MaxConnections caps the connections open at once (0:
+	// DefaultMaxConnections, < 0: no cap).
+	MaxConnections int
 }
 
 // NewSocketmap makes a socketmap service.
@@ -60,7 +64,8 @@ func NewSocketmap(o SocketmapOptions) *Socketmap {
 	}
 	s := &Socketmap{log: o.Logger}
 	s.engine.Store(o.Engine)
-	s.server.handle = s.serveConn
+	s.server.init(s.serveConn, o.MaxConnections, o.Logger,
+		"socketmap connection limit reached: new connections closed at once (Postfix's lookup fails and the mail is deferred)")
 	return s
 }
 
@@ -172,19 +177,37 @@ func writeNetstring(w *bufio.Writer, s string) {
 	w.WriteByte(',')
 }
 
+// DefaultMaxConnections caps the connections a service holds open at once
+// when its options say 0: Postfix keeps one per smtpd process using the
+// policy service and one per cleanup or trivial-rewrite process using the
+// socketmap (default_process_limit is 100).
+const DefaultMaxConnections = 1000
+
 // server is the accept loop shared by the socketmap and policy services:
-// one goroutine per connection, graceful shutdown waits for them.
+// one goroutine per connection, at most maxConns of them (package
+// connlimit), graceful shutdown waits for them.
 type server struct {
-	handle func(net.Conn)
-	mu     sync.Mutex
-	lns    []net.Listener
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-	closed bool
+	handle   func(net.Conn)
+	maxConns int
+	log      *slog.Logger
+	capMsg   string
+	mu       sync.Mutex
+	lns      []net.Listener
+	conns    map[net.Conn]struct{}
+	wg       sync.WaitGroup
+	closed   bool
+}
+
+func (s *server) init(handle func(net.Conn), maxConns int, log *slog.Logger, capMsg string) {
+	if maxConns == 0 {
+		maxConns = DefaultMaxConnections
+	}
+	s.handle, s.maxConns, s.log, s.capMsg = handle, maxConns, log, capMsg
 }
 
 // Serve accepts connections on ln until Shutdown.
 func (s *server) Serve(ln net.Listener) error {
+	ln = connlimit.New(ln, s.maxConns, s.log, s.capMsg)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
