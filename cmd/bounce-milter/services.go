@@ -15,8 +15,16 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/config"
 	"github.com/bounce-milter/bounce-milter/internal/dkimcheck"
+	"github.com/bounce-milter/bounce-milter/internal/metrics"
 	"github.com/bounce-milter/bounce-milter/internal/milter"
 	"github.com/bounce-milter/bounce-milter/internal/policy"
+)
+
+// The metrics follow the flood states the milter and the policy service
+// see begin and end.
+var (
+	_ milter.FloodObserver = (*metrics.Metrics)(nil)
+	_ policy.FloodObserver = (*metrics.Metrics)(nil)
 )
 
 // service is one thing serve runs: every service is started, reloaded
@@ -157,8 +165,27 @@ func listen(ep config.Endpoint, socketMode, group string) (net.Listener, error) 
 	}
 	dir := filepath.Dir(ep.Address)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, err
+		// Missing parents are made traversable (Postfix must reach the
+		// socket); the socket's own directory is closed to others. The
+		// modes are set explicitly: a umask must not change them.
+		var missing []string
+		for d := dir; ; d = filepath.Dir(d) {
+			if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+				break
+			}
+			missing = append(missing, d)
+		}
+		for i := len(missing) - 1; i >= 0; i-- {
+			mode := fs.FileMode(0o755)
+			if i == 0 {
+				mode = 0o750
+			}
+			if err := os.Mkdir(missing[i], mode); err != nil && !errors.Is(err, fs.ErrExist) {
+				return nil, err
+			}
+			if err := os.Chmod(missing[i], mode); err != nil {
+				return nil, err
+			}
 		}
 		if gid >= 0 {
 			if err := os.Chown(dir, -1, gid); err != nil {

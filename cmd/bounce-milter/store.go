@@ -45,6 +45,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 	m := newMetrics(cfg)
 	cc := cfg.Store.Cache()
 	cc.Observer = m
+	m.SetFloodStrictFor(cc.Flood.StrictFor)
 	// Records live as long as the longest tag lifetime needs (a domain's
 	// lifetime may exceed the retention configured).
 	if ttl := cfg.MaxRecordTTL(); cc.Retention < ttl {

@@ -195,6 +195,17 @@ type Reply struct {
 	Note string
 	// StoreErr is the store's error, when it was asked and failed.
 	StoreErr error
+	// FloodEntered and FloodLeft report that a store answer began or ended
+	// a flood (strict) state, for the log and the metrics.
+	FloodEntered, FloodLeft bool
+}
+
+// noteFlood records the flood transitions of a store answer.
+func (r *Reply) noteFlood(a backscatter.Answer) {
+	if a.Err == nil {
+		r.FloodEntered = r.FloodEntered || a.Facts.FloodEntered
+		r.FloodLeft = r.FloodLeft || a.Facts.FloodLeft
+	}
 }
 
 // Dunno is the reply that lets Postfix go on with its other restrictions.
@@ -282,6 +293,7 @@ func Decide(env Env, req Request, msg *Message) Reply {
 		if q, ok := e.RcptQuery(be, r, clientIP); ok {
 			a = env.ask(q)
 			out.StoreErr = a.Err
+			out.noteFlood(a)
 		}
 		if v := e.AtRcpt(be, r, a); v != nil && v.Action == backscatter.ActReject {
 			out.Action = "550 " + backscatter.RejectText(v.Reason)
@@ -324,6 +336,7 @@ func Decide(env Env, req Request, msg *Message) Reply {
 				if j.Rcpts[i].Answer.Err != nil {
 					out.StoreErr = j.Rcpts[i].Answer.Err
 				}
+				out.noteFlood(j.Rcpts[i].Answer)
 			}
 		}
 		if msg != nil {
@@ -464,6 +477,7 @@ func (p *Service) Answer(req Request) (rep Reply) {
 	if rep.StoreErr != nil {
 		p.log.Warn("policy: store unavailable", "queue_id", queueID(req), "rcpt", req.Recipient, "err", rep.StoreErr)
 	}
+	p.floodLog(req, rep)
 	if len(rep.Verdicts) == 0 {
 		if rep.Note != "" && req.Recipient != "" {
 			p.log.Debug("policy: no decision", "queue_id", queueID(req), "state", req.ProtocolState, "rcpt", req.Recipient, "note", rep.Note)
@@ -474,6 +488,31 @@ func (p *Service) Answer(req Request) (rep Reply) {
 		p.logDecision(req, v, rep.Action)
 	}
 	return rep
+}
+
+// FloodObserver is an Observer told about flood state changes (the
+// milter's FloodObserver; the metrics implement it).
+type FloodObserver interface {
+	FloodEntered()
+	FloodLeft()
+}
+
+// floodLog logs entering and leaving the flood state, once each, as the
+// milter does.
+func (p *Service) floodLog(req Request, rep Reply) {
+	fo, _ := p.obs.(FloodObserver)
+	if rep.FloodEntered {
+		p.log.Warn("flood: strict state entered", "queue_id", queueID(req), "service", "policy", "rcpt", req.Recipient, "client", req.ClientAddress)
+		if fo != nil {
+			fo.FloodEntered()
+		}
+	}
+	if rep.FloodLeft {
+		p.log.Info("flood: strict state left", "queue_id", queueID(req), "service", "policy", "rcpt", req.Recipient, "client", req.ClientAddress)
+		if fo != nil {
+			fo.FloodLeft()
+		}
+	}
 }
 
 func queueID(req Request) string {
