@@ -346,6 +346,72 @@ func TestDecideCombine(t *testing.T) {
 	}
 }
 
+// The verdicts say what becomes of each recipient once the message is
+// combined, so that the log and the metrics never count a refusal that
+// does not happen: a refused recipient of a delivered message is dropped,
+// every recipient of a deferred message is deferred, every recipient of a
+// refused message refused, nothing of local submission refused; an
+// adapter that cannot drop one recipient (NoDrop) refuses the message.
+func TestDecideVerdictsSayWhatHappens(t *testing.T) {
+	e := testEngine(t, testSettings())
+	s := e.Sign("alice@example.com", []string{"bob@remote.example"})
+	rep := dsn("carol@example.com", "out-1@example.com")
+	actions := func(d Decision) string {
+		var out []string
+		for _, rv := range d.Verdicts {
+			out = append(out, rv.R.Untagged+":"+rv.Verdict.Action.String())
+		}
+		return strings.Join(out, " ")
+	}
+	down := func(q cache.InboundQuery) Answer {
+		if q.Tag != "" {
+			return Answer{Asked: true}
+		}
+		return Answer{Asked: true, Err: errors.New("down")}
+	}
+	for _, tc := range []struct {
+		name   string
+		env    Envelope
+		rcpts  []string
+		answer func(cache.InboundQuery) Answer
+		noDrop bool
+		reply  ReplyCode
+		want   string
+	}{
+		{"drop", Envelope{}, []string{"postmaster@example.com", "@x.test:dave@example.com"}, none, false, ReplyAccept,
+			"postmaster@example.com:accept dave@example.com:drop-recipient"},
+		{"no drop: refused whole", Envelope{}, []string{"postmaster@example.com", "dave@example.com"}, none, true, ReplyReject,
+			"postmaster@example.com:reject dave@example.com:reject"},
+		{"deferred", Envelope{}, []string{s.Sender, "dave@example.com"}, down, false, ReplyTempfail,
+			"alice@example.com:tempfail dave@example.com:tempfail"},
+		{"refused", Envelope{}, []string{"dave@example.com", "erin@example.com"}, none, false, ReplyReject,
+			"dave@example.com:reject erin@example.com:reject"},
+		{"local", Envelope{Origin: Origin{Local: true}}, []string{"dave@example.com", "erin@example.com"}, none, false, ReplyAccept,
+			"dave@example.com:accept erin@example.com:accept"},
+		{"local, store down", Envelope{Origin: Origin{Local: true}}, []string{"dave@example.com"}, down, false, ReplyAccept,
+			"dave@example.com:accept"},
+	} {
+		var states []RcptState
+		for _, raw := range tc.rcpts {
+			r := e.CheckRecipient(raw)
+			states = append(states, RcptState{R: r, AtRcpt: e.AtRcpt(tc.env, r, Answer{})})
+		}
+		j := e.Judge(Message{Env: tc.env, Rcpts: states, Report: rep, NoDrop: tc.noDrop})
+		for i := range j.Rcpts {
+			if q := j.Rcpts[i].Query; q != nil {
+				j.Rcpts[i].Answer = tc.answer(*q)
+			}
+		}
+		d := j.Decide()
+		if got := actions(d); got != tc.want || d.Reply.Code != tc.reply {
+			t.Errorf("%s: reply %v, verdicts %q; want %v, %q", tc.name, d.Reply.Code, got, tc.reply, tc.want)
+		}
+		if tc.reply != ReplyAccept && len(d.Drop) > 0 {
+			t.Errorf("%s: drops %d recipients of a message not delivered", tc.name, len(d.Drop))
+		}
+	}
+}
+
 // Trust decides what is signed, not which bounces are believed: a bounce
 // from a trusted network or an authenticated client is judged like any.
 func TestTrustedOriginsAreJudged(t *testing.T) {

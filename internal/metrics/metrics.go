@@ -40,6 +40,7 @@ var (
 	reasons    = set(
 		"valid-tag", "not-tagged", "bad-signature", "expired", "unknown-key", "foreign-tag", "malformed",
 		"replayed", "no-evidence", "flood", "evidence", "exempt", "mode-off", "grace", "store-error",
+		"gap", "bad-address", "not-checked", "internal-error",
 	)
 	storeOps      = set("record_sent", "inbound", "ping")
 	breakerStates = []string{"closed", "open", "half-open"}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -178,5 +180,27 @@ func TestFloodStrictGauge(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.floodEntered); n != 2 {
 		t.Fatalf("entered %v, want 2", n)
+	}
+}
+
+// Every reason and action the engine can give an inbound decision has its
+// own label value: none is lumped into "other".
+func TestEngineLabelsKnown(t *testing.T) {
+	for _, r := range backscatter.Reasons {
+		switch r {
+		case backscatter.ReasonSigned, backscatter.ReasonNotOurDomain, backscatter.ReasonAlreadyTagged, backscatter.ReasonSRS,
+			backscatter.ReasonVERP, backscatter.ReasonOptedOut, backscatter.ReasonSigningOff, backscatter.ReasonNoKey,
+			backscatter.ReasonNullSender, backscatter.ReasonUnparsable, backscatter.ReasonSignError:
+			continue // outbound: not a decision label
+		}
+		if !reasons[string(r)] {
+			t.Errorf("reason %q has no label value", r)
+		}
+	}
+	for _, a := range []backscatter.Action{backscatter.ActAccept, backscatter.ActReject, backscatter.ActTempfail,
+		backscatter.ActQuarantine, backscatter.ActDrop} {
+		if !verdicts[a.String()] {
+			t.Errorf("verdict %q has no label value", a)
+		}
 	}
 }

@@ -605,6 +605,23 @@ func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 		ss.floodLog(rj.R, rj.Answer)
 	}
 	d := j.Decide()
+	resp, failed := ss.apply(m, d)
+	if failed != "" {
+		// The decision could not be carried out: the internal-error
+		// action applies to the message, and the log says so rather than
+		// what was meant to happen.
+		act := backscatter.ActAccept
+		switch resp {
+		case gomilter.RespTempFail:
+			act = backscatter.ActTempfail
+		case gomilter.RespReject:
+			act = backscatter.ActReject
+		}
+		for i := range d.Verdicts {
+			d.Verdicts[i].Verdict.Action = act
+		}
+		note = strings.TrimPrefix(note+"; internal error: "+failed, "; ")
+	}
 	kind := string(j.Kind)
 	if kind == "" {
 		kind = "unread"
@@ -616,38 +633,51 @@ func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 		}
 		ss.logDecision(rv.R, rv.Verdict, attrs...)
 	}
+	return resp, nil
+}
+
+// apply carries out the engine's decision. failed says what could not be
+// done (the response is then the internal-error action).
+func (ss *session) apply(m gomilter.Modifier, d backscatter.Decision) (resp *gomilter.Response, failed string) {
+	e := ss.engine()
+	fail := func(what string, err error) (*gomilter.Response, string) {
+		ss.s.log.Error("cannot "+what, "queue_id", ss.queueID(), "err", err)
+		return ss.onInternalError(), what + ": " + err.Error()
+	}
 	switch d.Reply.Code {
-	case backscatter.ReplyTempfail:
-		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.SMTP), d.Reply.Text)
-	case backscatter.ReplyReject:
-		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.SMTP), d.Reply.Text)
+	case backscatter.ReplyTempfail, backscatter.ReplyReject:
+		r, err := gomilter.RejectWithCodeAndReason(uint16(d.Reply.SMTP), d.Reply.Text)
+		if err != nil {
+			return fail("reply", err)
+		}
+		return r, ""
 	}
 	for _, r := range d.Drop {
 		if err := deleteRecipient(m, r); err != nil {
-			return ss.onInternalError(), nil
+			return fail("delete recipient", err)
 		}
 	}
-	if st.StripInMilter {
+	if ss.msg.st.StripInMilter {
 		for _, r := range d.Strip {
 			if err := deleteRecipient(m, r); err != nil {
-				return ss.onInternalError(), nil
+				return fail("delete recipient", err)
 			}
 			if err := m.AddRecipient(r.Untagged, ""); err != nil {
-				return ss.onInternalError(), nil
+				return fail("add recipient", err)
 			}
 		}
 	}
 	if d.Header != "" {
 		if err := m.InsertHeader(0, e.Settings().Header, d.Header); err != nil {
-			return ss.onInternalError(), nil
+			return fail("insert header", err)
 		}
 	}
 	if d.Quarantine != "" {
 		if err := m.Quarantine(d.Quarantine); err != nil {
-			return ss.onInternalError(), nil
+			return fail("quarantine", err)
 		}
 	}
-	return gomilter.RespAccept, nil
+	return gomilter.RespAccept, ""
 }
 
 // deleteRecipient removes a recipient the way Postfix stored it, and the

@@ -326,7 +326,7 @@ func Decide(env Env, req Request, msg *Message) Reply {
 	if len(rcpts) == 0 {
 		return Reply{Action: Dunno, Note: "no recipient of ours"}
 	}
-	j := e.Judge(backscatter.Message{Env: be, Rcpts: rcpts, ClientIP: clientIP})
+	j := e.Judge(backscatter.Message{Env: be, Rcpts: rcpts, ClientIP: clientIP, NoDrop: true})
 	var out Reply
 	if !data && (msg == nil || !msg.Counted) {
 		// Counted at the end of the message, never at RCPT.
