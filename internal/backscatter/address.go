@@ -20,7 +20,7 @@ import "strings"
 //     user@example.com;
 //   - comments are dropped: "alice(x)@example.com(y)" is
 //     "alice@example.com";
-//   - resolve_dequoted = yes: a quoted local part is opened and read for
+//   - resolve_dequoted_address = yes: a quoted local part is opened and read for
 //     '@', '%' and '!': "\"user@example.com\"@localhost" is
 //     "user@example.com".
 //
