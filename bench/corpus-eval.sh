@@ -1,10 +1,13 @@
 #!/bin/sh
 # Evaluate the bounce analysis against the labelled corpus, side by side
-# with sisimai (perl + Debian's libsisimai-perl, timed in the same run).
+# with sisimai (perl + Debian's libsisimai-perl, timed in the same run):
+# classification, original Message-ID, recipients against the labels and
+# against sisimai's results, reasons per message and per record, hard/soft.
 #
 #   bench/corpus-eval.sh [CORPUS_DIR] [extra corpus-eval flags]
+#   (-v lists every miss and the reason confusions; -runs N the timed runs)
 #
-# CORPUS_DIR defaults to the copy under internal/backscatter/testdata.
+# CORPUS_DIR defaults to the copy under internal/bounce/testdata.
 # Without perl/Sisimai installed, the sisimai timing is skipped and the
 # README's figure is used for the ratio.
 set -eu

@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
 ok() { echo "ok - $*"; }
 
 dump_logs() {
-  for f in "$T"/pf/log/maillog "$T"/bm*.log; do
+  for f in "$T"/pf*/log/maillog "$T"/bm*.log; do
     [ -f "$f" ] && { echo "--- $f (tail)"; tail -40 "$f"; } >&2
   done
   return 0
@@ -87,15 +87,20 @@ stop_pid() { # pid
 # mail goes to the sink too; mail to nobody@ fails at the sink, so it
 # bounces (Postfix's own DSNs): the sink refuses nobody@ with 550. $PF_MILTER, $PF_NON_SMTPD_MILTER, $PF_EXTRA;
 # $PF_MX_ARGS and $PF_SUB_ARGS add "-o name=value" overrides to either smtpd.
+# $PF_DIR (default $T/pf) is the instance's directory: a test that runs
+# several Postfix instances (one per host of a fleet) gives each its own
+# PF_DIR and ports; pf_down stops them all.
+PF_DIRS=()
 pf_up() {
-  local ETC=$T/pf/etc Q=$T/pf/spool LOG=$T/pf/log
-  install -d -m 755 -o root -g root "$T/pf" "$ETC" "$Q" "$LOG"
+  local D=${PF_DIR:-$T/pf}
+  local ETC=$D/etc Q=$D/spool LOG=$D/log
+  install -d -m 755 -o root -g root "$D" "$ETC" "$Q" "$LOG"
   chmod 755 "$T" "$(dirname "$T")"
   : > "$LOG/maillog"
   cat > "$ETC/main.cf" <<EOF2
 compatibility_level = 3.6
 queue_directory = $Q
-data_directory = $T/pf/data
+data_directory = $D/data
 mail_owner = postfix
 setgid_group = postdrop
 myhostname = mx.example.com
@@ -160,21 +165,27 @@ EOF2
     done <<<"$PF_POSTCONF"
   fi
   postfix -c "$ETC" check >"$LOG/check.out" 2>&1 || { cat "$LOG/check.out" >&2; fail "postfix check"; }
+  PF_DIRS+=("$D")
   postfix -c "$ETC" start >"$LOG/start.out" 2>&1 || { cat "$LOG/start.out" "$LOG/maillog" >&2; fail "postfix start"; }
   wait_port "$PF_PORT"
   PF_UP=1
 }
 
+# pf_down [DIR]: stops the Postfix instance in DIR, or every one started.
 pf_down() {
   [ "${PF_UP:-}" = 1 ] || return 0
-  local ETC=$T/pf/etc Q=$T/pf/spool mpid
-  mpid=$(tr -d ' \n' 2>/dev/null < "$Q/pid/master.pid" || true)
-  postfix -c "$ETC" stop >/dev/null 2>&1 || true
-  if [ -n "$mpid" ]; then
-    for _ in $(seq 100); do [ -e "/proc/$mpid" ] || break; sleep 0.1; done
-    postfix -c "$ETC" abort >/dev/null 2>&1 || true
-  fi
-  PF_UP=0
+  local D mpid keep=()
+  for D in "${PF_DIRS[@]}"; do
+    if [ $# -gt 0 ] && [ "$D" != "$1" ]; then keep+=("$D"); continue; fi
+    mpid=$(tr -d ' \n' 2>/dev/null < "$D/spool/pid/master.pid" || true)
+    postfix -c "$D/etc" stop >/dev/null 2>&1 || true
+    if [ -n "$mpid" ]; then
+      for _ in $(seq 100); do [ -e "/proc/$mpid" ] || break; sleep 0.1; done
+      postfix -c "$D/etc" abort >/dev/null 2>&1 || true
+    fi
+  done
+  PF_DIRS=("${keep[@]}")
+  [ ${#PF_DIRS[@]} -gt 0 ] || PF_UP=0
 }
 
 # sink_wait N: wait until the sink has N messages.
@@ -208,15 +219,17 @@ sink_has() {
   grep -q -- "$2" <<<"$data"
 }
 
-# start_redis PORT: a throwaway redis-server on 127.0.0.1:PORT, no persistence.
+# start_redis PORT [ARGS...]: a throwaway redis-server on 127.0.0.1:PORT, no
+# persistence; ARGS are more redis-server options (e.g. --cluster-enabled yes).
 start_redis() {
-  mkdir -p "$T/redis-$1"
-  redis-server --bind 127.0.0.1 --port "$1" --save '' --appendonly no --dir "$T/redis-$1" \
-    --logfile "$T/redis-$1/log" --daemonize no >/dev/null 2>&1 &
+  local port=$1; shift
+  mkdir -p "$T/redis-$port"
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$T/redis-$port" \
+    --logfile "$T/redis-$port/log" --daemonize no "$@" >/dev/null 2>&1 &
   local pid=$!
   PIDS+=($pid)
-  eval "REDIS_PID_$1=$pid"
-  wait_port "$1"
+  eval "REDIS_PID_$port=$pid"
+  wait_port "$port"
 }
 
 # elapsed_ms CMD...: runs CMD, prints how long it took in milliseconds on fd 3.

@@ -35,6 +35,7 @@ type row struct {
 type sisRow struct {
 	recipients, reasons []string
 	ids                 []string
+	statuses            []string
 	any                 bool
 }
 
@@ -232,7 +233,11 @@ func run(dir string, withSisimai bool, runs, workers int, verbose bool) error {
 		if len(c) < 4 {
 			continue
 		}
-		sis[c[0]] = sisRow{recipients: splitList(c[1]), ids: splitList(c[2]), reasons: splitList(c[3]), any: c[1] != "" || c[2] != "" || c[3] != ""}
+		sr := sisRow{recipients: splitList(c[1]), ids: splitList(c[2]), reasons: splitList(c[3]), any: c[1] != "" || c[2] != "" || c[3] != ""}
+		if len(c) > 5 {
+			sr.statuses = splitList(c[5])
+		}
+		sis[c[0]] = sr
 	}
 	var rows []row
 	for _, c := range mrows {
@@ -304,6 +309,7 @@ func run(dir string, withSisimai bool, runs, workers int, verbose bool) error {
 	for _, c := range cats {
 		st[c] = &stats{}
 	}
+	var reasons reasonTally
 	for i, r := range rows {
 		s := st[r.category]
 		if s == nil {
@@ -313,6 +319,9 @@ func run(dir string, withSisimai bool, runs, workers int, verbose bool) error {
 		}
 		rep := reps[i]
 		sr := sis[r.path]
+		if r.category != "ordinary" {
+			reasons.add(r.path, r.category, rep, sr)
+		}
 		ok := kindMatches(rep.Kind, r.category)
 		s.class.add(ok)
 		if !ok && verbose {
@@ -382,6 +391,7 @@ func run(dir string, withSisimai bool, runs, workers int, verbose bool) error {
 			fmt.Printf("%-10s %-28s %-24d %-24s\n", c, "classified bounce-like", s.bounceLike, "n/a (not run)")
 		}
 	}
+	reasons.print(os.Stdout, verbose)
 
 	var sisFiles []string
 	for _, r := range rows {

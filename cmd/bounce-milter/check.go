@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/bounce"
@@ -24,8 +26,12 @@ const checkUsage = `usage: bounce-milter check [--json] [--domains d1,d2] [--rel
 
 Analyse messages offline as the milter would: classify each one (dsn,
 autoreply, challenge, mdn, arf, not-bounce), extract the returned original's
-Message-ID, sender and the bounced recipients, and list the evidence that we
-sent the original (our DKIM signature, our relays in its Received lines).
+Message-ID, sender and the bounced recipients with the reason of each
+failure (sisimai's taxonomy: userunknown, mailboxfull, blocked, ...) and
+whether it is hard (the address is dead) or soft, and list the evidence that
+we sent the original (our DKIM signature, our relays in its Received lines).
+Text mode escapes control characters, so a hostile message cannot drive the
+terminal.
 
 PATH is a message file, an mbox (first line "From "; messages are reported
 as FILE#N), a maildir (a directory with cur/ and new/) or a directory of
@@ -53,7 +59,9 @@ type checkResult struct {
 	OriginalFrom      string             `json:"original_from,omitempty"`
 	InReplyTo         string             `json:"in_reply_to,omitempty"`
 	References        []string           `json:"references,omitempty"`
-	RecipientsDetail  []bounce.Recipient `json:"recipients_detail,omitempty"`
+	RecipientsDetail  []bounce.Recipient `json:"recipients_detail,omitempty"` // with reason, hard, remote_mta
+	EventReason       bounce.Reason      `json:"event_reason,omitempty"`      // vacation (autoreply), feedback (arf)
+	ReportingMTA      string             `json:"reporting_mta,omitempty"`
 	HeadersOnly       bool               `json:"original_headers_only,omitempty"`
 	CapHit            string             `json:"cap_hit,omitempty"`
 	Warnings          []string           `json:"warnings,omitempty"`
@@ -302,6 +310,8 @@ func (c *checker) message(path string, data []byte) {
 		res.OriginalFrom = rep.OriginalFrom
 		res.BouncedRecipients = rep.BouncedAddresses()
 		res.RecipientsDetail = rep.Recipients
+		res.EventReason = rep.Kind.EventReason()
+		res.ReportingMTA = rep.ReportingMTA
 		res.InReplyTo = rep.InReplyTo
 		res.References = rep.References
 		res.HeadersOnly = rep.OriginalHeadersOnly
@@ -320,25 +330,95 @@ func (c *checker) message(path string, data []byte) {
 		fmt.Fprintf(c.stdout, "%s\n", b)
 		return
 	}
-	fmt.Fprintf(c.stdout, "%s: %s\n", res.Path, res.Kind)
+	// Everything below comes from the message (or its file name) and is
+	// escaped: a hostile bounce must not be able to drive the terminal.
+	w := c.stdout
+	fmt.Fprintf(w, "%s: %s\n", printable(res.Path), printable(string(res.Kind)))
 	if res.OriginalMessageID != "" {
-		fmt.Fprintf(c.stdout, "  original id:  <%s>\n", res.OriginalMessageID)
+		fmt.Fprintf(w, "  original id:  <%s>\n", printable(res.OriginalMessageID))
 	}
 	if res.OriginalSender != "" {
-		fmt.Fprintf(c.stdout, "  sender:       %s\n", res.OriginalSender)
+		fmt.Fprintf(w, "  sender:       %s\n", printable(res.OriginalSender))
+	}
+	if res.ReportingMTA != "" {
+		fmt.Fprintf(w, "  reported by:  %s\n", printable(res.ReportingMTA))
+	}
+	if res.EventReason != "" {
+		fmt.Fprintf(w, "  reason:       %s\n", printable(string(res.EventReason)))
 	}
 	for _, r := range res.RecipientsDetail {
-		fmt.Fprintf(c.stdout, "  recipient:    %s %s %s\n", r.Address, r.Action, r.Status)
+		severity := "soft"
+		if r.Hard {
+			severity = "hard"
+		}
+		line := strings.TrimSpace(strings.Join([]string{r.Address, r.Action, r.Status, string(r.Reason), severity}, " "))
+		fmt.Fprintf(w, "  recipient:    %s\n", printable(strings.Join(strings.Fields(line), " ")))
+		if r.RemoteMTA != "" {
+			fmt.Fprintf(w, "    remote:     %s\n", printable(r.RemoteMTA))
+		}
+		if r.Diagnostic != "" {
+			fmt.Fprintf(w, "    diagnostic: %s\n", printable(r.Diagnostic))
+		}
 	}
 	if res.InReplyTo != "" {
-		fmt.Fprintf(c.stdout, "  in reply to:  <%s>\n", res.InReplyTo)
+		fmt.Fprintf(w, "  in reply to:  <%s>\n", printable(res.InReplyTo))
 	}
 	if len(res.Evidence) > 0 {
-		fmt.Fprintf(c.stdout, "  evidence:     %s\n", strings.Join(res.Evidence, ", "))
+		fmt.Fprintf(w, "  evidence:     %s\n", printable(strings.Join(res.Evidence, ", ")))
 	} else if res.Kind.IsBounceLike() {
-		fmt.Fprintf(c.stdout, "  evidence:     none (backscatter unless the sent store knows the id)\n")
+		fmt.Fprintf(w, "  evidence:     none (backscatter unless the sent store knows the id)\n")
 	}
 	if res.CapHit != "" {
-		fmt.Fprintf(c.stdout, "  cap hit:      %s\n", res.CapHit)
+		fmt.Fprintf(w, "  cap hit:      %s\n", printable(res.CapHit))
 	}
+}
+
+// printable escapes what a terminal would interpret or what hides text:
+// C0 and C1 control characters (ESC starts terminal sequences), DEL,
+// Unicode format characters (bidirectional overrides reorder the line),
+// line and paragraph separators, and bytes that are not UTF-8. They are
+// written as Go escapes (\x1b, \u202e); a backslash is doubled so that an
+// escape in the output always means one in the input.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || r == '\\' || !printableRune(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case printableRune(r):
+			b.WriteString(s[i : i+size])
+		case r < 0x80:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// printableRune reports runes that are safe to show as they are.
+func printableRune(r rune) bool {
+	switch {
+	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f:
+		return false
+	case r == 0x2028, r == 0x2029:
+		return false
+	case unicode.Is(unicode.Cf, r):
+		return false
+	}
+	return true
 }

@@ -177,3 +177,78 @@ func TestCheckCorpus(t *testing.T) {
 		t.Errorf("only %d DSNs in the corpus output: %v", kinds["dsn"], kinds)
 	}
 }
+
+// TestCheckReasons: each recipient carries its reason and hard/soft, in
+// JSON and in text; an auto-reply carries "vacation".
+func TestCheckReasons(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "dsn.eml")
+	writeFile(t, p, strings.Replace(checkDSN, "Status: 5.1.1\n", "Status: 5.1.1\nRemote-MTA: dns; mx.example.net\n"+
+		"Diagnostic-Code: smtp; 550 5.1.1 <bob@example.net>: Recipient address rejected: User unknown\n\n"+
+		"Final-Recipient: rfc822; carol@example.net\nAction: delayed\nStatus: 4.2.2\nDiagnostic-Code: smtp; 452 4.2.2 Mailbox full\n", 1))
+	away := filepath.Join(dir, "away.eml")
+	writeFile(t, away, "From: bob@example.net\nTo: alice@example.com\nAuto-Submitted: auto-replied\nSubject: Out of office\nIn-Reply-To: <orig-1@example.com>\n\nBack on Monday.\n")
+	code, out, errs := runCheck(t, "--json", p, away)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	recs := decodeLines(t, out)
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	detail, _ := recs[0]["recipients_detail"].([]any)
+	if len(detail) != 2 {
+		t.Fatalf("recipients_detail %v", recs[0]["recipients_detail"])
+	}
+	bob, carol := detail[0].(map[string]any), detail[1].(map[string]any)
+	if bob["reason"] != "userunknown" || bob["hard"] != true || bob["remote_mta"] != "mx.example.net" {
+		t.Errorf("bob: %v", bob)
+	}
+	if carol["reason"] != "mailboxfull" || carol["hard"] != false || carol["action"] != "delayed" {
+		t.Errorf("carol: %v", carol)
+	}
+	if recs[0]["reporting_mta"] != "mx.example.net" {
+		t.Errorf("reporting_mta %v", recs[0]["reporting_mta"])
+	}
+	if recs[1]["kind"] != "autoreply" || recs[1]["event_reason"] != "vacation" {
+		t.Errorf("auto-reply record %v", recs[1])
+	}
+	_, text, _ := runCheck(t, p, away)
+	for _, want := range []string{"bob@example.net failed 5.1.1 userunknown hard", "carol@example.net delayed 4.2.2 mailboxfull soft",
+		"remote:     mx.example.net", "reason:       vacation"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text output lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// TestCheckTextEscapes: text mode never writes the control characters of
+// a hostile message (terminal escape sequences, bidirectional overrides,
+// carriage returns that overwrite the line) or of a file name.
+func TestCheckTextEscapes(t *testing.T) {
+	dir := t.TempDir()
+	hostile := strings.NewReplacer(
+		"<Bob@Example.NET>", "<bob\x1b]0;pwned\x07@example.net>",
+		"Status: 5.1.1\n", "Status: 5.1.1\nDiagnostic-Code: smtp; 550 \x1b[2J\x1b[31mfake\r\u202egnp.exe\x9b0m\xff\n",
+		"<orig-1@example.com>", "<orig\x1b[1m-1@example.com>",
+	).Replace(checkDSN)
+	p := filepath.Join(dir, "evil\x1b[1m.eml")
+	writeFile(t, p, hostile)
+	code, out, errs := runCheck(t, p)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	for _, bad := range []string{"\x1b", "\x07", "\r", "\u202e", "\u009b", "\xff"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("text output contains %q:\n%q", bad, out)
+		}
+	}
+	for _, want := range []string{`evil\x1b[1m.eml`, `\x1b[2J\x1b[31mfake\x0d\u202egnp.exe\x9b0m\xff`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks the escaped %q:\n%s", want, out)
+		}
+	}
+	if got := printable(`a\b`); got != `a\\b` {
+		t.Errorf("printable(a\\b) = %q", got)
+	}
+}

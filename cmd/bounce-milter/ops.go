@@ -7,7 +7,8 @@ package main
 // (a listener whose accept loop died still has its socket open, but a
 // dial to a closed socket fails, which is the case that loses mail
 // signing) and pings the store, each within a short timeout, and names
-// the part that failed.
+// the part that failed. A store that answers but whose writes fail
+// (cache.Health.WriteError) is a failed part too.
 
 import (
 	"context"
@@ -74,6 +75,12 @@ func healthCheck(cfg *config.Config, store cache.Store) func(context.Context) er
 				defer cancel()
 				if err := store.Ping(pctx); err != nil {
 					errs[len(targets)] = fmt.Errorf("store: %w", err)
+				} else if h, ok := store.(cache.Health); ok {
+					// A store that answers reads but cannot write (disk
+					// full) still loses records: unhealthy.
+					if err := h.WriteError(); err != nil {
+						errs[len(targets)] = fmt.Errorf("store: writes failing: %w", err)
+					}
 				}
 			}()
 		}

@@ -21,8 +21,17 @@ import (
 
 type pingStore struct {
 	cache.Store
-	mu  sync.Mutex
-	err error
+	mu       sync.Mutex
+	err      error
+	writeErr error
+}
+
+func (p *pingStore) BreakerState() string   { return cache.BreakerClosed }
+func (p *pingStore) DroppedRecords() uint64 { return 0 }
+func (p *pingStore) WriteError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.writeErr
 }
 
 func (p *pingStore) Ping(context.Context) error {
@@ -106,6 +115,17 @@ func TestHealthz(t *testing.T) {
 		t.Fatalf("store down: %d %q, want 503 naming only the store", code, body)
 	}
 	store.setErr(nil)
+
+	store.mu.Lock()
+	store.writeErr = errors.New("write state.db: no space left on device")
+	store.mu.Unlock()
+	code, body = get(t, base+"/healthz")
+	if code != 503 || !strings.Contains(body, "store: writes failing: write state.db: no space left on device") {
+		t.Fatalf("store writes failing: %d %q, want 503 naming them", code, body)
+	}
+	store.mu.Lock()
+	store.writeErr = nil
+	store.mu.Unlock()
 
 	smLn.Close()
 	code, body = get(t, base+"/healthz")

@@ -211,7 +211,7 @@ func cmdPostfixConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	// The engine without keys: the lines need the domains and modes only
 	// (and the signing dates already recorded; nothing is written).
-	ring, err := keyfile.Ring(cfg.KeySpec())
+	ring, err := keyfile.RingForTool(cfg.KeySpec())
 	if err != nil {
 		ring = nil // the lines do not need the keys; the status then says "no signing key"
 	}

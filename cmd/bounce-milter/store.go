@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/cache"
@@ -51,10 +52,26 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 	if ttl := cfg.MaxRecordTTL(); cc.Retention < ttl {
 		cc.Retention = ttl
 	}
-	st, err := backend.Open(cc, cfg.DataDir, log)
+	bst, err := backend.Open(cc, cfg.DataDir, log)
 	if err != nil {
 		return storeHandle{}, "", err
 	}
+	// Records of signed mail go through a Recorder: written in batches in
+	// the background, kept (and spooled for the embedded store) while the
+	// store cannot take them; it also keeps the store's gaps.
+	ro := cache.RecorderOptions{
+		Logger: log,
+		OnGiveUp: func(n int) {
+			for range n {
+				m.RecordDropped()
+			}
+		},
+		HistoryOptions: cache.HistoryOptions{Shared: cc.Backend == cache.BackendRedis, Instance: cache.InstanceID(cfg.DataDir)},
+	}
+	if cc.Backend == cache.BackendEmbedded {
+		ro.SpoolPath = filepath.Join(cfg.DataDir, "outbox.spool")
+	}
+	st := cache.NewRecorder(bst, ro)
 	desc := cc.Backend
 	if cc.Backend == cache.BackendRedis {
 		desc += " " + cc.Redis.Mode()

@@ -239,7 +239,7 @@ func (e *Engine) Judge(m Message) *Judgement {
 			if r.Verified != nil && j.Bounce && !m.Env.Origin.Local {
 				// Counted here, once per message that is delivered.
 				rj.Query = &cache.InboundQuery{Tag: TagKey(r.Tag.Raw), Recipient: strings.ToLower(r.Untagged),
-					FloodRecipient: r.FloodKey(), Delimiter: r.Delimiter, ClientIP: m.ClientIP, Count: true, Now: now}
+					Delimiter: r.Delimiter, ClientIP: m.ClientIP, Count: true, Now: now}
 			}
 		case r.Exempt:
 		case m.Report == nil && j.Bounce:
@@ -248,7 +248,7 @@ func (e *Engine) Judge(m Message) *Judgement {
 		case j.Bounce:
 			rj.judged = true
 			q := cache.InboundQuery{MessageIDs: j.evidenceIDs(), Recipient: strings.ToLower(r.Untagged),
-				FloodRecipient: r.FloodKey(), Delimiter: r.Delimiter, ClientIP: m.ClientIP, Count: true, Now: now}
+				Delimiter: r.Delimiter, ClientIP: m.ClientIP, Count: true, Now: now}
 			rj.Query = &q
 		}
 		j.Rcpts = append(j.Rcpts, rj)

@@ -88,9 +88,10 @@ func record(id, sender string) func(cache.InboundQuery) Answer {
 		a := Answer{Asked: true}
 		for _, m := range q.MessageIDs {
 			if m == id {
-				a.Facts.Sent = &cache.SentRecord{Sender: sender, Time: testNow.Add(-time.Hour)}
+				a.Facts.Sent = &cache.SentRecord{RecipientCount: 1, Time: testNow.Add(-time.Hour)}
 				a.Facts.MatchedMessageID = id
-				a.Facts.SenderMatch = q.SenderMatches(sender)
+				r := strings.ToLower(q.Recipient)
+				a.Facts.SenderMatch = r == sender || q.Delimiter != 0 && cache.StripExtension(r, q.Delimiter) == cache.StripExtension(sender, q.Delimiter)
 			}
 		}
 		return a

@@ -10,8 +10,9 @@ package bounce
 // collecting delivery-status fields, returned originals and text; then pick
 // the original (analysis.go), classify (classify.go) and, for DSNs, read the
 // recipients from the RFC 3464 fields or, for the many MTAs that do not send
-// them, from generic textual shapes (inline.go). Evidence that we sent the
-// original is collected separately (evidence.go) because it may need DNS.
+// them, from generic textual shapes (inline.go), and give each its reason
+// and hard/soft (reason.go). Evidence that we sent the original is collected
+// separately (internal/evidence) because it may need DNS.
 
 import (
 	"bytes"
@@ -84,6 +85,20 @@ type Recipient struct {
 	Action     string `json:"action"`               // failed, delayed, ... ("failed" when taken from non-standard text)
 	Status     string `json:"status,omitempty"`     // enhanced status code, e.g. 5.1.1, when known
 	Diagnostic string `json:"diagnostic,omitempty"` // Diagnostic-Code or the MTA's text, when known
+	// Reason classifies the failure (see Reason); always set for a
+	// recipient of a DSN ("delivered" for a success, "undefined" when
+	// nothing tells).
+	Reason Reason `json:"reason"`
+	// Hard says the address itself failed for good (the mailbox or domain
+	// does not exist, moved, or takes no mail) and a permanent status: a
+	// sender should stop mailing it. False for temporary failures, delays,
+	// and refusals that depend on the sender or the content.
+	Hard bool `json:"hard"`
+	// RemoteMTA is the host that refused the message, when the report
+	// names it (Remote-MTA, or the MTA's text: "host X said").
+	RemoteMTA string `json:"remote_mta,omitempty"`
+
+	diagType string // Diagnostic-Code type (smtp, x-unix, ...), lower case
 }
 
 // Report is the result of analysing one message.
@@ -107,6 +122,9 @@ type Report struct {
 	References []string
 
 	Recipients []Recipient
+	// ReportingMTA is the host that wrote the report (Reporting-MTA, or
+	// the MTA's text), when known.
+	ReportingMTA string
 
 	// Diagnostics about how the message was read.
 	Subject    string
@@ -229,7 +247,13 @@ func readAllHint(r io.Reader, hint int, n int64) ([]byte, error) {
 
 // analyzeBytes is Analyze on a buffer already read (at most MaxBytes+1).
 func analyzeBytes(data []byte, lim Limits, rerr error) *Report {
-	a := &walker{lim: lim, rep: &Report{}}
+	return analyzeNested(data, lim, rerr, 0)
+}
+
+// analyzeNested analyses a message found inside another report (a bounce
+// of a bounce, a bounce forwarded as text) at the given nesting level.
+func analyzeNested(data []byte, lim Limits, rerr error, nested int) *Report {
+	a := &walker{lim: lim, rep: &Report{}, nested: nested}
 	if int64(len(data)) > lim.MaxBytes {
 		data = data[:lim.MaxBytes]
 		a.capHit(CapBytes)
@@ -272,6 +296,7 @@ const textDecodeCap = 96 << 10
 type walker struct {
 	lim        Limits
 	rep        *Report
+	nested     int // how deep inside bounces of bounces this analysis is
 	top        fieldList
 	mboxSender string
 	parts      int
@@ -288,6 +313,7 @@ type walker struct {
 	hasMDN       bool
 	originals    []returnedOriginal // returned originals in document order
 	texts        []string           // decoded text/plain parts of the report itself
+	textRegs     []string           // the texts cut before the original (proseRegions), once computed
 	htmlTexts    []string           // text extracted from text/html parts
 	bareIDs      []string           // Message-IDs of MIME parts that carry a header themselves
 	brokenBounds bool
@@ -567,6 +593,7 @@ func (a *walker) finish() {
 	rep.Kind = a.classify()
 	if rep.Kind == KindDSN {
 		a.extractRecipients()
+		a.classifyRecipients()
 	}
 	if rep.Kind == KindNotBounce {
 		// Nothing of an ordinary message is "returned": do not hand ids or

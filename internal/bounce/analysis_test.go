@@ -217,7 +217,8 @@ func TestAnalyzeSESNotifications(t *testing.T) {
 func TestAnalyzeRecipientDetails(t *testing.T) {
 	rep := analyzeString(t, "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n"+
 		"Final-Recipient: rfc822; bob@example.net\nAction: failed (permanent)\nStatus: 5.1.1 (user unknown)\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.net>:\n  user unknown\n\n--b--\n")
-	want := Recipient{Address: "bob@example.net", Action: "failed", Status: "5.1.1", Diagnostic: "550 5.1.1 <bob@example.net>: user unknown"}
+	want := Recipient{Address: "bob@example.net", Action: "failed", Status: "5.1.1", Diagnostic: "550 5.1.1 <bob@example.net>: user unknown",
+		Reason: ReasonUserUnknown, Hard: true, diagType: "smtp"}
 	if len(rep.Recipients) != 1 || rep.Recipients[0] != want {
 		t.Errorf("recipients %+v, want %+v", rep.Recipients, want)
 	}

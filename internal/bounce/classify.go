@@ -1,6 +1,7 @@
 package bounce
 
 import (
+	"slices"
 	"strings"
 	"sync"
 )
@@ -21,7 +22,7 @@ var bounceSubjects = []string{
 	"delayed mail", "delivery delayed", "delivery is delayed", "mail system error",
 	"returned to sender", "mail delivery system", "delivery report", "bounce notification",
 	"message not delivered", "delivery final failure", "delivery failed", "failed delivery",
-	"mail failure", "mail delivery failure", "unzustellbar", "non remis", "non recapitabile",
+	"mail failure", "mail delivery failure", "failed mail", "unzustellbar", "non remis", "non recapitabile",
 	"no se puede entregar", "onbestelbaar", "returned message", "rejected:", "undeliverable",
 	"mail could not be delivered", "message delivery failure", "permanent delivery failure",
 	"delivery failure notification", "delivery notification: delivery has", "message status - undelivered",
@@ -96,6 +97,12 @@ var bounceStrong = []string{
 	"message has been rejected",
 	"your message was rejected",
 	"was rejected by the recipient",
+	"failed recipients",
+	"unable to deliver message",
+	"did not reach the following recipient",
+	"could not deliver message",
+	"returned mail follows",
+	"not delivered to the following",
 }
 
 // bounceWeak are phrases common in bounces but also in human mail.
@@ -164,6 +171,7 @@ func hasPrefixAny(s string, list []string) bool {
 func daemonSender(v string) bool {
 	lv := strings.ToLower(v)
 	if strings.Contains(lv, "mailer-daemon") || strings.Contains(lv, "mailer daemon") || strings.Contains(lv, "mailer_daemon") ||
+		strings.Contains(lv, "postmaster") ||
 		strings.Contains(lv, "mail delivery") || strings.Contains(lv, "maildaemon") ||
 		strings.Contains(lv, "mail administrator") || strings.Contains(lv, "delivery status") ||
 		strings.Contains(lv, "mail-daemon") || strings.Contains(lv, "mail system") {
@@ -392,11 +400,21 @@ func (a *walker) classify() Kind {
 // non-standard bounces, from the text.
 func (a *walker) extractRecipients() {
 	wellFormed := a.topType == "multipart/report" && strings.Contains(strings.ToLower(a.topParams["report-type"]), "delivery-status")
-	if len(a.dsnRecips) > 0 || wellFormed && a.dsnParts > 0 {
-		// A well-formed RFC 3464 report is authoritative, even when it
-		// lists no recipient: the prose of such reports often names
-		// addresses that did not fail (group members, the sender).
+	if len(a.dsnRecips) > 0 {
+		// RFC 3464 recipient blocks are authoritative: the prose of such
+		// reports often names addresses that did not fail (group
+		// members, the sender).
 		a.rep.Recipients = dSNRecipients(a.dsnRecips)
+		a.resolveAddresses()
+		return
+	}
+	if wellFormed && a.dsnParts > 0 {
+		// A report whose delivery-status part has no recipient block
+		// (Netscape Messaging Server, Postfix when the report was lost)
+		// names the recipients, if at all, only in its text; the
+		// returned message's To is not evidence enough here.
+		a.rep.Recipients = textRecipients(a.proseRegions())
+		a.markDelayed()
 		return
 	}
 	if v := a.top.Get("X-Failed-Recipients"); v != "" {
@@ -406,23 +424,35 @@ func (a *walker) extractRecipients() {
 			}
 		}
 		if len(a.rep.Recipients) > 0 {
-			// Add diagnostics from the text where they match.
-			for _, r := range textRecipients(a.texts) {
+			// Add diagnostics from the text where they match; a lone
+			// recipient takes the text's lone diagnostic even when the
+			// text spells the address differently.
+			trs := textRecipients(a.proseRegions())
+			for _, r := range trs {
 				for i := range a.rep.Recipients {
-					if a.rep.Recipients[i].Address == r.Address {
+					if a.rep.Recipients[i].Address == r.Address || len(trs) == 1 && len(a.rep.Recipients) == 1 {
 						a.rep.Recipients[i].Status, a.rep.Recipients[i].Diagnostic = r.Status, r.Diagnostic
 					}
 				}
 			}
+			a.markDelayed()
 			return
 		}
 	}
 	a.rep.Recipients = jSONRecipients(a.texts)
 	if len(a.rep.Recipients) == 0 {
-		a.rep.Recipients = textRecipients(a.texts)
+		a.rep.Recipients = textRecipients(a.proseRegions())
 	}
 	if len(a.rep.Recipients) == 0 {
-		a.rep.Recipients = textRecipients(a.htmlTexts)
+		a.rep.Recipients = textRecipients(regions(a.htmlTexts))
+	}
+	if len(a.rep.Recipients) == 0 {
+		// A report that names no recipient itself may carry the report
+		// that does: a bounce of a bounce, or a bounce forwarded as text.
+		a.rep.Recipients = a.innerReportRecipients()
+	}
+	if len(a.rep.Recipients) == 0 {
+		a.rep.Recipients = a.bareLocalRecipients()
 	}
 	if len(a.rep.Recipients) == 0 {
 		// Last resort: a bounce that names no recipient returned a message
@@ -431,6 +461,313 @@ func (a *walker) extractRecipients() {
 			a.rep.Recipients = []Recipient{{Address: to, Action: "failed"}}
 		}
 	}
+	a.markDelayed()
+}
+
+// bareLocalRecipients reads the recipients of reports that list local
+// parts only (AOL's "could not be delivered ... following recipients:"
+// followed by indented screen names): each is a mailbox of the domain the
+// report comes from.
+func (a *walker) bareLocalRecipients() []Recipient {
+	from := addrOf(a.rep.From)
+	_, domain, ok := strings.Cut(from, "@")
+	if !ok || !daemonSender(a.rep.From) || !strings.Contains(domain, ".") {
+		return nil
+	}
+	var out []Recipient
+	for _, region := range a.proseRegions() {
+		lines := strings.Split(region, "\n")
+		for i, line := range lines {
+			if !strings.Contains(lowerASCII(line), "following recipient") {
+				continue
+			}
+			for _, l := range lines[i+1 : min(len(lines), i+12)] {
+				if strings.TrimSpace(l) == "" {
+					if len(out) > 0 {
+						break
+					}
+					continue
+				}
+				tok := strings.TrimSpace(l)
+				if len(tok) == len(l) || !localPartLike(tok) {
+					break // an unindented line or prose ends the list
+				}
+				addr := strings.ToLower(tok) + "@" + domain
+				if isAddr(addr) {
+					out = append(out, Recipient{Address: addr, Action: "failed"})
+				}
+			}
+			return out
+		}
+	}
+	return out
+}
+
+// localPartLike reports a single token that can stand as a local part.
+func localPartLike(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '+') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxNested bounds the reports analysed inside reports.
+const maxNested = 2
+
+// innerReportRecipients analyses the first returned message, or the first
+// message pasted into the text, when it is itself a delivery report, and
+// returns its recipients.
+func (a *walker) innerReportRecipients() []Recipient {
+	if a.nested >= maxNested {
+		return nil
+	}
+	var inner []byte
+	for _, o := range a.originals {
+		if o.full != nil && (daemonSender(o.header.Get("From")) ||
+			strings.Contains(strings.ToLower(o.header.Get("Content-Type")), "report")) {
+			inner = o.full
+			break
+		}
+	}
+	if inner == nil {
+		for _, t := range a.texts {
+			if i := pastedReport(t); i >= 0 {
+				inner = []byte(t[i:])
+				break
+			}
+		}
+	}
+	if inner == nil {
+		return nil
+	}
+	sub := analyzeNested(inner, a.lim, nil, a.nested+1)
+	if sub.Kind != KindDSN {
+		return nil
+	}
+	return sub.Recipients
+}
+
+// pastedReport returns the offset in text of a delivery report pasted in
+// whole (its header starting with an mbox line from the mail system or a
+// null Return-Path), -1 when there is none.
+func pastedReport(text string) int {
+	text = clip(text, recipientScan)
+	for _, m := range []string{"\nFrom MAILER-DAEMON", "\nReturn-Path: <>"} {
+		if i := strings.Index(text, m); i >= 0 {
+			start := i + 1
+			if strings.HasPrefix(text[start:], "From ") {
+				// The mbox line is not part of the message.
+				if j := strings.IndexByte(text[start:], '\n'); j >= 0 {
+					start += j + 1
+				}
+			}
+			return start
+		}
+	}
+	return -1
+}
+
+// markDelayed turns the recipients read from a non-standard report into
+// delayed ones when the report is a delay warning: those MTAs say so only
+// in words ("will keep trying", "has not yet been delivered").
+func (a *walker) markDelayed() {
+	if !a.delayNotice() {
+		return
+	}
+	for i := range a.rep.Recipients {
+		if a.rep.Recipients[i].Action == "failed" {
+			a.rep.Recipients[i].Action = "delayed"
+		}
+	}
+}
+
+// delayNotice reports a non-standard report that announces a delay, not a
+// failure: delay wording and no word of a permanent failure.
+func (a *walker) delayNotice() bool {
+	subj := strings.ToLower(a.rep.Subject)
+	delaySubj := strings.Contains(subj, "delay") || strings.Contains(subj, "warning") || strings.Contains(subj, "not yet been delivered")
+	hit := uint64(0)
+	m := delayPhrases()
+	for _, r := range a.proseRegions() {
+		hit |= m.matchBits(clip(r, dsnProseScan))
+	}
+	if hit&2 != 0 {
+		return false // permanent wording wins
+	}
+	return hit&1 != 0 || delaySubj && hit == 0 && !strings.Contains(subj, "fail")
+}
+
+var (
+	delayOnce    sync.Once
+	delayMatcher *phraseMatcher
+)
+
+// delayPhrases matches delay wording (group 0) and permanent-failure
+// wording (group 1).
+func delayPhrases() *phraseMatcher {
+	delayOnce.Do(func() {
+		delayMatcher = newMatcher([][]string{
+			{"has not yet been delivered", "have not yet been delivered", "will keep trying", "will continue trying",
+				"will be retried", "will retry", "still trying", "only a temporary failure", "delivery attempts will continue",
+				"not been delivered yet", "is delayed", "has been delayed", "delayed for more than", "no action is required",
+				"you do not need to resend", "do not need to re-send", "will try again", "message is still in the queue"},
+			{"permanent error", "permanently", "permanent fatal", "giving up", "gave up", "not going to try again",
+				"will not be retried", "could not be delivered", "couldn't be delivered", "was not delivered",
+				"has been deleted", "will be deleted", "failed:", "no further attempts", "undeliverable", "delivery has failed",
+				"deleted from queue", "has expired", "rejected"},
+		})
+	})
+	return delayMatcher
+}
+
+// resolveAddresses replaces recipient values that are no Internet
+// address (an X.400 address, a file, a pipe, a bare local part, with no
+// Original-Recipient to fall back on) by the address the report names
+// elsewhere: Exim's "generated by <addr>" next to the value; for a bare
+// local part, the one address with that local part in X-Failed-Recipients
+// or the text; else, when exactly one value is unusable, the one address of
+// X-Failed-Recipients or of the text that no other recipient already has.
+func (a *walker) resolveAddresses() {
+	var bad []int
+	have := map[string]bool{}
+	for i, r := range a.rep.Recipients {
+		if mailboxLike(r.Address) {
+			have[r.Address] = true
+		} else {
+			bad = append(bad, i)
+		}
+	}
+	if len(bad) == 0 {
+		return
+	}
+	for _, i := range bad {
+		if g := generatedBy(a.texts, a.rep.Recipients[i].Address); g != "" && !have[g] {
+			a.rep.Recipients[i].Address = g
+			have[g] = true
+		}
+	}
+	// A bare local part ("jsmith", "LOCAL; jsmith") names the address of
+	// that local part which the header or text gives.
+	var xf, tr []string
+	for _, s := range strings.Split(a.top.Get("X-Failed-Recipients"), ",") {
+		xf = append(xf, recipientAddress(s))
+	}
+	for _, r := range textRecipients(a.proseRegions()) {
+		tr = append(tr, r.Address)
+	}
+	cands := append(slices.Clip(xf), tr...)
+	for _, i := range bad {
+		v := a.rep.Recipients[i].Address
+		if v == "" || strings.ContainsAny(v, "@/|= \t") {
+			continue
+		}
+		match := ""
+		for _, c := range cands {
+			if isAddr(c) && !have[c] && strings.EqualFold(localPart(c), v) {
+				if match != "" && match != c {
+					match = ""
+					break
+				}
+				match = c
+			}
+		}
+		if match != "" {
+			a.rep.Recipients[i].Address = match
+			have[match] = true
+		}
+	}
+	var still []int
+	for _, i := range bad {
+		if !mailboxLike(a.rep.Recipients[i].Address) {
+			still = append(still, i)
+		}
+	}
+	if len(still) != 1 {
+		return
+	}
+	pick := func(cands []string) bool {
+		var fresh []string
+		for _, c := range cands {
+			if isAddr(c) && !have[c] && !slices.Contains(fresh, c) {
+				fresh = append(fresh, c)
+			}
+		}
+		if len(fresh) == 1 {
+			a.rep.Recipients[still[0]].Address = fresh[0]
+			return true
+		}
+		return false
+	}
+	if !pick(xf) {
+		pick(tr)
+	}
+}
+
+// generatedBy finds Exim's "generated by <addr>" line that follows value
+// (a pipe or file the address was redirected to) in the texts.
+func generatedBy(texts []string, value string) string {
+	if value == "" {
+		return ""
+	}
+	for _, t := range texts {
+		lt := lowerASCII(clip(t, recipientScan))
+		i := strings.Index(lt, value)
+		if i < 0 {
+			continue
+		}
+		rest := lt[i+len(value):]
+		if j := strings.Index(clip(rest, 300), "generated by "); j >= 0 {
+			if ad := firstAddr(rest[j:]); ad != "" {
+				return recipientAddress(ad)
+			}
+		}
+	}
+	return ""
+}
+
+// originalEnvelopeRecipient returns the envelope recipient the returned
+// original's Received fields name ("for <a@b>"), when they all name the
+// same one: the address the bouncing host was asked to deliver to, which
+// for list mail is not the To.
+func (a *walker) originalEnvelopeRecipient() string {
+	var vals []string
+	if len(a.originals) > 0 {
+		vals = a.originals[0].header.Values("Received")
+	} else {
+		for _, t := range a.texts {
+			if h := scanInlineHeaders(clip(t, recipientScan), false); h != nil {
+				vals = h.values("received")
+				break
+			}
+		}
+	}
+	found := ""
+	for _, v := range vals {
+		lv := lowerASCII(v)
+		i := strings.Index(lv, " for ")
+		if i < 0 {
+			continue
+		}
+		ad := firstAddr(v[i+5:])
+		if j := strings.IndexByte(v[i+5:], ';'); j >= 0 && strings.Index(v[i+5:], ad) > j {
+			ad = "" // the address is past the date: not this clause's
+		}
+		if ad == "" {
+			continue
+		}
+		ad = recipientAddress(ad)
+		if found != "" && found != ad {
+			return ""
+		}
+		found = ad
+	}
+	return found
 }
 
 // originalSoleRecipient returns the only To: address of the returned
@@ -451,6 +788,9 @@ func (a *walker) originalSoleRecipient() string {
 				break
 			}
 		}
+	}
+	if r := a.originalEnvelopeRecipient(); r != "" {
+		return r
 	}
 	if to == "" || cc != "" || strings.Count(to, "@") != 1 {
 		return ""
@@ -608,23 +948,101 @@ func bodyPhrases() *phraseMatcher {
 // phrase groups occur in a text in one pass, instead of one strings.Index
 // scan per phrase (the phrase lists have ~150 entries and dominated the
 // analysis time).
+//
+// The automaton covers the ASCII phrases; its table (states x byte
+// classes, 16-bit states) stays small enough for the cache. Phrases with
+// other bytes (Japanese, accented words) would each add classes for their
+// bytes to every state, so they are looked for with a plain search, and
+// only in texts that have such bytes at all.
 type phraseMatcher struct {
 	class  [256]uint8
 	nclass int
-	delta  []int32  // state*nclass + class -> next state
-	groups []uint32 // per state: bit set of groups ending here (incl. suffixes)
+	delta  []uint16 // state*nclass + class -> next state, outputFlag set when it ends a phrase
+	groups []uint64 // per state: bit set of groups ending here (incl. suffixes)
+	wide   []widePhrase
+}
+
+// Transitions are 16-bit: 15 bits of state and a flag for "a phrase ends
+// here", so that the groups are read only when something matched.
+const (
+	outputFlag = 1 << 15
+	maxStates  = 1 << 15
+)
+
+// widePhrase is a phrase with non-ASCII bytes and its group.
+type widePhrase struct {
+	text  string
+	group int
+}
+
+// isASCII reports a string of 7-bit bytes only.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func newMatcher(lists [][]string) *phraseMatcher {
+	return buildMatcher(lists, false)
+}
+
+// coarseByte is the byte a coarse matcher reads in place of c: every digit
+// is '0' and every punctuation mark but the hyphen and the apostrophe is
+// '.', so that the rows of its table fit a cache line (the reason rules,
+// matched once per recipient on a cold cache). A phrase "8bit" then also
+// matches "9bit", "(ube" also ",ube": harmless for words that name causes.
+func coarseByte(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return '0'
+	case c == '-' || c == '\'' || c == ' ' || c >= 0x80:
+		return c
+	case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		return c
+	case c > ' ' && c < 0x7f:
+		return '.'
+	}
+	return c
+}
+
+// newCoarseMatcher is newMatcher over coarseByte.
+func newCoarseMatcher(lists [][]string) *phraseMatcher {
+	return buildMatcher(lists, true)
+}
+
+func buildMatcher(lists [][]string, coarse bool) *phraseMatcher {
 	m := &phraseMatcher{nclass: 1} // class 0: bytes in no phrase
+	ascii := make([][]string, len(lists))
+	for g, list := range lists {
+		for _, p := range list {
+			if !isASCII(p) {
+				m.wide = append(m.wide, widePhrase{p, g})
+				continue
+			}
+			ascii[g] = append(ascii[g], p)
+		}
+	}
+	lists = ascii
 	for _, list := range lists {
 		for _, p := range list {
 			for i := 0; i < len(p); i++ {
-				if m.class[p[i]] == 0 {
-					m.class[p[i]] = uint8(m.nclass)
+				c := p[i]
+				if coarse {
+					c = coarseByte(c)
+				}
+				if m.class[c] == 0 {
+					m.class[c] = uint8(m.nclass)
 					m.nclass++
 				}
 			}
+		}
+	}
+	if coarse {
+		for c := 0; c < 256; c++ {
+			m.class[c] = m.class[coarseByte(byte(c))]
 		}
 	}
 	// Phrases are lower case; upper-case ASCII shares the class of its
@@ -636,7 +1054,7 @@ func newMatcher(lists [][]string) *phraseMatcher {
 	type node struct {
 		next   []int32
 		fail   int32
-		groups uint32
+		groups uint64
 	}
 	newNode := func() node {
 		n := node{next: make([]int32, m.nclass)}
@@ -684,26 +1102,57 @@ func newMatcher(lists [][]string) *phraseMatcher {
 			}
 		}
 	}
-	m.delta = make([]int32, len(nodes)*m.nclass)
-	m.groups = make([]uint32, len(nodes))
-	for i, n := range nodes {
-		copy(m.delta[i*m.nclass:], n.next)
-		m.groups[i] = n.groups
+	if len(nodes) > maxStates {
+		panic("phrase matcher: too many states") // static lists; TestMatcherSizes keeps them in bounds
+	}
+	// States are numbered in breadth-first order: the shallow states,
+	// where almost every byte of a text leads, share the first cache lines
+	// of the table.
+	order := make([]int32, 0, len(nodes))
+	order = append(order, 0)
+	seen := make([]bool, len(nodes))
+	seen[0] = true
+	for k := 0; k < len(order); k++ {
+		for _, t := range nodes[order[k]].next {
+			if !seen[t] {
+				seen[t] = true
+				order = append(order, t)
+			}
+		}
+	}
+	renum := make([]uint16, len(nodes))
+	for newID, old := range order {
+		renum[old] = uint16(newID)
+	}
+	m.delta = make([]uint16, len(nodes)*m.nclass)
+	m.groups = make([]uint64, len(nodes))
+	for _, old := range order {
+		i := int(renum[old])
+		for c, t := range nodes[old].next {
+			m.delta[i*m.nclass+c] = renum[t]
+			if nodes[t].groups != 0 {
+				m.delta[i*m.nclass+c] |= outputFlag
+			}
+		}
+		m.groups[i] = nodes[old].groups
 	}
 	return m
 }
 
-// match reports which groups have a phrase occurring in one of the texts.
-func (m *phraseMatcher) match(texts ...string) [numGroups]bool {
-	var found uint32
-	nc := int32(m.nclass)
-	for _, text := range texts {
-		s := int32(0)
-		for i := 0; i < len(text); i++ {
-			s = m.delta[s*nc+int32(m.class[text[i]])]
-			found |= m.groups[s]
+// wideBits returns the groups of the non-ASCII phrases occurring in text.
+func (m *phraseMatcher) wideBits(text string) uint64 {
+	var found uint64
+	for _, w := range m.wide {
+		if found&(1<<uint(w.group)) == 0 && containsFold(text, w.text) {
+			found |= 1 << uint(w.group)
 		}
 	}
+	return found
+}
+
+// match reports which groups have a phrase occurring in one of the texts.
+func (m *phraseMatcher) match(texts ...string) [numGroups]bool {
+	found := m.matchBits(texts...)
 	var out [numGroups]bool
 	for g := range out {
 		out[g] = found&(1<<uint(g)) != 0
@@ -711,18 +1160,76 @@ func (m *phraseMatcher) match(texts ...string) [numGroups]bool {
 	return out
 }
 
-// firstEnd returns the offset just past the first phrase of any group in
-// want (a bit set) occurring in text, or -1.
-func (m *phraseMatcher) firstEnd(text string, want uint32) int {
+// matchBits returns the set of groups (bit g for group g) with a phrase
+// occurring in one of the texts.
+func (m *phraseMatcher) matchBits(texts ...string) uint64 {
+	var found uint64
+	nc := int32(m.nclass)
+	for _, text := range texts {
+		s := int32(0)
+		var high byte
+		for i := 0; i < len(text); i++ {
+			c := text[i]
+			high |= c
+			t := m.delta[s*nc+int32(m.class[c])]
+			s = int32(t &^ outputFlag)
+			if t&outputFlag != 0 {
+				found |= m.groups[s]
+			}
+		}
+		if high >= 0x80 && len(m.wide) > 0 {
+			found |= m.wideBits(text)
+		}
+	}
+	return found
+}
+
+// lastMatch returns the groups of the phrase that ends last in text (0
+// when none occurs): for transcripts, where the last command named is the
+// one that failed.
+// Non-ASCII phrases are not looked for.
+func (m *phraseMatcher) lastMatch(text string) uint64 {
+	var last uint64
 	s := int32(0)
 	nc := int32(m.nclass)
 	for i := 0; i < len(text); i++ {
-		s = m.delta[s*nc+int32(m.class[text[i]])]
-		if m.groups[s]&want != 0 {
-			return i + 1
+		t := m.delta[s*nc+int32(m.class[text[i]])]
+		s = int32(t &^ outputFlag)
+		if t&outputFlag != 0 {
+			last = m.groups[s]
 		}
 	}
-	return -1
+	return last
+}
+
+// firstEnd returns the offset just past the first phrase of any group in
+// want (a bit set) occurring in text, or -1.
+func (m *phraseMatcher) firstEnd(text string, want uint64) int {
+	s := int32(0)
+	nc := int32(m.nclass)
+	end := -1
+	var high byte
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		high |= c
+		t := m.delta[s*nc+int32(m.class[c])]
+		s = int32(t &^ outputFlag)
+		if t&outputFlag != 0 && m.groups[s]&want != 0 {
+			end = i + 1
+			break
+		}
+	}
+	if len(m.wide) > 0 && (high >= 0x80 || end < 0 && !isASCII(text)) {
+		for _, w := range m.wide {
+			if want&(1<<uint(w.group)) == 0 {
+				continue
+			}
+			if i := indexFold(text, w.text); i >= 0 && (end < 0 || i+len(w.text) < end) {
+				end = i + len(w.text)
+			}
+		}
+	}
+	return end
 }
 
 var (
@@ -745,4 +1252,235 @@ var (
 func markerPhrases() *phraseMatcher {
 	markerOnce.Do(func() { markerMatcher = newMatcher([][]string{originalMarkers}) })
 	return markerMatcher
+}
+
+// classifyRecipients gives every recipient its reason and hard/soft, and
+// the report its reporting MTA.
+func (a *walker) classifyRecipients() {
+	rep := a.rep
+	if _, v := typedValue(a.dsnMessage.get("reporting-mta")); v != "" {
+		rep.ReportingMTA = hostName(v)
+	}
+	if len(rep.Recipients) == 0 {
+		return
+	}
+	prose := a.reportProse()
+	shared := &proseReason{text: prose}
+	for i := range rep.Recipients {
+		r := &rep.Recipients[i]
+		in := reasonInput{action: r.Action, status: r.Status, diag: r.Diagnostic, diagType: r.diagType}
+		// What the prose says next to this recipient: Postfix's "<a@b>:
+		// host X said: ... (in reply to RCPT TO command)" beside its DSN
+		// fields, a transcript naming the refused command. Bounded: a
+		// report of hundreds of recipients gets its prose read for the
+		// first ones only.
+		para := ""
+		if i < maxProseRecipients {
+			para = proseParagraph(prose, r.Address, rep.Recipients[:min(len(rep.Recipients), maxProseRecipients)])
+		}
+		in.command = smtpCommand(in.diag)
+		if in.command == "" {
+			in.command = smtpCommand(para)
+		}
+		if in.command == "" && para == "" && len(rep.Recipients) == 1 {
+			in.command = smtpCommand(clip(prose, 2048))
+		}
+		if strings.TrimSpace(in.diag) == "" {
+			in.diag = para
+			r.Diagnostic = clip(strings.Join(strings.Fields(para), " "), 500)
+		}
+		if r.RemoteMTA == "" {
+			r.RemoteMTA = remoteHost(in.diag)
+			if r.RemoteMTA == "" {
+				r.RemoteMTA = remoteHost(para)
+			}
+		}
+		in.prose = shared
+		classifyRecipient(r, in)
+		if r.Reason == ReasonUndefined || r.Reason == ReasonOnHold || r.Reason == ReasonUserUnknown && r.Status == "" {
+			if pr := providerReason(r.Address); pr != "" {
+				r.Reason, r.Hard = pr, hardFor(pr, in)
+			}
+		}
+		if r.Status == "" {
+			if s := findStatus(in.diag); statusClass(s) == '4' || statusClass(s) == '5' {
+				r.Status = s
+			}
+		}
+	}
+	if rep.ReportingMTA == "" {
+		rep.ReportingMTA = reportingHost(prose)
+	}
+}
+
+// providerReason is the reason a provider's report means without saying
+// it in a code or in English: Google Groups refuses a post from a
+// non-member (or to a group that is gone) in the sender's language, with
+// no status code; sisimai files these as rejected.
+func providerReason(addr string) Reason {
+	if strings.HasSuffix(addr, "@googlegroups.com") {
+		return ReasonRejected
+	}
+	return ""
+}
+
+// dsnProseScan bounds the prose read beside delivery-status fields: the
+// paragraph of each recipient, the refused command.
+const dsnProseScan = 4 << 10
+
+// maxProseRecipients bounds the recipients whose paragraph of prose is
+// looked up (each lookup scans the prose).
+const maxProseRecipients = 64
+
+// proseRegions returns regions(a.texts), computed once.
+func (a *walker) proseRegions() []string {
+	if a.textRegs == nil {
+		a.textRegs = regions(a.texts)
+	}
+	return a.textRegs
+}
+
+// reportProse is the human-readable part of the report, up to the
+// returned original: where non-standard MTAs explain the failure.
+func (a *walker) reportProse() string {
+	regs := a.textRegs
+	if regs == nil {
+		// Recipients from delivery-status fields need only the start of
+		// the prose, not the text recipients are searched in.
+		regs = make([]string, len(a.texts))
+		for i, t := range a.texts {
+			regs[i] = beforeOriginal(clip(t, dsnProseScan))
+		}
+	}
+	if len(regs) == 1 {
+		return clip(regs[0], classifyScan)
+	}
+	var b strings.Builder
+	for _, r := range regs {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(clip(r, classifyScan))
+		if b.Len() >= classifyScan {
+			break
+		}
+	}
+	if b.Len() == 0 {
+		for _, t := range a.htmlTexts {
+			b.WriteString(beforeOriginal(clip(t, classifyScan)))
+			break
+		}
+	}
+	return clip(b.String(), classifyScan)
+}
+
+// proseParagraph returns what the prose says where it names addr: for
+// each of the first few places, from the start of that line to the next
+// blank line, at most 1 KiB in all; "" when the prose does not name it.
+// Sendmail names a recipient in its list and again in the transcript.
+func proseParagraph(prose, addr string, all []Recipient) string {
+	if addr == "" {
+		return ""
+	}
+	// The paragraph ends early at a line naming another recipient:
+	// several recipients are often listed without blank lines between.
+	otherAt := func(from, to int) int {
+		for _, o := range all {
+			if o.Address == addr || o.Address == "" {
+				continue
+			}
+			if j := indexFold(prose[from:to], o.Address); j >= 0 {
+				ls := strings.LastIndexByte(prose[:from+j], '\n') + 1
+				if ls > from {
+					to = ls
+				}
+			}
+		}
+		return to
+	}
+	var b strings.Builder
+	covered := 0
+	for n := 0; n < 4 && covered < len(prose) && b.Len() < 1024; n++ {
+		i := indexFold(prose[covered:], addr)
+		if i < 0 {
+			break
+		}
+		i += covered
+		start := max(strings.LastIndexByte(prose[:i], '\n')+1, covered)
+		// A Sendmail transcript names the command on the line above the
+		// reply that names the recipient: ">>> DATA" / "<<< 550 ... <a@b>".
+		for k := 0; k < 3 && start > covered+1; k++ {
+			prev := strings.LastIndexByte(prose[:start-1], '\n') + 1
+			if prev < covered || !strings.HasPrefix(strings.TrimLeft(prose[prev:start], " \t"), ">>>") &&
+				!strings.HasPrefix(strings.TrimLeft(prose[prev:start], " \t"), "<<<") {
+				break
+			}
+			start = prev
+		}
+		end := min(len(prose), i+1024)
+		if j := strings.Index(prose[i:end], "\n\n"); j >= 0 {
+			end = i + j
+		}
+		if nl := strings.IndexByte(prose[i:end], '\n'); nl >= 0 && len(all) > 1 {
+			end = otherAt(i+nl, end)
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(prose[start:end])
+		covered = end
+	}
+	return clip(b.String(), 1024)
+}
+
+// remoteHost finds the remote server an MTA's text names: Postfix "host
+// mx.example.net[192.0.2.1] said:", Exim "host mx.example.net
+// [192.0.2.1]:", Sendmail "while talking to mx.example.net.:".
+func remoteHost(text string) string {
+	if text == "" {
+		return ""
+	}
+	lt := clip(text, 2048)
+	for _, m := range []string{"while talking to ", "host ", "connected to ", "remote host "} {
+		from := 0
+		for from < len(lt) {
+			i := indexFold(lt[from:], m)
+			if i < 0 {
+				break
+			}
+			i += from + len(m)
+			from = i
+			if i > len(m) && lt[i-len(m)-1] != ' ' && lt[i-len(m)-1] != '(' && lt[i-len(m)-1] != '\n' && lt[i-len(m)-1] != ':' {
+				continue // "...host " inside a word: "localhost "
+			}
+			tok := lt[i:]
+			if j := strings.IndexAny(tok, " \t\n[(:;,"); j >= 0 {
+				tok = tok[:j]
+			}
+			tok = strings.TrimSuffix(tok, ".")
+			if hostLike(tok) && strings.ContainsAny(tok, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+				return strings.ToLower(tok)
+			}
+		}
+	}
+	return ""
+}
+
+// reportingHost finds the reporting MTA in prose: Postfix "This is the
+// mail system at host mx.example.net.", qmail "This is the qmail-send
+// program at mx.example.net."
+func reportingHost(prose string) string {
+	lt := clip(prose, 2048)
+	for _, m := range []string{"this is the mail system at host ", "qmail-send program at ", "this is the mailer-daemon at "} {
+		if i := indexFold(lt, m); i >= 0 {
+			tok := lt[i+len(m):]
+			if j := strings.IndexAny(tok, " \t\n(:;,"); j >= 0 {
+				tok = tok[:j]
+			}
+			if tok = strings.TrimSuffix(tok, "."); hostLike(tok) {
+				return strings.ToLower(tok)
+			}
+		}
+	}
+	return ""
 }

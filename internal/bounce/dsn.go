@@ -183,7 +183,14 @@ func recipientAddress(v string) string {
 	} else if i := strings.IndexByte(v, ' '); i > 0 && strings.Contains(v[:i], "@") {
 		v = v[:i] // "user@example.com (comment)"
 	}
-	v = strings.Trim(strings.TrimSpace(v), "<>\"'")
+	v = strings.TrimSpace(v)
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		v = v[1 : len(v)-1] // a quoted value, not a quoted local part
+	}
+	v = strings.Trim(v, "<>'")
+	if strings.HasPrefix(v, "\"") && strings.Count(v, "\"") == 1 || strings.HasSuffix(v, "\"") && strings.Count(v, "\"") == 1 {
+		v = strings.Trim(v, "\"")
+	}
 	if strings.HasPrefix(v, "@") {
 		if i := strings.IndexByte(v, ':'); i > 0 {
 			v = v[i+1:]
@@ -196,11 +203,30 @@ func recipientAddress(v string) string {
 func dSNRecipients(recs []dSNRecord) []Recipient {
 	var out []Recipient
 	for _, r := range recs {
-		addr := r.get("final-recipient")
-		if recipientAddress(addr) == "" {
-			addr = r.get("original-recipient")
+		// Final-Recipient is the address the report is about, but some
+		// MTAs put there what is no Internet address: an X.400 O/R
+		// address, a Notes name, a bare local part, a local file or pipe.
+		// The address the sender used is then in
+		// Original-Recipient (or X-Actual-Recipient); failing that, the
+		// walker looks in the header and the text (resolveAddresses).
+		addr := recipientAddress(r.get("final-recipient"))
+		if orig := recipientAddress(r.get("original-recipient")); isAddr(orig) && mailboxLike(addr) && !isAddr(addr) &&
+			strings.EqualFold(localPart(addr), localPart(orig)) {
+			// "user@sims-ms-daemon", "user@server": the same mailbox under
+			// an internal host name; the Internet address is the original.
+			addr = orig
 		}
-		addr = recipientAddress(addr)
+		if !mailboxLike(addr) {
+			for _, f := range []string{"original-recipient", "x-actual-recipient"} {
+				if alt := recipientAddress(r.get(f)); mailboxLike(alt) {
+					addr = alt
+					break
+				}
+			}
+		}
+		if addr == "" {
+			addr = recipientAddress(r.get("original-recipient"))
+		}
 		if addr == "" {
 			continue
 		}
@@ -208,18 +234,89 @@ func dSNRecipients(recs []dSNRecord) []Recipient {
 		if i := strings.IndexAny(action, " (;"); i > 0 {
 			action = action[:i]
 		}
-		diag := r.get("diagnostic-code")
-		if i := strings.IndexByte(diag, ';'); i >= 0 && i < 12 {
-			diag = strings.TrimSpace(diag[i+1:])
+		if action == "failure" {
+			action = "failed" // Netscape and SIMS write "failure"
 		}
+		diagType, diag := typedValue(r.get("diagnostic-code"))
+		diag = decodeJIS(diag)
+		if diag == "" {
+			// "Status: 4.0.0 (example.net: host name lookup failure)":
+			// Sendmail explains in a comment when it has no diagnostic.
+			if st := r.get("status"); strings.Contains(st, "(") {
+				diag = strings.Trim(strings.TrimSpace(st[strings.IndexByte(st, '(')+1:]), ")")
+			}
+		}
+		_, remote := typedValue(r.get("remote-mta"))
 		out = append(out, Recipient{
 			Address:    addr,
 			Action:     action,
 			Status:     statusCode(r.get("status")),
 			Diagnostic: clip(diag, 500),
+			RemoteMTA:  hostName(remote),
+			diagType:   diagType,
 		})
 	}
 	return out
+}
+
+// decodeJIS converts ISO-2022-JP escape sequences, which Japanese MTAs
+// (Domino, Notes) put raw into Diagnostic-Code fields, to UTF-8 so the
+// textual rules see the words. Other text is returned unchanged.
+func decodeJIS(s string) string {
+	if !strings.Contains(s, "\x1b$") {
+		return s
+	}
+	r, err := charset.Reader("iso-2022-jp", strings.NewReader(s))
+	if err != nil {
+		return s
+	}
+	out, err := readAllHint(r, len(s)*2, int64(len(s))*4+16)
+	if err != nil || len(out) == 0 {
+		return s
+	}
+	return string(out)
+}
+
+// localPart returns what precedes the last @.
+func localPart(a string) string {
+	if i := strings.LastIndexByte(a, '@'); i >= 0 {
+		return a[:i]
+	}
+	return a
+}
+
+// mailboxLike reports a value shaped like local@domain (the domain may be
+// a bare host name), as opposed to an X.400 address, a file or a pipe.
+func mailboxLike(a string) bool {
+	at := strings.LastIndexByte(a, '@')
+	return at > 0 && at < len(a)-1 && !strings.ContainsAny(a, " \t/|<>") && !strings.HasPrefix(a, "|")
+}
+
+// typedValue splits an RFC 3464 "type; value" field (Diagnostic-Code,
+// Remote-MTA, Reporting-MTA) into its lower-cased type and value. A value
+// without a type comes back whole.
+func typedValue(v string) (typ, value string) {
+	if i := strings.IndexByte(v, ';'); i >= 0 && i < 12 {
+		if t := strings.TrimSpace(v[:i]); !strings.ContainsAny(t, " \t@<") {
+			return strings.ToLower(t), strings.TrimSpace(v[i+1:])
+		}
+	}
+	return "", strings.TrimSpace(v)
+}
+
+// hostName keeps the host of a Remote-MTA/Reporting-MTA value: its first
+// word, without brackets or a trailing dot ("mx.example.net [192.0.2.1]",
+// "mx.example.net.").
+func hostName(v string) string {
+	v = strings.TrimSpace(v)
+	if i := strings.IndexAny(v, " \t("); i > 0 {
+		v = v[:i]
+	}
+	v = strings.TrimSuffix(strings.Trim(v, "[]<>\"'"), ".")
+	if len(v) > 255 {
+		return ""
+	}
+	return strings.ToLower(v)
 }
 
 // statusCode keeps the leading "x.y.z" of a Status value.

@@ -15,21 +15,44 @@
 //
 // # What is stored
 //
-// For each signed outbound message: a record under a hash of its
-// normalised Message-ID (NormalizeMessageID) with the sender, the tag, the
-// time, the recipient count and hashes of the recipients, kept for the
-// message's TTL (the tag lifetime plus a margin, chosen by the engine); and
-// the tag's recipient count, summed over all messages signed with it. For
-// each inbound bounce counted: the tag's bounce count, and sliding-window
-// null-sender counts per recipient and per client IP. Message-IDs, tags,
-// recipients and client IPs appear only as hashes (Hasher: HMAC-SHA256 with
-// secret_file, else SHA-256); no message content is stored.
+// For each signed outbound message, a record of 17 bytes (plus 4 per
+// punctuation character of the sender's local part, at most 16), kept for
+// the message's own TTL (SentMessage.TTL: the tag lifetime plus 3 days, at
+// most MaxTTL = 33 days, whatever Config.Retention says): a keyed digest of
+// the lower-cased untagged sender (and of its forms without a sub-address
+// extension), the signing time, the TTL and the number of recipients
+// (record.go has the layout). It is stored under 8 bytes of the digest of
+// the normalised Message-ID (NormalizeMessageID). The record does not hold
+// the recipients: the replay budget needs their number, and a bounce is
+// checked against the sender (InboundFacts.SenderMatch).
+//
+// For each tag: the number of recipients signed with it (summed over its
+// messages) and the number of bounces counted against it, living as long as
+// the longest record that fed them (a tag with no record: Retention). For
+// flood control: sliding-window null-sender counts per recipient (without
+// its extension) and per client IP. For the store's own history (Journal):
+// an epoch id, one heartbeat per process, and the gaps.
+//
+// Message-IDs, tags, addresses and client IPs appear only as digests
+// (Hasher: HMAC-SHA256 keyed with secret_file, else SHA-256 with a fixed
+// prefix, whose digests of guessable addresses can be confirmed by anyone
+// who reads the store); no message content is stored. Records of the first
+// format (JSON, with the plain-text sender and tag) are still read until
+// they expire; the embedded store converts them when it opens.
+//
+// Every operation costs the same whatever the number of records (no scan
+// on the message path): a lookup reads at most one bucket or hash per
+// expiry day in use, and expired data goes whole, a day at a time (bbolt
+// drops a day's bucket; Redis expires a day's hashes), so pruning costs no
+// more than the writes it follows.
 //
 // # Replay limit
 //
 // A tag accepts as many bounces as recipients were signed with it, plus
 // replay_slack; beyond that InboundFacts.Replayed is set. One tag covers all
-// the mail a user sends in a day, so the budget is the sum over them.
+// the mail a user sends in a day, so the budget is the sum over them. A
+// bounce to a tag with no record is counted too (TagRecipients 0,
+// TagBounces n) so that the engine can give such a tag a small budget.
 //
 // # Flood control
 //
@@ -40,7 +63,40 @@
 // tag mode. FloodEntered / FloodLeft mark the transitions so that each is
 // logged once. Defaults: 30 per recipient and 100 per client IP per 10
 // minutes, strict for 1 hour. Windows use the query's clock (q.Now), so all
-// backends and all fleet members agree.
+// backends and all fleet members agree. The recipient is counted without
+// its sub-address extension (InboundQuery.Delimiter), so "+1", "+2" ... do
+// not each get a fresh count. In memory (memory and embedded stores) the
+// counters hold at most flood.max_entries keys each (FloodCounter explains
+// what is evicted); in Redis every counter key expires.
+//
+// # Writing records: the Recorder
+//
+// Signed mail must never wait for the store, and a record the store cannot
+// take must not be forgotten. The services record through a Recorder
+// (NewRecorder), a Store wrapping the backend: Record queues and returns; a
+// writer writes batches (up to 256 records or 20 ms: one bbolt transaction,
+// one Redis pipeline), keeps what fails (up to 100,000 records) and retries
+// it, spools it to a file at a clean stop (embedded store), and counts and
+// logs (once per interval) what it had to give up. Until written, a queued
+// record is evidence all the same: Recorder.Inbound looks at the queue.
+//
+// # What a crash can lose, and gaps
+//
+// A crash of the daemon loses the records still queued (at most the last
+// 20 ms of signed mail, or, while the store was failing, everything kept
+// since). A Redis without persistence that restarts loses everything; an
+// asynchronous replica promoted by a failover may lack the last writes of
+// its master. The embedded store loses nothing it committed.
+//
+// What the store could not have known is a gap (InboundFacts.Gaps, merged
+// windows within MaxTTL, kept in the store so that a fleet shares them;
+// history.go): records given up; for a shared store, the time records
+// waited in a process's outbox; a store that lost its data (noticed by its
+// epoch: everything before); the time from a crashed process's last
+// heartbeat (every 30 s) to its restart; the downtime between a clean stop
+// and the next start (mail may have left unsigned then). A replay count or
+// a missing record that falls in a gap says nothing about the bounce: the
+// engine must not refuse it permanently on that ground.
 //
 // # Failure policy
 //
@@ -48,9 +104,8 @@
 // with an error matching ErrUnavailable; while the Redis circuit breaker is
 // open it fails in microseconds (ErrBreakerOpen). The engine then accepts
 // validly tagged bounces and applies its configured action (default
-// tempfail) to decisions that need the store. A failed RecordSent is logged
-// and counted by the store and must be ignored by the caller: outbound mail
-// is never delayed by a store outage.
+// tempfail) to decisions that need the store. Health.WriteError reports a
+// store that answers but cannot write.
 //
 // # Redis URLs (serve --redis URL, [store.redis] url)
 //
@@ -68,7 +123,6 @@ package cache
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -78,6 +132,13 @@ import (
 type Store interface {
 	// RecordSent records a signed outbound message. One round trip.
 	RecordSent(ctx context.Context, m SentMessage) error
+	// RecordSentBatch records several messages in one transaction (embedded
+	// store) or one pipeline (Redis): what the Recorder writes. Either all
+	// are written or the error says the batch failed (a Redis pipeline that
+	// failed part-way may have written some; writing a record twice is
+	// harmless except for its tag count, so the Recorder retries only
+	// batches that failed as a whole).
+	RecordSentBatch(ctx context.Context, ms []SentMessage) error
 	// Inbound answers everything the engine needs to decide about one
 	// inbound bounce or auto-reply, and (when q.Count is set) counts it
 	// against the tag and the flood counters. One round trip.
@@ -87,36 +148,58 @@ type Store interface {
 	Close() error
 }
 
-// Health is implemented by the stores of this module, for metrics and
-// health endpoints (assert it: st.(cache.Health)).
+// Health is implemented by the stores of this module and by Recorder, for
+// metrics and health endpoints (assert it: st.(cache.Health)).
 type Health interface {
 	// BreakerState is "closed", "open" or "half-open" (always "closed" for
 	// stores without a breaker).
 	BreakerState() string
-	// DroppedRecords counts RecordSent writes that failed and were dropped.
+	// DroppedRecords counts records that were given up: for a store, writes
+	// that failed; for a Recorder, records it could not keep (outbox full,
+	// shutdown that could not spool them).
 	DroppedRecords() uint64
+	// WriteError is the last write failure when no write has succeeded
+	// since and it is recent (within WriteErrorWindow): a store that
+	// answers reads but cannot write (disk full, Redis read-only replica,
+	// OOM) reports it here while Ping still succeeds. nil when writes work.
+	WriteError() error
 }
+
+// WriteErrorWindow is how long a write failure is reported by
+// Health.WriteError when no write was attempted since.
+const WriteErrorWindow = 5 * time.Minute
+
+// BatchTimeout bounds one RecordSentBatch. Batches are written in the
+// background (Recorder), so they get more than a message's store budget:
+// a slow disk or a busy Redis delays records, it does not lose them.
+const BatchTimeout = 5 * time.Second
 
 // SentMessage is what is recorded for a signed outbound message.
 type SentMessage struct {
 	MessageID  string    // as found in the header, with or without <>; hashed before storing
-	Tag        string    // the signed envelope sender (e.g. prvs=0123abcdef=user@example.com), lower-cased
-	Sender     string    // untagged envelope sender
-	Recipients []string  // envelope recipients; stored as hashes
+	Tag        string    // the signed envelope sender (e.g. prvs=0123abcdef=user@example.com), lower-cased; hashed
+	Sender     string    // untagged envelope sender; only its digest is stored (SenderMatch)
+	Recipients []string  // envelope recipients; only their number is stored
 	Time       time.Time // when it was signed
-	TTL        time.Duration
+	// TTL is how long the record is kept: the tag lifetime plus a margin.
+	// 0 takes Config.Retention; at most MaxTTL.
+	TTL time.Duration
 }
 
 // SentRecord is a stored SentMessage as read back.
 type SentRecord struct {
-	Sender         string
-	Tag            string
 	RecipientCount int
-	Time           time.Time
-	// RecipientHashes are Hasher.Recipient of the first MaxStoredRecipients
-	// recipients (compare with a Hasher built from the same secret).
-	RecipientHashes []string
+	Time           time.Time // when it was signed (whole seconds)
 }
+
+// Window is a span of time, From ≤ To.
+type Window struct{ From, To time.Time }
+
+// Contains reports whether t falls in w (bounds included).
+func (w Window) Contains(t time.Time) bool { return !t.Before(w.From) && !t.After(w.To) }
+
+// Overlaps reports whether w and o share an instant.
+func (w Window) Overlaps(o Window) bool { return !w.To.Before(o.From) && !o.To.Before(w.From) }
 
 // InboundQuery asks about one inbound bounce or auto-reply.
 type InboundQuery struct {
@@ -125,15 +208,13 @@ type InboundQuery struct {
 	MessageIDs []string
 	// Tag is the valid tag the bounce was addressed to (lower-cased), or "".
 	Tag string
-	// Recipient is the untagged recipient (our user); ClientIP the SMTP client.
+	// Recipient is the untagged recipient (our user): the record's sender
+	// must match it (SenderMatch), and it keys the flood counter (without
+	// its extension when Delimiter is set). ClientIP is the SMTP client.
 	Recipient string
 	ClientIP  string
-	// FloodRecipient, when set, is the key the recipient's flood counter
-	// counts under (the address without its sub-address extension, so
-	// that user+1@, user+2@... are one recipient); else Recipient.
-	FloodRecipient string
-	// Delimiter is the recipient's sub-address delimiter (0: none), for
-	// SenderMatch.
+	// Delimiter is the domain's recipient_delimiter (0: none): the sender
+	// match and the flood counter ignore the sub-address extension.
 	Delimiter byte
 	// Count counts this message against the tag's replay budget and the
 	// flood counters. The engine sets it once per message and recipient.
@@ -145,22 +226,20 @@ type InboundQuery struct {
 type InboundFacts struct {
 	// Sent is the record of the first MessageID found, or nil.
 	Sent *SentRecord
-	// SenderMatch is set when Sent's sender is the query's Recipient
-	// (without case; or both without a sub-address extension): the
-	// record then proves the bounce answers mail its recipient sent.
-	SenderMatch bool
-	// Gaps are the windows, within the longest record TTL, during which
-	// the store may have missed records (an outage whose records were
-	// given up, a store that lost its data, the daemon down or killed).
-	Gaps []Window
 	// MatchedMessageID is the id (as given in the query) that matched.
 	MatchedMessageID string
+	// SenderMatch is true when the record's sender is the query's Recipient
+	// (lower-cased; exactly, or both without their extension when
+	// Delimiter is set): only then is the record evidence for this bounce.
+	SenderMatch bool
 	// TagRecipients is the number of recipients of all messages signed with
 	// the tag (0: no record, replay cannot be judged); TagBounces the number
-	// of bounces counted against it, this one included.
+	// of bounces counted against it, this one included. Bounces to a tag
+	// without a record are counted too (for a budget of its own).
 	TagRecipients int64
 	TagBounces    int64
-	// Replayed is true when TagBounces exceeds TagRecipients plus the slack.
+	// Replayed is true when TagBounces exceeds TagRecipients plus the slack
+	// (never when TagRecipients is 0).
 	Replayed bool
 	// RecipientStrict and ClientStrict report a flood state: too many
 	// null-sender messages to this recipient, or from this client, recently.
@@ -173,39 +252,9 @@ type InboundFacts struct {
 	// (expired), so that leaving it is logged once. It is reported lazily:
 	// only when mail for that recipient or client arrives again.
 	FloodLeft bool
-}
-
-// Window is a span of time.
-type Window struct{ From, To time.Time }
-
-// FloodKey is the key q's recipient counts under in flood control.
-func (q InboundQuery) FloodKey() string {
-	if q.FloodRecipient != "" {
-		return q.FloodRecipient
-	}
-	return q.Recipient
-}
-
-// SenderMatches reports whether a record's (plain-text, lower-case or not)
-// sender is the query's recipient, as SenderMatch defines it.
-func (q InboundQuery) SenderMatches(sender string) bool {
-	s, r := strings.ToLower(strings.TrimSpace(sender)), strings.ToLower(strings.TrimSpace(q.Recipient))
-	if s == "" || r == "" {
-		return false
-	}
-	if s == r {
-		return true
-	}
-	return q.Delimiter != 0 && stripExt(s, q.Delimiter) == stripExt(r, q.Delimiter)
-}
-
-func stripExt(addr string, delim byte) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return addr
-	}
-	if i := strings.IndexByte(addr[:at], delim); i > 0 {
-		return addr[:i] + addr[at:]
-	}
-	return addr
+	// Gaps are the windows in which the store may have missed records (see
+	// "Gaps" in the package doc): merged, oldest first, only those ending
+	// within MaxTTL of Now, at most MaxGaps. Filled by Recorder.Inbound;
+	// a bare store leaves it nil.
+	Gaps []Window
 }

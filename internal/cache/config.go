@@ -46,10 +46,10 @@ const (
 //	                            # socket deadline, ContextTimeoutEnabled)
 //	secret_file = ""            # key for hashing Message-IDs, tags, recipients
 //	replay_slack = 2            # bounces allowed per tag beyond its recipients
-//	retention = "336h"          # embedded: how long day buckets are kept; must
-//	                            # exceed the longest message TTL. Also the TTL
-//	                            # of Redis bounce counters and the TTL used
-//	                            # when a SentMessage has none
+//	retention = "336h"          # TTL of a record that comes without one, and
+//	                            # of the bounce count of a tag that has no
+//	                            # record; records otherwise keep their own
+//	                            # TTL (up to MaxTTL, 33 days) whatever this is
 //	breaker_failures = 3        # consecutive failures that open the breaker
 //	breaker_cooldown = "2s"     # open time before a half-open probe
 //
@@ -58,6 +58,9 @@ const (
 //	client_limit = 100          # null-sender messages per client IP per window
 //	window = "10m"
 //	strict_for = "1h"
+//	max_entries = 30000         # embedded store: keys per in-memory counter;
+//	                            # beyond, the least useful is evicted (about
+//	                            # 80 bytes each; see FloodCounter)
 //
 //	[store.redis]
 //	url = "redis://127.0.0.1:6379/0"   # see ParseRedisURL; or the fields below
@@ -99,6 +102,7 @@ type FloodConfig struct {
 	ClientLimit    int           `toml:"client_limit"`
 	Window         time.Duration `toml:"window"`
 	StrictFor      time.Duration `toml:"strict_for"`
+	MaxEntries     int           `toml:"max_entries"`
 }
 
 // RedisConfig is the [store.redis] section. Either URL (see ParseRedisURL)
@@ -176,6 +180,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if f.StrictFor == 0 {
 		f.StrictFor = DefaultStrictFor
+	}
+	if f.MaxEntries == 0 {
+		f.MaxEntries = DefaultFloodMaxEntries
 	}
 	r := &c.Redis
 	if r.URL != "" {
@@ -266,6 +273,9 @@ func (c Config) Validate() error {
 	}
 	if c.Flood.StrictFor < 0 {
 		bad("flood.strict_for must not be negative")
+	}
+	if c.Flood.MaxEntries < 0 {
+		bad("flood.max_entries must not be negative")
 	}
 	return errors.Join(errs...)
 }

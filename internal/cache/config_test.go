@@ -250,19 +250,19 @@ func TestBreaker(t *testing.T) {
 }
 
 func TestFloodCounterPrunes(t *testing.T) {
-	f := NewFloodCounter(5, time.Minute, time.Hour)
+	f := NewFloodCounter(5, time.Minute, time.Hour, 0)
 	t0 := time.Unix(1_800_000_000, 0)
 	for i := 0; i < 100; i++ {
-		f.Hit(string(rune('a'+i%26))+string(rune(i)), true, t0)
+		f.Hit(FloodKeyOf(string(rune('a'+i%26))+string(rune(i))), true, t0)
 	}
 	if f.Len() != 100 {
 		t.Fatalf("%d keys", f.Len())
 	}
-	f.Hit("x", false, t0.Add(5*time.Minute))
+	f.Hit(FloodKeyOf("x"), false, t0.Add(5*time.Minute))
 	if f.Len() != 0 {
 		t.Fatalf("%d keys after idle windows", f.Len())
 	}
-	if (NewFloodCounter(-1, time.Minute, time.Hour)).Hit("k", true, t0) != (FloodResult{}) {
+	if (NewFloodCounter(-1, time.Minute, time.Hour, 0)).Hit(FloodKeyOf("k"), true, t0) != (FloodResult{}) {
 		t.Fatal("disabled counter counted")
 	}
 }

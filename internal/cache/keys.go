@@ -35,7 +35,14 @@ func NewHasher(secret []byte) *Hasher {
 	return h
 }
 
-func (h *Hasher) sum(kind, s string) string {
+// Digest is a keyed hash truncated to 128 bits. The stores use its bytes
+// directly (binary keys); its hex form was the key of the first format.
+type Digest [16]byte
+
+// Hex is the digest in hex (the key form of the JSON-era records).
+func (d Digest) Hex() string { return hex.EncodeToString(d[:]) }
+
+func (h *Hasher) digest(kind, s string) Digest {
 	m := h.pool.Get().(hash.Hash)
 	m.Reset()
 	m.Write([]byte("bounce-milter/"))
@@ -45,7 +52,59 @@ func (h *Hasher) sum(kind, s string) string {
 	var buf [sha256.Size]byte
 	out := m.Sum(buf[:0])
 	h.pool.Put(m)
-	return hex.EncodeToString(out[:16])
+	var d Digest
+	copy(d[:], out)
+	return d
+}
+
+func (h *Hasher) sum(kind, s string) string {
+	d := h.digest(kind, s)
+	return d.Hex()
+}
+
+// MessageIDDigest is MessageID as a Digest; ok is false for an id that
+// normalises to "".
+func (h *Hasher) MessageIDDigest(id string) (d Digest, ok bool) {
+	n := NormalizeMessageID(id)
+	if n == "" {
+		return d, false
+	}
+	return h.digest("msgid", n), true
+}
+
+// TagDigest is Tag as a Digest.
+func (h *Hasher) TagDigest(tag string) Digest {
+	return h.digest("tag", strings.ToLower(strings.TrimSpace(tag)))
+}
+
+// FloodRecipient is the key of the per-recipient flood counter: the
+// address lower-cased and, when delim is set, without its sub-address
+// extension, so that "user+1@", "user+2@"... count as one recipient.
+func (h *Hasher) FloodRecipient(addr string, delim byte) string {
+	return h.sum("rcpt", StripExtension(strings.ToLower(strings.TrimSpace(addr)), delim))
+}
+
+// StripExtension removes the sub-address extension from addr: the local
+// part is cut at the first delim (as Postfix's recipient_delimiter does).
+// A delim of 0, a local part without it, or one that starts with it leaves
+// addr unchanged.
+func StripExtension(addr string, delim byte) string {
+	if delim == 0 {
+		return addr
+	}
+	at := strings.LastIndexByte(addr, '@')
+	local := addr
+	if at >= 0 {
+		local = addr[:at]
+	}
+	i := strings.IndexByte(local, delim)
+	if i <= 0 {
+		return addr
+	}
+	if at < 0 {
+		return addr[:i]
+	}
+	return addr[:i] + addr[at:]
 }
 
 // MessageID hashes a Message-ID after NormalizeMessageID. An id that
@@ -106,6 +165,31 @@ func (h *Hasher) CleanMessageIDs(ids []string, max int) (hashes, given []string)
 		}
 	}
 	return hashes, given
+}
+
+// CleanMessageIDDigests is CleanMessageIDs returning digests.
+func (h *Hasher) CleanMessageIDDigests(ids []string, max int) (ds []Digest, given []string) {
+	for _, id := range ids {
+		d, ok := h.MessageIDDigest(id)
+		if !ok || containsDigest(ds, d) {
+			continue
+		}
+		ds = append(ds, d)
+		given = append(given, id)
+		if len(ds) == max {
+			break
+		}
+	}
+	return ds, given
+}
+
+func containsDigest(ds []Digest, d Digest) bool {
+	for _, x := range ds {
+		if x == d {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxMessageIDs bounds the candidate ids looked up per inbound message

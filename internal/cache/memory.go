@@ -11,15 +11,16 @@ import (
 // MemoryStore is an in-process Store: the reference implementation of the
 // semantics, used by tests (of this package and of the engine). Its state
 // is lost on restart and not shared between processes, so it is not a
-// production backend.
+// production backend. It stores the same compact records as the others.
 type MemoryStore struct {
 	cfg   Config
 	h     *Hasher
 	flood *Flood
 
 	mu        sync.Mutex
-	msgs      map[string]memMsg
-	tags      map[string]*memTag
+	msgs      map[[8]byte]memMsg
+	tags      map[[8]byte]*memTag
+	journal   memJournal
 	lastSweep time.Time
 	closed    bool
 	// now is the clock used for expiry when a query has no Now.
@@ -41,37 +42,81 @@ func NewMemoryStore(cfg Config) *MemoryStore {
 	cfg = cfg.WithDefaults()
 	return &MemoryStore{
 		cfg: cfg, h: NewHasher(cfg.Secret), flood: NewFlood(cfg.Flood),
-		msgs: make(map[string]memMsg), tags: make(map[string]*memTag), now: time.Now,
+		msgs: make(map[[8]byte]memMsg), tags: make(map[[8]byte]*memTag), now: time.Now,
 	}
 }
 
 var errClosed = errors.New("store is closed")
 
+func key8(d Digest) (k [8]byte) {
+	copy(k[:], d[:8])
+	return k
+}
+
 // RecordSent implements Store.
 func (s *MemoryStore) RecordSent(ctx context.Context, m SentMessage) error {
-	p, err := PrepareSent(s.h, m, s.cfg.Retention)
-	if err != nil {
-		return err
+	return s.RecordSentBatch(ctx, []SentMessage{m})
+}
+
+// RecordSentBatch implements Store. Messages that cannot be prepared (no
+// Message-ID) are skipped.
+func (s *MemoryStore) RecordSentBatch(ctx context.Context, ms []SentMessage) error {
+	ps, err := PrepareBatch(s.h, ms, s.cfg.Retention)
+	if werr := s.RecordPrepared(ctx, ps); werr != nil {
+		return werr
 	}
+	return err
+}
+
+// Prepare implements Batcher.
+func (s *MemoryStore) Prepare(m SentMessage) (PreparedSent, error) {
+	return PrepareSent(s.h, m, s.cfg.Retention)
+}
+
+// StoreConfig implements Batcher.
+func (s *MemoryStore) StoreConfig() Config { return s.cfg }
+
+// RecordPrepared implements Batcher.
+func (s *MemoryStore) RecordPrepared(ctx context.Context, ps []PreparedSent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return Unavailable("memory", "record_sent", errClosed)
 	}
-	s.sweep(p.Expires.Add(-p.TTL))
-	s.msgs[p.MsgKey] = memMsg{value: p.Value, expires: p.Expires}
-	if p.TagKey != "" {
-		t := s.tags[p.TagKey]
-		if t == nil {
-			t = &memTag{}
-			s.tags[p.TagKey] = t
-		}
-		t.rcpts += p.RcptN
-		if p.Expires.After(t.expires) {
-			t.expires = p.Expires
+	for i := range ps {
+		p := &ps[i]
+		s.sweep(p.Time)
+		s.msgs[key8(p.ID)] = memMsg{value: p.Value, expires: p.Expires}
+		if p.HasTag {
+			k := key8(p.Tag)
+			t := s.tags[k]
+			if t == nil {
+				t = &memTag{}
+				s.tags[k] = t
+			}
+			t.rcpts += p.RcptN
+			if p.Expires.After(t.expires) {
+				t.expires = p.Expires
+			}
 		}
 	}
 	return nil
+}
+
+// PrepareBatch prepares every message it can; the error names those it
+// could not (they are left out).
+func PrepareBatch(h *Hasher, ms []SentMessage, defTTL time.Duration) ([]PreparedSent, error) {
+	ps := make([]PreparedSent, 0, len(ms))
+	var errs []error
+	for _, m := range ms {
+		p, err := PrepareSent(h, m, defTTL)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ps = append(ps, p)
+	}
+	return ps, errors.Join(errs...)
 }
 
 // Inbound implements Store.
@@ -80,27 +125,26 @@ func (s *MemoryStore) Inbound(ctx context.Context, q InboundQuery) (InboundFacts
 	if q.Now.IsZero() {
 		q.Now = s.now()
 	}
-	keys, given := s.h.CleanMessageIDs(q.MessageIDs, MaxMessageIDs)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return f, Unavailable("memory", "inbound", errClosed)
 	}
-	for i, k := range keys {
-		m, ok := s.msgs[k]
+	ds, given := s.h.CleanMessageIDDigests(q.MessageIDs, MaxMessageIDs)
+	for i, d := range ds {
+		m, ok := s.msgs[key8(d)]
 		if !ok || !q.Now.Before(m.expires) {
 			continue
 		}
-		rec, _, err := DecodeRecord(m.value)
+		rec, err := DecodeRecord(m.value)
 		if err != nil {
 			continue
 		}
-		f.Sent, f.MatchedMessageID = rec, given[i]
-		f.SenderMatch = q.SenderMatches(rec.Sender)
+		rec.Fill(s.h, q, given[i], &f)
 		break
 	}
 	if tag := strings.ToLower(strings.TrimSpace(q.Tag)); tag != "" {
-		tk := s.h.Tag(tag)
+		tk := key8(s.h.TagDigest(tag))
 		t := s.tags[tk]
 		if t != nil && !q.Now.Before(t.expires) {
 			delete(s.tags, tk)
@@ -167,3 +211,85 @@ func (s *MemoryStore) BreakerState() string { return BreakerClosed }
 
 // DroppedRecords implements Health; the memory store drops nothing.
 func (s *MemoryStore) DroppedRecords() uint64 { return 0 }
+
+// WriteError implements Health; the memory store's writes do not fail.
+func (s *MemoryStore) WriteError() error { return nil }
+
+// memJournal is the memory store's history.
+type memJournal struct {
+	epoch string
+	beats map[string]Beat
+	gaps  []Window
+}
+
+// Epoch implements Journal.
+func (s *MemoryStore) Epoch(ctx context.Context, newID string) (string, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", false, Unavailable("memory", "epoch", errClosed)
+	}
+	if s.journal.epoch == "" {
+		s.journal.epoch = newID
+		return newID, true, nil
+	}
+	return s.journal.epoch, false, nil
+}
+
+// LastBeat implements Journal.
+func (s *MemoryStore) LastBeat(ctx context.Context, instance string) (Beat, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Beat{}, false, Unavailable("memory", "beat", errClosed)
+	}
+	b, ok := s.journal.beats[instance]
+	return b, ok, nil
+}
+
+// SaveBeat implements Journal.
+func (s *MemoryStore) SaveBeat(ctx context.Context, instance string, b Beat) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Unavailable("memory", "beat", errClosed)
+	}
+	if s.journal.beats == nil {
+		s.journal.beats = make(map[string]Beat)
+	}
+	s.journal.beats[instance] = b
+	return nil
+}
+
+// AddGaps implements Journal.
+func (s *MemoryStore) AddGaps(ctx context.Context, ws []Window) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Unavailable("memory", "gaps", errClosed)
+	}
+	s.journal.gaps = MergeWindows(append(s.journal.gaps, ws...), time.Time{}, MaxStoredGaps)
+	return nil
+}
+
+// Gaps implements Journal.
+func (s *MemoryStore) Gaps(ctx context.Context, now time.Time) ([]Window, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, Unavailable("memory", "gaps", errClosed)
+	}
+	return MergeWindows(append([]Window(nil), s.journal.gaps...), now, MaxStoredGaps), nil
+}
+
+// Forget drops everything the store holds, as a Redis restarted without
+// persistence does (for tests of the epoch).
+func (s *MemoryStore) Forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = make(map[[8]byte]memMsg)
+	s.tags = make(map[[8]byte]*memTag)
+	s.journal = memJournal{}
+}
+
+var _ Journal = (*MemoryStore)(nil)

@@ -1,11 +1,36 @@
 // Package config reads bounce-milter's one TOML configuration file, which
-// the milter, the policy service and the socketmap all share.
+// the milter, the policy service and the socketmap all share, and converts
+// it into each package's own settings (Engine for the decision engine,
+// KeySpec for the key files, Store.Cache for the store); no package below
+// cmd reads this one's types.
 //
 // Decoding is strict: an unknown key or a bad value is an error that names
 // the key and the line, because a typo in a mail filter's config silently
 // turning a check off is worse than refusing to start. Values are checked as
 // they are decoded (the types below implement encoding.TextUnmarshaler), so
 // the decoder can say where the bad value stands.
+//
+// # What a reload changes
+//
+// SIGHUP (systemctl reload) reads the file and every key file again and
+// builds everything that depends on them in one place; only when all of it
+// loads does it replace the old, in every service at once, and a message
+// in flight finishes under the configuration it began with. A file or key
+// file that does not load is refused and the old configuration stays.
+//
+// Changed by a reload: domains and everything under [domains] (mode,
+// syntax, delimiter, lifetime and so how long new records are kept, sign,
+// since, key files and signing keys), the top-level mode, syntax,
+// delimiter, lifetime, grace, key_file and signing_key, all of [outbound]
+// and [inbound] (trusted networks, originating daemons, opt-out, VERP
+// senders, bounce senders, exemptions, pass-through, relays, error actions,
+// header, unrecorded_tag_budget, strip_tags, max_message_bytes), and the
+// domain labels of the metrics.
+//
+// Needing a restart (a reload logs that they changed and keeps the old
+// ones): [listen] (addresses, socket mode and group, connection limits),
+// [store] (backend, its addresses, timeouts, flood limits), data_dir and
+// [log]. ([store] replay_slack is read again: the engine applies it.)
 package config
 
 import (
@@ -208,9 +233,13 @@ func (d *Delimiter) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Endpoint is a listen address, written inet:HOST:PORT or unix:PATH.
+// Endpoint is a listen address, written inet:HOST:PORT or unix:PATH, or
+// "off".
 type Endpoint struct {
 	Network, Address string // as for net.Listen; empty when off
+	// Off is set when the file says "off": the service is off even where
+	// it has a default.
+	Off bool
 }
 
 func (e Endpoint) String() string {
@@ -256,11 +285,15 @@ func (e *Endpoint) UnmarshalText(b []byte) error {
 		*e = Endpoint{}
 		return nil
 	}
+	if string(b) == "off" {
+		*e = Endpoint{Off: true}
+		return nil
+	}
 	n, a, err := ParseEndpoint(string(b))
 	if err != nil {
 		return err
 	}
-	*e = Endpoint{n, a}
+	*e = Endpoint{Network: n, Address: a}
 	return nil
 }
 
@@ -369,8 +402,8 @@ func (c *Config) applyDefaults() {
 	if c.Grace == nil {
 		c.Grace = &Duration{10 * 24 * time.Hour}
 	}
-	if !c.Listen.Milter.IsSet() {
-		c.Listen.Milter = Endpoint{"unix", filepath.Join(SocketDir(c.DataDir), "milter.sock")}
+	if !c.Listen.Milter.IsSet() && !c.Listen.Milter.Off {
+		c.Listen.Milter = Endpoint{Network: "unix", Address: filepath.Join(SocketDir(c.DataDir), "milter.sock")}
 	}
 	if c.Listen.SocketMode == "" {
 		c.Listen.SocketMode = "0660"

@@ -129,3 +129,19 @@ func TestParseEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// "off" turns a listener off in the file, even the milter, which has a
+// default.
+func TestEndpointOff(t *testing.T) {
+	c, err := Parse([]byte("[listen]\nmilter = \"off\"\npolicy = \"unix:/run/p.sock\"\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.Milter.IsSet() || !c.Listen.Policy.IsSet() {
+		t.Fatalf("listen %+v", c.Listen)
+	}
+	c, err = Parse([]byte("[listen]\n"), "t.toml")
+	if err != nil || !c.Listen.Milter.IsSet() {
+		t.Fatalf("no milter line: %+v %v", c.Listen, err)
+	}
+}

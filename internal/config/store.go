@@ -28,6 +28,7 @@ type StoreFlood struct {
 	ClientLimit    int      `toml:"client_limit"`
 	Window         Duration `toml:"window"`
 	StrictFor      Duration `toml:"strict_for"`
+	MaxEntries     int      `toml:"max_entries"`
 }
 
 // StoreRedis is [store.redis].
@@ -63,7 +64,7 @@ func (s Store) Cache() cache.Config {
 		BreakerCooldown: s.BreakerCooldown.Duration,
 		Flood: cache.FloodConfig{
 			RecipientLimit: s.Flood.RecipientLimit, ClientLimit: s.Flood.ClientLimit,
-			Window: s.Flood.Window.Duration, StrictFor: s.Flood.StrictFor.Duration,
+			Window: s.Flood.Window.Duration, StrictFor: s.Flood.StrictFor.Duration, MaxEntries: s.Flood.MaxEntries,
 		},
 		Redis: cache.RedisConfig{
 			URL: r.URL, Addrs: r.Addrs, MasterName: r.MasterName, Cluster: r.Cluster, Username: r.Username,

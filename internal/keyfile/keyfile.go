@@ -88,7 +88,12 @@ type DomainSpec struct {
 
 // Ring loads every key file spec names into a key ring: the one place that
 // says which key signs for a domain. Each file is read once.
-func Ring(spec Spec) (*backscatter.KeyRing, error) {
+func Ring(spec Spec) (*backscatter.KeyRing, error) { return ring(spec, Load) }
+
+// RingForTool is Ring for the command-line tools (see LoadForTool).
+func RingForTool(spec Spec) (*backscatter.KeyRing, error) { return ring(spec, LoadForTool) }
+
+func ring(spec Spec, Load func(string) (*backscatter.KeySet, error)) (*backscatter.KeyRing, error) {
 	def, err := Load(spec.File)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@
 package metrics
 
 import (
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -32,19 +33,23 @@ import (
 // Other is the label value for anything outside a label's fixed set.
 const Other = "other"
 
-// Label value sets. Reasons are the engine's (internal/backscatter):
-// the tag verification reasons and the message-level ones.
+// Label value sets. Reasons are the engine's closed set
+// (backscatter.Reasons).
 var (
-	directions = set("inbound", "outbound")
-	verdicts   = set("accept", "reject", "tempfail", "quarantine", "drop-recipient")
-	reasons    = set(
-		"valid-tag", "not-tagged", "bad-signature", "expired", "unknown-key", "foreign-tag", "malformed",
-		"replayed", "no-evidence", "flood", "evidence", "exempt", "mode-off", "grace", "store-error",
-		"gap", "bad-address", "not-checked", "internal-error",
-	)
+	directions    = set("inbound", "outbound")
+	verdicts      = set("accept", "reject", "tempfail", "quarantine", "drop-recipient")
+	reasons       = reasonSet()
 	storeOps      = set("record_sent", "inbound", "ping")
 	breakerStates = []string{"closed", "open", "half-open"}
 )
+
+func reasonSet() map[string]bool {
+	m := make(map[string]bool, len(backscatter.Reasons))
+	for _, r := range backscatter.Reasons {
+		m[string(r)] = true
+	}
+	return m
+}
 
 func set(vals ...string) map[string]bool {
 	m := make(map[string]bool, len(vals))

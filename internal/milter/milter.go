@@ -25,7 +25,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,8 +79,11 @@ func (nopObserver) RecordDropped()                          {}
 // Options configure a Server.
 type Options struct {
 	Settings Settings
-	Store    cache.Store // nil: no store (no sent records, no replay or flood control)
-	DKIM     DKIM        // nil: no DKIM evidence
+	// Store answers the engine's questions and takes the records of signed
+	// mail. Its RecordSent must not block (cmd passes a cache.Recorder,
+	// which queues and writes in batches); nil: no store.
+	Store    cache.Store
+	DKIM     DKIM // nil: no DKIM evidence
 	Logger   *slog.Logger
 	Observer Observer
 	// StoreTimeout bounds every store call made for a message.
@@ -105,10 +107,6 @@ type Server struct {
 	log      *slog.Logger
 	obs      Observer
 	srv      *gomilter.Server
-
-	records chan cache.SentMessage
-	wg      sync.WaitGroup
-	closed  chan struct{}
 }
 
 // New makes a milter server.
@@ -125,26 +123,32 @@ func New(o Options) *Server {
 	if o.DKIMTimeout <= 0 {
 		o.DKIMTimeout = 3 * time.Second
 	}
-	s := &Server{opts: o, log: o.Logger, obs: o.Observer, records: make(chan cache.SentMessage, 4096), closed: make(chan struct{})}
+	s := &Server{opts: o, log: o.Logger, obs: o.Observer}
 	s.SetSettings(o.Settings)
-	s.srv = gomilter.NewServer(
+	proto, actions := Protocol, Actions
+	// {rcpt_addr} is the recipient as Postfix's smtpd resolved it (see
+	// backscatter.Engine.CheckRecipientResolved).
+	rcptMacros := []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroRcptAddr}
+	if o.SignOnly {
+		// Signing needs the sender, the recipients, the Message-ID and the
+		// end of the message, and never refuses anything before that.
+		proto, actions, rcptMacros = SignOnlyProtocol, SignOnlyActions, nil
+	}
+	opts := []gomilter.Option{
 		gomilter.WithMilter(func() gomilter.Milter { return &session{s: s} }),
-		gomilter.WithProtocols(Protocol),
-		gomilter.WithActions(Actions),
+		gomilter.WithProtocols(proto),
+		gomilter.WithActions(actions),
 		gomilter.WithoutDefaultMacros(),
 		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroDaemonName}),
 		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen}),
-		// {rcpt_addr} is the recipient as Postfix's smtpd resolved it (see
-		// backscatter.Engine.CheckRecipientResolved).
-		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroRcptAddr}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithReadTimeout(IdleTimeout),
-		gomilter.WithWriteTimeout(10*time.Second),
-	)
-	if o.Store != nil {
-		s.wg.Add(1)
-		go s.recordLoop()
+		gomilter.WithWriteTimeout(10 * time.Second),
 	}
+	if rcptMacros != nil {
+		opts = append(opts, gomilter.WithMacroRequest(gomilter.StageRcpt, rcptMacros))
+	}
+	s.srv = gomilter.NewServer(opts...)
 	return s
 }
 
@@ -170,6 +174,14 @@ const Protocol = gomilter.OptNoHelo | gomilter.OptNoData | gomilter.OptNoUnknown
 const Actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptAddRcpt |
 	gomilter.OptRemoveRcpt | gomilter.OptChangeFrom | gomilter.OptQuarantine
 
+// SignOnlyProtocol is what the sign-only milter asks: no body at all, and
+// no reply awaited before the end of the message.
+const SignOnlyProtocol = Protocol | gomilter.OptNoBody | gomilter.OptNoRcptReply
+
+// SignOnlyActions are the sign-only milter's modifications: the sender, and
+// removing a forged verdict header.
+const SignOnlyActions = gomilter.OptChangeHeader | gomilter.OptChangeFrom
+
 // SetSettings swaps the settings (configuration reload).
 func (s *Server) SetSettings(st Settings) {
 	if st.Limits.MaxBytes <= 0 {
@@ -194,68 +206,12 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for the sessions in
-// flight to end (or ctx to expire), then flushes pending store records.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	s.stopRecords()
-	return err
-}
+// flight to end (or ctx to expire). The records they made are the store's
+// to write (cache.Recorder flushes and spools them when it is closed).
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 
 // Close stops at once.
-func (s *Server) Close() error {
-	err := s.srv.Close()
-	s.stopRecords()
-	return err
-}
-
-func (s *Server) stopRecords() {
-	select {
-	case <-s.closed:
-		return
-	default:
-		close(s.closed)
-	}
-	s.wg.Wait()
-}
-
-// recordLoop writes sent records in the background: outbound mail is never
-// delayed by the store, and a record that cannot be written is dropped
-// (counted and logged), not retried into a pile-up.
-func (s *Server) recordLoop() {
-	defer s.wg.Done()
-	write := func(m cache.SentMessage) {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
-		defer cancel()
-		if err := s.opts.Store.RecordSent(ctx, m); err != nil {
-			s.obs.RecordDropped()
-			s.log.Warn("sent record dropped", "err", err)
-		}
-	}
-	for {
-		select {
-		case m := <-s.records:
-			write(m)
-		case <-s.closed:
-			for {
-				select {
-				case m := <-s.records:
-					write(m)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-func (s *Server) queueRecord(m cache.SentMessage) {
-	select {
-	case s.records <- m:
-	default:
-		s.obs.RecordDropped()
-		s.log.Warn("sent record dropped: store queue full")
-	}
-}
+func (s *Server) Close() error { return s.srv.Close() }
 
 // session is one milter connection (one SMTP connection, or several in a
 // row when Postfix reuses it).
@@ -552,12 +508,19 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 	}
 	ss.s.obs.Signed(sig.Domain, sig.KeyNum)
 	ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
-		"sender", ss.msg.env.Sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts))
+		"sender", ss.msg.env.Sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts),
+		"record_ttl", sig.TTL.String())
 	if ss.s.opts.Store != nil {
-		ss.s.queueRecord(cache.SentMessage{
+		ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.StoreTimeout)
+		err := ss.s.opts.Store.RecordSent(ctx, cache.SentMessage{
 			MessageID: ss.msg.messageID, Tag: backscatter.TagKey(sig.Sender), Sender: ss.msg.env.Sender,
 			Recipients: ss.msg.rcpts, Time: e.Now(), TTL: sig.TTL,
 		})
+		cancel()
+		if err != nil {
+			ss.s.obs.RecordDropped()
+			ss.s.log.Warn("sent record dropped", "queue_id", ss.queueID(), "err", err)
+		}
 	}
 	return nil
 }

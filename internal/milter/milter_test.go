@@ -269,7 +269,6 @@ func TestOutboundSigning(t *testing.T) {
 			t.Errorf("%s: sender changed to %q", tc.name, got)
 		}
 	}
-	h.srv.stopRecords()
 	if !h.store.sent("<m-authenticated@example.com>") {
 		t.Fatal("sent record missing")
 	}
@@ -422,5 +421,38 @@ func TestMalformedRecipients(t *testing.T) {
 	res := h.run(txn{auth: "alice", from: "alice@example.com", rcpts: []string{"bob@example.org"}})
 	if !strings.HasPrefix(strings.Trim(res.changeFrom(), "<>"), "prvs=2") {
 		t.Fatalf("signing after malformed recipients: %+v", res.mods)
+	}
+}
+
+// The sign-only milter (the submission service's) signs and records our
+// users' mail, removes a forged verdict header, and judges nothing.
+func TestSignOnly(t *testing.T) {
+	_, eng := newEngineFor(t, baseConfig, "test-secret")
+	st := newTestStore()
+	srv := New(Options{Settings: Settings{Engine: eng}, Store: st, SignOnly: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := &harness{t: t, srv: srv, sock: serveUnix(t, srv), store: st, secret: []byte("test-secret")}
+	res := h.run(txn{daemon: "ORIGINATING", from: "alice@example.com", rcpts: []string{"bob@example.org"},
+		headers: [][2]string{{"Message-ID", " <so-1@example.com>"}, {"X-Bounce-Check", " pass (forged)"}}})
+	if want := h.sign("alice@example.com", testNow); strings.Trim(res.changeFrom(), "<>") != want {
+		t.Fatalf("sender %q, want %q", res.changeFrom(), want)
+	}
+	removed := false
+	for _, m := range res.mods {
+		if m.Type == gomilter.ActionChangeHeader && m.HeaderValue == "" {
+			removed = true
+		}
+	}
+	if !removed {
+		t.Fatalf("forged verdict header kept: %v", res.mods)
+	}
+	// A bounce to a forged tag is not its business (the MX milter's).
+	forged := strings.Replace(h.sign("alice@example.com", testNow), "=alice@", "=mallory@", 1)
+	res = h.run(txn{from: "", rcpts: []string{forged}, body: "x\r\n"})
+	if res.rcptCodes[0] >= 400 || res.final.Type != gomilter.ActionAccept {
+		t.Fatalf("sign-only judged a bounce: %v %+v", res.rcptCodes, res.final)
+	}
+	if !st.sent("<so-1@example.com>") {
+		t.Fatal("not recorded")
 	}
 }

@@ -69,8 +69,11 @@ type fakeStore struct {
 }
 
 func (s *fakeStore) RecordSent(context.Context, cache.SentMessage) error { return nil }
-func (s *fakeStore) Ping(context.Context) error                          { return nil }
-func (s *fakeStore) Close() error                                        { return nil }
+func (s *fakeStore) RecordSentBatch(context.Context, []cache.SentMessage) error {
+	return nil
+}
+func (s *fakeStore) Ping(context.Context) error { return nil }
+func (s *fakeStore) Close() error               { return nil }
 func (s *fakeStore) Inbound(ctx context.Context, q cache.InboundQuery) (cache.InboundFacts, error) {
 	s.mu.Lock()
 	s.queries = append(s.queries, q)

@@ -108,6 +108,42 @@ out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --body "Your message co
 expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "untagged bounce after refused reloads (mode must still be reject)"
 ok "SIGHUP with a broken config, a readable key file, a broken key line: refused, logged, old config in force, process alive"
 
+# (d) A reload swaps everything built from the configuration: a domain and
+# a relay added by SIGHUP take effect at once, and a domain's own lifetime
+# sets how long its records are kept (its tags' lifetime + 3 days).
+NEWTAG=$("$BM" sign --key-file "$KEYS" bob@added.example)
+refused_or_passed=$(smtp "$PF_PORT" --from '<>' --to "${NEWTAG/=bob@/=mallory@}" --quit-after RCPT)
+expect_reply "$refused_or_passed" '<-  250 ' "before the reload: added.example is not ours"
+relay_bounce() { # the original's topmost hop is out9.example.com
+  smtp "$PF_PORT" --from '<>' --to alice@example.com --header "Subject: Undelivered Mail Returned to Sender" \
+    --body "$(printf 'This is the mail system at host mx.remote.example.\n\nI am sorry to have to inform you that your message could not\nbe delivered to one or more recipients.\n\n<bob@remote.example>: host mx.remote.example said: 550 5.1.1 unknown user\n\n--- Original message headers ---\nReceived: from out9.example.com (out9.example.com [192.0.2.99])\n\tby mx.remote.example (Postfix) with ESMTPS id 1; %s\nDate: %s\nFrom: alice@example.com\nTo: bob@remote.example\nMessage-ID: <relay-%s@example.com>\nSubject: hi\n' "$(date -R)" "$(date -R)" "$RANDOM")"
+}
+out=$(relay_bounce)
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*no-evidence' "before the reload: out9 is not our relay"
+cp "$T/bm.toml" "$T/bm.toml.before-d"
+cat >> "$T/bm.toml" <<CONF
+[domains."added.example"]
+[domains."long.example"]
+lifetime = 30
+[inbound]
+relays = ["out9.example.com"]
+CONF
+kill -HUP "$bm_PID"
+wait_log "$T/bm.log" '"msg":"reloaded".*added.example' 1
+out=$(smtp "$PF_PORT" --from '<>' --to "${NEWTAG/=bob@/=mallory@}" --quit-after RCPT)
+expect_reply "$out" '<\*\* 550 5\.7\.1 .*bad-signature' "after the reload: added.example is ours"
+out=$(relay_bounce)
+expect_reply "$out" '<-  250 .*queued' "after the reload: out9 is our relay"
+n=$((n+1)); sink_wait $n
+sink_has $n '^X-Bounce-Check: pass (untagged; we sent the original: relay:out9.example.com' || fail "relay evidence not in the verdict"
+deliver "submission from long.example" "$SUB_PORT" --from carol@long.example --to bob@example.org
+wait_log "$T/bm.log" '"sender":"carol@long.example","verdict":"signed".*"record_ttl":"792h0m0s"' 1
+grep -q '"sender":"alice@example.com","verdict":"signed".*"record_ttl":"240h0m0s"' "$T/bm.log" || fail "example.com records are not kept 10 days"
+cp "$T/bm.toml.before-d" "$T/bm.toml"
+kill -HUP "$bm_PID"
+wait_log "$T/bm.log" '"msg":"reloaded"' 3
+ok "SIGHUP: a domain and a relay added take effect at once; long.example's records live 33 days (lifetime 30 + 3), example.com's 10"
+
 # Metrics: promtool accepts the exposition; the counters moved.
 curl -sf "$METRICS/metrics" > "$T/metrics.txt" || fail "GET /metrics"
 promtool check metrics < "$T/metrics.txt" > "$T/promtool.out" 2>&1 || { cat "$T/promtool.out" >&2; fail "promtool check metrics"; }

@@ -79,8 +79,8 @@ if [ "$(cat "$OUT/mode")" = installed ]; then
   dpkg -i "$DEB" > "$SB/dpkg.log" 2>&1 || { cat "$SB/dpkg.log" >&2; exit 1; }
   printf '\n[domains."example.com"]\nmode = "tag"\n' >> /etc/bounce-milter/bounce-milter.toml
   systemctl start bounce-milter
-  postconf -e 'smtpd_milters = inet:127.0.0.1:8891' 'non_smtpd_milters = inet:127.0.0.1:8891' \
-    'milter_default_action = accept' 'recipient_canonical_maps = socketmap:inet:127.0.0.1:8892:unbatv'
+  postconf -e 'smtpd_milters = unix:bounce-milter/milter.sock' 'non_smtpd_milters = unix:bounce-milter/milter.sock' \
+    'milter_default_action = accept' 'recipient_canonical_maps = socketmap:unix:bounce-milter/socketmap.sock:unbatv'
 fi
 
 # Started whenever a block needs Redis, even when this build cannot use

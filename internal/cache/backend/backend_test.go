@@ -79,8 +79,22 @@ func TestSecretFile(t *testing.T) {
 	if err := s.RecordSent(context.Background(), cache.SentMessage{MessageID: "<k@x.test>", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	want := "bm:m:" + cache.NewHasher([]byte("s3cret")).MessageID("k@x.test")
-	if !m.Exists(want) {
-		t.Fatalf("keyed record %s missing; keys %v", want, m.Keys())
+	find := func(cfg cache.Config) bool {
+		s, err := Open(cfg, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		f, err := s.Inbound(context.Background(), cache.InboundQuery{MessageIDs: []string{"k@x.test"}, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Sent != nil
+	}
+	if !find(cfg) {
+		t.Fatal("a second store with the same secret file does not find the record")
+	}
+	if find(cache.Config{Redis: cache.RedisConfig{URL: "redis://" + m.Addr()}}) {
+		t.Fatal("a store without the secret finds the keyed record")
 	}
 }

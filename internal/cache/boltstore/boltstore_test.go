@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -79,51 +80,156 @@ func TestSecondOpenRefused(t *testing.T) {
 	}
 }
 
-func TestDayBucketsPruned(t *testing.T) {
+// Records are bucketed by the day they expire on, whatever the retention:
+// a bucket goes once its day has passed, with everything in it.
+func TestExpiryBucketsPruned(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	cfg := storetest.Base()
-	cfg.Retention = 3 * 24 * time.Hour
+	cfg.Retention = 3 * 24 * time.Hour // the default TTL only
 	s := open(t, dir, cfg)
 	now := time.Now()
-	for d := 0; d < 6; d++ {
+	for d := 0; d < 6; d++ { // signed d days ago, each with a 4-day TTL
 		at := now.Add(-time.Duration(d) * 24 * time.Hour)
-		if err := s.RecordSent(ctx, cache.SentMessage{MessageID: fmt.Sprintf("<d%d@example.org>", d), Tag: "prvs=0123abcdef=d@example.org", Recipients: []string{"a@b.test"}, Time: at, TTL: 30 * 24 * time.Hour}); err != nil {
+		if err := s.RecordSent(ctx, cache.SentMessage{MessageID: fmt.Sprintf("<d%d@example.org>", d), Tag: "prvs=0123abcdef=d@example.org", Recipients: []string{"a@b.test"}, Time: at, TTL: 4 * 24 * time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := buckets(t, s); got != 6 {
-		t.Fatalf("%d buckets before pruning", got)
+	// And one with a 30-day TTL, signed 20 days ago: beyond the retention,
+	// within its own TTL.
+	if err := s.RecordSent(ctx, cache.SentMessage{MessageID: "<long@example.org>", Recipients: []string{"a@b.test"}, Time: now.Add(-20 * 24 * time.Hour), TTL: 30 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
 	}
-	// Lookups already ignore buckets beyond the retention…
+	if got := buckets(t, s); got != 7 {
+		t.Fatalf("%d buckets before pruning, want 7", got)
+	}
+	// Expiry days: today+4 … today (d = 0 … 4), yesterday (d = 5), today+10.
+	// The counters are per bucket: today's still counts (day granularity).
 	f, err := s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"d5@example.org"}, Tag: "prvs=0123abcdef=d@example.org", Now: now})
-	if err != nil || f.Sent != nil || f.TagRecipients != 4 { // days 0..3
-		t.Fatalf("beyond retention: %+v %v", f, err)
+	if err != nil || f.Sent != nil || f.TagRecipients != 5 {
+		t.Fatalf("expired record found or wrong count: %+v %v", f, err)
 	}
-	// …and pruning drops them.
+	if f, err := s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"d4@example.org"}, Now: now}); err != nil || f.Sent != nil {
+		t.Fatalf("record expired today found: %+v %v", f, err)
+	}
 	n, err := s.Prune(now)
-	if err != nil || n != 2 {
-		t.Fatalf("pruned %d, %v", n, err)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d buckets, want 1: %v", n, err)
 	}
-	if got := buckets(t, s); got != 4 {
-		t.Fatalf("%d buckets after pruning", got)
+	f, err = s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"long@example.org"}, Now: now})
+	if err != nil || f.Sent == nil {
+		t.Fatalf("30-day record lost after 20 days (retention 3): %+v %v", f, err)
 	}
 	f, err = s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"d3@example.org"}, Now: now})
 	if err != nil || f.Sent == nil {
-		t.Fatalf("kept record lost: %+v %v", f, err)
+		t.Fatalf("live record lost: %+v %v", f, err)
 	}
-	// Open prunes too: an old bucket left in the file is gone after reopen.
+	// Every bucket left has a day not yet passed.
+	today := string(dayName(cache.Day(now)))
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if strings.HasPrefix(string(name), dayPrefix) && string(name) < today {
+				t.Errorf("bucket %s left after pruning (today %s)", name, today)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Open prunes too.
 	if err := s.db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucket(dayName(now.Add(-10 * 24 * time.Hour)))
+		_, err := tx.CreateBucket(dayName(cache.Day(now) - 10))
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
+	before := buckets(t, s)
 	s.Close()
 	s2 := open(t, dir, cfg)
-	if got := buckets(t, s2); got != 4 {
-		t.Fatalf("%d buckets after reopen, want 4", got)
+	if got := buckets(t, s2); got != before-1 {
+		t.Fatalf("%d buckets after reopen, want %d", got, before-1)
 	}
+}
+
+// A store written by the first format (JSON records with the plain-text
+// sender and tag, in signing-day buckets) is upgraded when opened: its
+// live records are found, with their sender match, tag counts and bounce
+// counts, and nothing in plain text is left in the file.
+func TestUpgradeFromJSON(t *testing.T) {
+	dir := t.TempDir()
+	cfg := storetest.Base()
+	h := cache.NewHasher(cfg.Secret)
+	now := time.Now()
+	tag := "prvs=0123abcdef=old@example.org"
+	type rec struct {
+		m       cache.SentMessage
+		expires time.Time
+	}
+	recs := []rec{
+		{cache.SentMessage{MessageID: "<old1@example.org>", Tag: tag, Sender: "old+ext@example.org", Recipients: []string{"a@x.test", "b@x.test"}, Time: now.Add(-2 * 24 * time.Hour)}, now.Add(8 * 24 * time.Hour)},
+		{cache.SentMessage{MessageID: "<old2@example.org>", Tag: tag, Sender: "old+ext@example.org", Recipients: []string{"c@x.test"}, Time: now.Add(-time.Hour)}, now.Add(9 * 24 * time.Hour)},
+		{cache.SentMessage{MessageID: "<gone@example.org>", Sender: "old@example.org", Recipients: []string{"c@x.test"}, Time: now.Add(-12 * 24 * time.Hour)}, now.Add(-2 * 24 * time.Hour)},
+	}
+	// Written as the first format wrote them.
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, r := range recs {
+			b, err := tx.CreateBucketIfNotExists([]byte("d-" + r.m.Time.UTC().Format("20060102")))
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte("m"+h.MessageID(r.m.MessageID)), cache.EncodeLegacyRecord(h, r.m, r.expires)); err != nil {
+				return err
+			}
+			if r.m.Tag != "" {
+				if err := b.Put([]byte("n"+h.Tag(r.m.Tag)), be8(int64(len(r.m.Recipients)))); err != nil {
+					return err
+				}
+			}
+		}
+		b := tx.Bucket([]byte("d-" + now.UTC().Format("20060102")))
+		return b.Put([]byte("b"+h.Tag(tag)), be8(2))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, dir, cfg)
+	ctx := context.Background()
+	f, err := s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"old1@example.org"}, Tag: tag, Recipient: "old@example.org", Delimiter: '+', Count: true, Now: now})
+	if err != nil || f.Sent == nil || f.Sent.RecipientCount != 2 || !f.SenderMatch || f.TagRecipients != 3 || f.TagBounces != 3 {
+		t.Fatalf("upgraded record: %+v %v", f, err)
+	}
+	if !f.Sent.Time.Equal(time.Unix(recs[0].m.Time.Unix(), 0)) {
+		t.Fatalf("time %v, want %v", f.Sent.Time, recs[0].m.Time)
+	}
+	f, err = s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"old2@example.org"}, Recipient: "dave@example.org", Now: now.Add(8*24*time.Hour + 12*time.Hour)})
+	if err != nil || f.Sent == nil || f.SenderMatch {
+		t.Fatalf("second record, another recipient, 8.5 days on: %+v %v", f, err)
+	}
+	f, err = s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"gone@example.org"}, Now: now})
+	if err != nil || f.Sent != nil {
+		t.Fatalf("expired record carried over: %+v %v", f, err)
+	}
+	s.Close()
+	raw, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, plain := range []string{"old+ext@example.org", "prvs=", `"s":`, "d-2"} {
+		if strings.Contains(string(raw), plain) {
+			t.Errorf("%q still in the file after the upgrade", plain)
+		}
+	}
+}
+
+func be8(n int64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	return b[:]
 }
 
 func buckets(t *testing.T, s *Store) int {

@@ -32,7 +32,8 @@ func TestMiniredisConformance(t *testing.T) {
 	})
 }
 
-// Redis TTLs collect garbage: a record is gone once its TTL passed.
+// Redis TTLs collect garbage: every key expires, a record's hash at the
+// end of the day after its expiry day; nothing is stored in plain text.
 func TestMiniredisTTL(t *testing.T) {
 	m := miniredis.RunT(t)
 	s := openMini(t, m, storetest.Base())
@@ -42,29 +43,43 @@ func TestMiniredisTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := s.key("m", s.h.MessageID("ttl@x.test"))
-	if ttl := m.TTL(mk); ttl != time.Hour {
-		t.Fatalf("record TTL = %v", ttl)
+	if _, err := s.Inbound(ctx, cache.InboundQuery{Tag: "prvs=0123abcdef=v@x.test", Recipient: "v@x.test", ClientIP: "192.0.2.1", Count: true, Now: now}); err != nil {
+		t.Fatal(err)
 	}
-	if ttl := m.TTL(s.key("t", "{"+s.h.Tag("prvs=0123abcdef=u@x.test")+"}", "n")); ttl != time.Hour {
-		t.Fatalf("tag counter TTL = %v", ttl)
+	keys := m.Keys()
+	if len(keys) < 3 {
+		t.Fatalf("keys %q", keys)
 	}
-	// Nothing in plaintext: no key or value holds the address or the id.
-	for _, k := range m.Keys() {
-		v, _ := m.Get(k)
-		for _, bad := range []string{"a@b.test", "ttl@x.test"} {
-			if strings.Contains(k, bad) || strings.Contains(v, bad) {
-				t.Fatalf("plaintext %q stored in %q = %q", bad, k, v)
+	for _, k := range keys {
+		ttl := m.TTL(k)
+		if ttl <= 0 || ttl > cache.MaxTTL+3*24*time.Hour {
+			t.Errorf("key %q has TTL %v", k, ttl)
+		}
+		var vals []string
+		if m.Type(k) == "hash" {
+			fs, _ := m.HKeys(k)
+			for _, f := range fs {
+				vals = append(vals, f, m.HGet(k, f))
+			}
+		} else {
+			v, _ := m.Get(k)
+			vals = append(vals, v)
+		}
+		for _, bad := range []string{"a@b.test", "ttl@x.test", "u@x.test", "prvs="} {
+			for _, v := range append(vals, k) {
+				if strings.Contains(v, bad) {
+					t.Fatalf("plaintext %q stored in %q", bad, k)
+				}
 			}
 		}
 	}
-	m.FastForward(61 * time.Minute)
-	if m.Exists(mk) {
-		t.Fatal("record outlived its TTL")
-	}
 	f, err := s.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"ttl@x.test"}, Tag: "prvs=0123abcdef=u@x.test", Now: now})
-	if err != nil || f.Sent != nil || f.TagRecipients != 0 {
-		t.Fatalf("after expiry: %+v %v", f, err)
+	if err != nil || f.Sent == nil || f.TagRecipients != 1 {
+		t.Fatalf("before expiry: %+v %v", f, err)
+	}
+	m.FastForward(cache.MaxTTL + 3*24*time.Hour)
+	if n := len(m.Keys()); n != 0 {
+		t.Fatalf("%d keys outlived their TTL: %q", n, m.Keys())
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/cache/storetest"
 )
@@ -77,6 +79,21 @@ func TestStandalone(t *testing.T) {
 	})
 
 	t.Run("Fleet", func(t *testing.T) { testFleet(t, url) })
+	t.Run("DaysInUse", func(t *testing.T) { testDaysInUse(t, "redis://"+srv.Addr+"/5") })
+	t.Run("Legacy", func(t *testing.T) {
+		raw := directClient(srv.Addr)
+		defer raw.Close()
+		s := openURL(t, "redis://"+srv.Addr, relaxed(storetest.Base()))
+		testLegacy(t, s, raw)
+	})
+}
+
+// holds reports whether the server behind c has the record of msgid
+// (expiring at expires) in its level-0 hash, read directly.
+func (s *Store) holds(ctx context.Context, c *redis.Client, msgid string, expires time.Time) (bool, error) {
+	d, _ := s.h.MessageIDDigest(msgid)
+	g, _ := groupOf(d)
+	return c.HExists(ctx, dayKey(s.groupPrefix(g), cache.Day(expires)), string(d[:8])).Result()
 }
 
 func sentMsg(id string, n int) cache.SentMessage {
@@ -97,8 +114,8 @@ func testFleet(t *testing.T, url string) {
 	if err := a.RecordSent(ctx, cache.SentMessage{MessageID: "<f1." + uniq + "@example.org>", Tag: tag, Sender: "fleet@example.org", Recipients: []string{"x@y.test"}, Time: time.Now(), TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := b.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"f1." + uniq + "@EXAMPLE.org"}, Tag: tag, Count: true, Now: time.Now()})
-	if err != nil || f.Sent == nil || f.Sent.Sender != "fleet@example.org" || f.TagRecipients != 1 || f.TagBounces != 1 {
+	f, err := b.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"f1." + uniq + "@EXAMPLE.org"}, Tag: tag, Recipient: "fleet@example.org", Count: true, Now: time.Now()})
+	if err != nil || f.Sent == nil || !f.SenderMatch || f.TagRecipients != 1 || f.TagBounces != 1 {
 		t.Fatalf("B does not see A's record: %+v %v", f, err)
 	}
 	// The replay budget (1 recipient + slack 1) is shared: A sees B's count.
@@ -372,9 +389,8 @@ func TestSentinelFailover(t *testing.T) {
 	// Make sure the replica has them before the failover.
 	rcPre := directClient(replica.Addr)
 	defer rcPre.Close()
-	lastKey := s.key("m", s.h.MessageID(fmt.Sprintf("s%d.%s@example.org", 49, uniq)))
 	waitFor(t, 10*time.Second, "replication of the records", func() string {
-		if n, err := rcPre.Exists(ctx, lastKey).Result(); err != nil || n != 1 {
+		if ok, err := s.holds(ctx, rcPre, fmt.Sprintf("s%d.%s@example.org", 49, uniq), time.Now().Add(time.Hour)); err != nil || !ok {
 			return fmt.Sprint("not on the replica yet ", err)
 		}
 		return ""
@@ -447,8 +463,7 @@ func TestSentinelFailover(t *testing.T) {
 		if f.Sent == nil {
 			return "new record not found"
 		}
-		key := s.key("m", s.h.MessageID(fmt.Sprintf("s%d.%s@example.org", probe, uniq)))
-		if n, err := rc.Exists(ctx, key).Result(); err != nil || n != 1 {
+		if ok, err := s.holds(ctx, rc, fmt.Sprintf("s%d.%s@example.org", probe, uniq), time.Now().Add(time.Hour)); err != nil || !ok {
 			return fmt.Sprint("record not on the new master ", err)
 		}
 		recovered = time.Since(failoverAt)
@@ -479,4 +494,80 @@ func TestSentinelFailover(t *testing.T) {
 	if ok.Load() == 0 {
 		t.Fatal("load loop never succeeded")
 	}
+}
+
+// Redis restarted empty (issue 12, F1): the fleet's processes notice it by
+// the epoch and report a gap over everything before, so that a replay
+// count or a missing record from before is never held against a bounce.
+func TestRedisRestartedEmptyIsAGap(t *testing.T) {
+	srv := startRedis(t)
+	cfg := relaxed(storetest.Base())
+	s := openURL(t, "redis://"+srv.Addr, cfg)
+	r := cache.NewRecorder(s, cache.RecorderOptions{HistoryOptions: cache.HistoryOptions{Shared: true, Instance: "a",
+		RefreshEvery: 50 * time.Millisecond}})
+	defer r.Close()
+	ctx := context.Background()
+	r.Record(sentMsg("before-restart", 3))
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Redis knew this store: no gap but the first start's.
+	start := time.Now()
+	waitFor(t, 5*time.Second, "the first start's gap", func() string {
+		if g := r.Gaps(time.Now()); len(g) != 1 {
+			return fmt.Sprint(g)
+		}
+		return ""
+	})
+	firstEnd := r.Gaps(time.Now())[0].To
+	time.Sleep(1100 * time.Millisecond) // gaps have whole seconds
+	restarted := time.Now()
+	srv.Stop()
+	startProc(t, srv.cmd.Path, srv.Port, srv.cmd.Args[1:]...)
+	waitFor(t, 10*time.Second, "the gap after the restart", func() string {
+		r.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{"<before-restart@example.org>"}, Now: time.Now()})
+		g := r.Gaps(time.Now())
+		if len(g) == 0 || g[len(g)-1].To.Before(restarted.Truncate(time.Second)) || !g[len(g)-1].To.After(firstEnd) {
+			return fmt.Sprint(g)
+		}
+		return ""
+	})
+	t.Logf("first start %v; restarted empty at %v; gaps %v", start.Format(time.TimeOnly), restarted.Format(time.TimeOnly), r.Gaps(time.Now()))
+	// The gap is saved in the new Redis for the other processes.
+	g, err := s.Gaps(ctx, time.Now())
+	if err != nil || len(g) == 0 || g[len(g)-1].To.Before(restarted.Truncate(time.Second)) {
+		t.Fatalf("gap not saved in the restarted Redis: %v %v", g, err)
+	}
+}
+
+// Lookups probe only the expiry days in use; a record of a day nobody
+// used before, written through a Recorder on host A, is found on host B
+// as soon as A has written it.
+func testDaysInUse(t *testing.T, url string) {
+	a := openURL(t, url, relaxed(storetest.Base()))
+	b := openURL(t, url, relaxed(storetest.Base()))
+	ctx := context.Background()
+	now := time.Now()
+	if err := a.RecordSent(ctx, cache.SentMessage{MessageID: "<d0@example.org>", Sender: "d@example.org", Time: now, TTL: 3 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "B to read the days in use", func() string {
+		if n := len(b.probeDays(now)); n > 6 {
+			return fmt.Sprintf("B probes %d days", n)
+		}
+		return ""
+	})
+	r := cache.NewRecorder(a, cache.RecorderOptions{})
+	defer r.Close()
+	for i, ttl := range []time.Duration{3 * 24 * time.Hour, 20 * 24 * time.Hour} {
+		r.Record(cache.SentMessage{MessageID: fmt.Sprintf("<d%d@example.org>", i+1), Sender: "d@example.org", Time: now, TTL: ttl})
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f, err := b.Inbound(ctx, cache.InboundQuery{MessageIDs: []string{fmt.Sprintf("<d%d@example.org>", i+1)}, Recipient: "d@example.org", Now: time.Now()})
+		if err != nil || f.Sent == nil || !f.SenderMatch {
+			t.Fatalf("TTL %v: record written on A not found on B: %+v %v (B probes %v)", ttl, f, err, b.probeDays(now))
+		}
+	}
+	t.Logf("B probes %d of %d days", len(b.probeDays(now)), int(cache.MaxTTL/(24*time.Hour))+2)
 }

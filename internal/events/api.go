@@ -1,0 +1,151 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// API serves the events and the suppression candidates as JSON:
+//
+//	GET /api/events?since=24h&sender=a@example.com&recipient=...&reason=userunknown&kind=bounce&hard=true&limit=100
+//	GET /api/suppressions?min_hard=2&since=30d&limit=100
+//
+// since and until take a duration back from now ("24h", "7d") or an
+// RFC 3339 time. Answers are bounded (MaxLimit). The command line's events
+// and suppressions commands read the same API.
+func API(r Reader, now func() time.Time) http.Handler {
+	if now == nil {
+		now = time.Now
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, req *http.Request) {
+		q, err := ParseQuery(req.URL.Query().Get, now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		es, err := r.Events(req.Context(), q)
+		if err != nil {
+			http.Error(w, "events: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if es == nil {
+			es = []Event{}
+		}
+		writeJSON(w, es)
+	})
+	mux.HandleFunc("GET /api/suppressions", func(w http.ResponseWriter, req *http.Request) {
+		q, err := ParseSuppressionQuery(req.URL.Query().Get, now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ss, err := r.Suppressions(req.Context(), q)
+		if err != nil {
+			http.Error(w, "suppressions: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if ss == nil {
+			ss = []Suppression{}
+		}
+		writeJSON(w, ss)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	_ = enc.Encode(v)
+}
+
+// ParseTime reads "24h", "7d" (back from now) or an RFC 3339 time.
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return time.Time{}, fmt.Errorf("time %q: want a duration such as 24h or 7d, or an RFC 3339 time", s)
+		}
+		return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("time %q: want a duration such as 24h or 7d, or an RFC 3339 time", s)
+	}
+	return now.Add(-d), nil
+}
+
+// ParseQuery reads a Query from request parameters.
+func ParseQuery(get func(string) string, now time.Time) (Query, error) {
+	var q Query
+	var err error
+	if q.Since, err = ParseTime(get("since"), now); err != nil {
+		return q, err
+	}
+	if q.Until, err = ParseTime(get("until"), now); err != nil {
+		return q, err
+	}
+	q.Sender = strings.ToLower(strings.TrimSpace(get("sender")))
+	q.Recipient = strings.ToLower(strings.TrimSpace(get("recipient")))
+	q.Reason = strings.ToLower(strings.TrimSpace(get("reason")))
+	q.Kind = Kind(strings.ToLower(strings.TrimSpace(get("kind"))))
+	switch h := get("hard"); h {
+	case "":
+	case "true", "1", "hard":
+		t := true
+		q.Hard = &t
+	case "false", "0", "soft":
+		f := false
+		q.Hard = &f
+	default:
+		return q, fmt.Errorf("hard=%q: want true or false", h)
+	}
+	if l := get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return q, fmt.Errorf("limit=%q: want a positive number", l)
+		}
+		q.Limit = n
+	}
+	q.Limit = Cap(q.Limit)
+	return q, nil
+}
+
+// ParseSuppressionQuery reads a SuppressionQuery from request parameters.
+func ParseSuppressionQuery(get func(string) string, now time.Time) (SuppressionQuery, error) {
+	var q SuppressionQuery
+	var err error
+	if q.Since, err = ParseTime(get("since"), now); err != nil {
+		return q, err
+	}
+	q.MinHard = 1
+	if m := get("min_hard"); m != "" {
+		n, err := strconv.Atoi(m)
+		if err != nil || n < 1 {
+			return q, fmt.Errorf("min_hard=%q: want a positive number", m)
+		}
+		q.MinHard = n
+	}
+	if l := get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return q, fmt.Errorf("limit=%q: want a positive number", l)
+		}
+		q.Limit = n
+	}
+	q.Limit = Cap(q.Limit)
+	return q, nil
+}

@@ -1,0 +1,102 @@
+package events
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// MemoryStore keeps events in memory (tests, and a daemon without a
+// store). It holds at most Max events (the oldest go first).
+type MemoryStore struct {
+	Max int
+	mu  sync.Mutex
+	es  []Event
+}
+
+// AppendEvents implements Writer.
+func (m *MemoryStore) AppendEvents(_ context.Context, es []Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.es = append(m.es, es...)
+	max := m.Max
+	if max <= 0 {
+		max = 100000
+	}
+	if over := len(m.es) - max; over > 0 {
+		m.es = append([]Event(nil), m.es[over:]...)
+	}
+	return nil
+}
+
+// Events implements Reader.
+func (m *MemoryStore) Events(_ context.Context, q Query) ([]Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Event
+	for i := len(m.es) - 1; i >= 0 && len(out) < Cap(q.Limit); i-- {
+		if q.Match(m.es[i]) {
+			out = append(out, m.es[i])
+		}
+	}
+	return out, nil
+}
+
+// Suppressions implements Reader.
+func (m *MemoryStore) Suppressions(_ context.Context, q SuppressionQuery) ([]Suppression, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Suppress(m.es, q), nil
+}
+
+// Suppress computes suppression candidates from events (any order).
+func Suppress(es []Event, q SuppressionQuery) []Suppression {
+	by := map[string]*Suppression{}
+	for _, e := range es {
+		if !e.Hard || e.Kind != KindBounce || (!q.Since.IsZero() && e.Time.Before(q.Since)) {
+			continue
+		}
+		s := by[e.Recipient]
+		if s == nil {
+			s = &Suppression{Recipient: e.Recipient}
+			by[e.Recipient] = s
+		}
+		s.HardCount++
+		if !e.Time.Before(s.Last) {
+			s.Last, s.LastReason = e.Time, e.Reason
+		}
+		if len(s.Senders) < 10 && !contains(s.Senders, e.Sender) {
+			s.Senders = append(s.Senders, e.Sender)
+		}
+	}
+	min := q.MinHard
+	if min < 1 {
+		min = 1
+	}
+	var out []Suppression
+	for _, s := range by {
+		if s.HardCount >= min {
+			sort.Strings(s.Senders)
+			out = append(out, *s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].HardCount != out[j].HardCount {
+			return out[i].HardCount > out[j].HardCount
+		}
+		return out[i].Recipient < out[j].Recipient
+	})
+	if l := Cap(q.Limit); len(out) > l {
+		out = out[:l]
+	}
+	return out
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
