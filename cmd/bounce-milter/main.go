@@ -35,6 +35,8 @@ func init() {
 		"strip":          {"print an address without any tag, ours or foreign", cmdStrip},
 		"check":          {"analyse messages: bounce kind, returned original, evidence", cmdCheck},
 		"postfix-config": {"print the Postfix main.cf and master.cf lines", cmdPostfixConfig},
+		"events":         {"print bounce events: which of our senders' mail bounced, and why", cmdEvents},
+		"suppressions":   {"print recipients that hard-bounced repeatedly", cmdSuppressions},
 		"version":        {"print the version", cmdVersion},
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/events"
 	"github.com/bounce-milter/bounce-milter/internal/metrics"
 )
 
@@ -121,7 +122,7 @@ func isLoopbackHost(host string) bool {
 // /metrics and /healthz. The metrics show our domains and mail volumes, so
 // a non-loopback address is served but warned about: put it behind a
 // firewall or a scraping proxy.
-func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Context) error, log *slog.Logger) (service, error) {
+func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Context) error, ev events.Reader, log *slog.Logger) (service, error) {
 	addr := cfg.Listen.Metrics
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -137,6 +138,11 @@ func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Co
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("GET /healthz", healthHandler(health, log))
+	if ev != nil {
+		api := events.API(ev, nil)
+		mux.Handle("GET /api/events", api)
+		mux.Handle("GET /api/suppressions", api)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -81,10 +81,12 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		if err != nil {
 			return fail(err)
 		}
+		host, _ := os.Hostname()
 		m := milter.New(milter.Options{
 			Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
 			DKIM:         dkimcheck.Checker{Timeout: 3 * time.Second}.Verify,
 			StoreTimeout: store.timeout(), MaxConnections: cfg.Listen.MaxConnections,
+			Events: store.events, Host: host, HashRecipient: store.hashRecipient,
 		})
 		svc.list = append(svc.list, service{name: "milter " + cfg.Listen.Milter.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
@@ -129,7 +131,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			apply: func(rt *reloadable) { p.SetSettings(rt.policy) }})
 	}
 	if cfg.Listen.Metrics != "" {
-		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), log)
+		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), store.eventsReader, log)
 		if err != nil {
 			return fail(err)
 		}

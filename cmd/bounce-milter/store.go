@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/cache/backend"
 	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/events"
 	"github.com/bounce-milter/bounce-milter/internal/metrics"
 	"github.com/redis/go-redis/v9"
 )
@@ -19,11 +22,19 @@ type storeHandle struct {
 	store   cache.Store
 	cfg     cache.Config
 	metrics *metrics.Metrics // never nil; also the store's cache.Observer
+	// events records bounce events (to the store and the webhook);
+	// eventsReader reads them back (the API, the command line).
+	events        *events.Recorder
+	eventsReader  events.Reader
+	hashRecipient func(string) string // nil unless [events] hash_recipients
 }
 
 func (h storeHandle) Store() cache.Store     { return h.store }
 func (h storeHandle) timeout() time.Duration { return h.cfg.Timeout }
 func (h storeHandle) Close() error {
+	if h.events != nil {
+		h.events.Close()
+	}
 	if h.store == nil {
 		return nil
 	}
@@ -47,6 +58,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 	cc := cfg.Store.Cache()
 	cc.Observer = m
 	m.SetFloodStrictFor(cc.Flood.StrictFor)
+	cc.Events = cache.EventsConfig{Retention: cfg.Events.Retention.Duration, Max: cfg.Events.Max}.WithDefaults()
 	// Records live as long as the longest tag lifetime needs (a domain's
 	// lifetime may exceed the retention configured).
 	if ttl := cfg.MaxRecordTTL(); cc.Retention < ttl {
@@ -83,7 +95,46 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 		}
 		cancel()
 	}
-	return storeHandle{store: st, cfg: cc, metrics: m}, desc, nil
+	h := storeHandle{store: st, cfg: cc, metrics: m}
+	if err := h.openEvents(cfg, bst, log); err != nil {
+		st.Close()
+		return storeHandle{}, "", err
+	}
+	return h, desc, nil
+}
+
+// openEvents starts the bounce-event recorder: to the store (every backend
+// keeps events; a store without them keeps them in memory) and, when
+// configured, to the webhook.
+func (h *storeHandle) openEvents(cfg *config.Config, bst cache.Store, log *slog.Logger) error {
+	es, ok := bst.(events.Store)
+	if !ok {
+		es = &events.MemoryStore{Max: cfg.Events.Max}
+	}
+	var hook *events.Webhook
+	if cfg.Events.Webhook != "" {
+		secret, err := os.ReadFile(cfg.Events.WebhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("events.webhook_secret_file: %w", err)
+		}
+		secret = []byte(strings.TrimSpace(string(secret)))
+		if len(secret) < 16 {
+			return fmt.Errorf("events.webhook_secret_file %s: the key is shorter than 16 bytes", cfg.Events.WebhookSecretFile)
+		}
+		hook = events.NewWebhook(events.WebhookOptions{URL: cfg.Events.Webhook, Secret: secret, Logger: log})
+	}
+	if cfg.Events.HashRecipients {
+		c := h.cfg
+		if err := c.LoadSecret(); err != nil {
+			return err
+		}
+		hs := cache.NewHasher(c.Secret)
+		h.hashRecipient = func(a string) string { return "h:" + hs.Recipient(a) }
+	}
+	rec := events.NewRecorder(es, events.RecorderOptions{Webhook: hook, Logger: log})
+	rec.OnDrop, rec.OnWritten = h.metrics.EventsDropped, h.metrics.EventsWritten
+	h.events, h.eventsReader = rec, es
+	return nil
 }
 
 // applyRedisFlag makes --redis URL select the Redis store.

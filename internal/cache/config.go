@@ -87,12 +87,40 @@ type Config struct {
 	Flood           FloodConfig   `toml:"flood"`
 	Redis           RedisConfig   `toml:"redis"`
 
+	// Events bounds the bounce events the store keeps (the [events]
+	// section, not [store]).
+	Events EventsConfig `toml:"-"`
+
 	// Secret is the hashing key; LoadSecret fills it from SecretFile.
 	// Empty means unkeyed SHA-256 (see Hasher).
 	Secret []byte `toml:"-"`
 	// Observer receives per-operation timings and breaker state changes
 	// (for metrics). Optional.
 	Observer Observer `toml:"-"`
+}
+
+// EventsConfig bounds the bounce events a store keeps: for Retention, and
+// at most Max of them (the oldest go first).
+type EventsConfig struct {
+	Retention time.Duration
+	Max       int
+}
+
+// Defaults of EventsConfig.
+const (
+	DefaultEventsRetention = 30 * 24 * time.Hour
+	DefaultEventsMax       = 1_000_000
+)
+
+// WithDefaults fills in what is unset.
+func (e EventsConfig) WithDefaults() EventsConfig {
+	if e.Retention <= 0 {
+		e.Retention = DefaultEventsRetention
+	}
+	if e.Max <= 0 {
+		e.Max = DefaultEventsMax
+	}
+	return e
 }
 
 // FloodConfig sets the null-sender rate limits (flood control). A limit of
@@ -147,6 +175,7 @@ func (r RedisConfig) Mode() string {
 // Redis URL is set it is parsed and merged (an invalid URL is left for
 // Validate to report).
 func (c Config) WithDefaults() Config {
+	c.Events = c.Events.WithDefaults()
 	if c.Backend == "" {
 		c.Backend = BackendEmbedded
 		if c.Redis.URL != "" || len(c.Redis.Addrs) > 0 {

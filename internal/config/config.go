@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,6 +81,23 @@ type Config struct {
 	Inbound  Inbound           `toml:"inbound"`
 	Domains  map[string]Domain `toml:"domains"`
 	Store    Store             `toml:"store"`
+	Events   Events            `toml:"events"`
+}
+
+// Events is the [events] section: what genuine bounces tell our senders
+// (package events).
+type Events struct {
+	// Retention is how long events are kept (default 30d).
+	Retention Duration `toml:"retention"`
+	// Max bounds the events kept (default 1000000; the oldest go first).
+	Max int `toml:"max"`
+	// HashRecipients stores remote addresses only as keyed hashes (with
+	// [store] secret_file), for sites that must not keep them.
+	HashRecipients bool `toml:"hash_recipients"`
+	// Webhook is a URL that gets one signed JSON POST per event ("": off).
+	Webhook string `toml:"webhook"`
+	// WebhookSecretFile holds the key of the webhook's HMAC signature.
+	WebhookSecretFile string `toml:"webhook_secret_file"`
 }
 
 // Listen says where the services listen: "inet:HOST:PORT" or "unix:PATH";
@@ -450,6 +468,12 @@ func (c *Config) applyDefaults() {
 	if c.Domains == nil {
 		c.Domains = map[string]Domain{}
 	}
+	if c.Events.Retention.Duration == 0 {
+		c.Events.Retention.Duration = 30 * 24 * time.Hour
+	}
+	if c.Events.Max == 0 {
+		c.Events.Max = 1_000_000
+	}
 }
 
 // DefaultMaxConnections is listen.max_connections when unset: more than
@@ -588,6 +612,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Outbound.OnError != ActionAcceptUnsigned && c.Outbound.OnError != ActionTempfail {
 		return fmt.Errorf("outbound.on_error = %s: want accept-unsigned or tempfail", c.Outbound.OnError)
+	}
+	if c.Events.Max < 0 {
+		return fmt.Errorf("events.max = %d: want a positive number", c.Events.Max)
+	}
+	if c.Events.Webhook != "" {
+		u, err := url.Parse(c.Events.Webhook)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("events.webhook = %q: want an http(s) URL", c.Events.Webhook)
+		}
+		if c.Events.WebhookSecretFile == "" {
+			return fmt.Errorf("events.webhook needs events.webhook_secret_file (the key of its HMAC signature)")
+		}
 	}
 	if c.Inbound.StripTags != "postfix" && c.Inbound.StripTags != "milter" {
 		return fmt.Errorf("inbound.strip_tags = %q: want postfix or milter", c.Inbound.StripTags)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 )
 
 // MemoryStore keeps events in memory (tests, and a daemon without a
@@ -51,30 +52,47 @@ func (m *MemoryStore) Suppressions(_ context.Context, q SuppressionQuery) ([]Sup
 
 // Suppress computes suppression candidates from events (any order).
 func Suppress(es []Event, q SuppressionQuery) []Suppression {
-	by := map[string]*Suppression{}
+	hc := HardCounts{}
 	for _, e := range es {
 		if !e.Hard || e.Kind != KindBounce || (!q.Since.IsZero() && e.Time.Before(q.Since)) {
 			continue
 		}
-		s := by[e.Recipient]
-		if s == nil {
-			s = &Suppression{Recipient: e.Recipient}
-			by[e.Recipient] = s
-		}
-		s.HardCount++
-		if !e.Time.Before(s.Last) {
-			s.Last, s.LastReason = e.Time, e.Reason
-		}
-		if len(s.Senders) < 10 && !contains(s.Senders, e.Sender) {
-			s.Senders = append(s.Senders, e.Sender)
+		hc.Add(e.Recipient, 1, e.Time, e.Reason, e.Sender)
+	}
+	return hc.Candidates(q)
+}
+
+// HardCounts adds up hard bounces per recipient.
+type HardCounts map[string]*Suppression
+
+// Add counts n hard bounces of recipient, the last at last with reason,
+// from senders.
+func (hc HardCounts) Add(recipient string, n int, last time.Time, reason string, senders ...string) {
+	s := hc[recipient]
+	if s == nil {
+		s = &Suppression{Recipient: recipient}
+		hc[recipient] = s
+	}
+	s.HardCount += n
+	if !last.Before(s.Last) {
+		s.Last, s.LastReason = last, reason
+	}
+	for _, x := range senders {
+		if x != "" && len(s.Senders) < 10 && !contains(s.Senders, x) {
+			s.Senders = append(s.Senders, x)
 		}
 	}
+}
+
+// Candidates returns the recipients with at least q.MinHard hard bounces,
+// most first, at most q's limit.
+func (hc HardCounts) Candidates(q SuppressionQuery) []Suppression {
 	min := q.MinHard
 	if min < 1 {
 		min = 1
 	}
 	var out []Suppression
-	for _, s := range by {
+	for _, s := range hc {
 		if s.HardCount >= min {
 			sort.Strings(s.Senders)
 			out = append(out, *s)

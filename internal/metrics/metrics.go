@@ -82,6 +82,7 @@ type Metrics struct {
 	strict       strictStates
 
 	domains atomic.Pointer[map[string]bool]
+	ev      eventMetrics
 }
 
 // strictStates follows the flood (strict) states this process saw begin,
@@ -191,6 +192,7 @@ func New(version string) *Metrics {
 		Help: "Always 1; the labels say which build is running.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	m.initEvents()
 
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),

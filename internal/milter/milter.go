@@ -33,6 +33,7 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/events"
 )
 
 // Settings is everything the milter takes from the configuration; a
@@ -98,7 +99,16 @@ type Options struct {
 	// MaxConnections caps the milter connections open at once (0:
 	// DefaultMaxConnections, < 0: no cap); see limits.go.
 	MaxConnections int
+	// Events takes the bounce events of genuine bounces delivered (nil:
+	// none); it must not block (events.Recorder). Host names this host in
+	// them; HashRecipient, when set, replaces remote addresses (privacy).
+	Events        EventSink
+	Host          string
+	HashRecipient func(string) string
 }
+
+// EventSink takes bounce events without blocking.
+type EventSink interface{ Record(...events.Event) }
 
 // Server is the milter service.
 type Server struct {
@@ -569,6 +579,12 @@ func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 	}
 	d := j.Decide()
 	resp, failed := ss.apply(m, d)
+	if failed == "" && resp == gomilter.RespAccept && ss.s.opts.Events != nil {
+		if es := events.Build(events.Delivered{Time: e.Now(), QueueID: ss.queueID(), Host: ss.s.opts.Host,
+			Decision: d, Report: rep, Sender: ss.msg.env.Sender}, ss.s.opts.HashRecipient); len(es) > 0 {
+			ss.s.opts.Events.Record(es...)
+		}
+	}
 	if failed != "" {
 		// The decision could not be carried out: the internal-error
 		// action applies to the message, and the log says so rather than

@@ -17,6 +17,7 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/events"
 )
 
 var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -454,5 +455,52 @@ func TestSignOnly(t *testing.T) {
 	}
 	if !st.sent("<so-1@example.com>") {
 		t.Fatal("not recorded")
+	}
+}
+
+type eventSink struct {
+	mu sync.Mutex
+	es []events.Event
+}
+
+func (s *eventSink) Record(es ...events.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.es = append(s.es, es...)
+}
+
+// A genuine bounce delivered becomes one event per bounced recipient, with
+// its reason and hard/soft; backscatter becomes none.
+func TestBounceEvents(t *testing.T) {
+	_, eng := newEngineFor(t, baseConfig, "test-secret")
+	sink := &eventSink{}
+	srv := New(Options{Settings: Settings{Engine: eng, StripInMilter: true}, Store: newTestStore(), Events: sink, Host: "mx1",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := &harness{t: t, srv: srv, sock: serveUnix(t, srv), secret: []byte("test-secret")}
+	dsn := "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.remote.example\r\n\r\n" +
+		"Final-Recipient: rfc822; gone@remote.example\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n" +
+		"Final-Recipient: rfc822; full@remote.example\r\nAction: delayed\r\nStatus: 4.2.2\r\nDiagnostic-Code: smtp; 452 4.2.2 mailbox full\r\n\r\n" +
+		"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: user@example.com\r\nMessage-ID: <ev-1@example.com>\r\n\r\n--B--\r\n"
+	hdrs := [][2]string{{"Content-Type", ` multipart/report; report-type=delivery-status; boundary="B"`}, {"Subject", " Delivery Status Notification"}}
+	res := h.run(txn{from: "", rcpts: []string{h.sign("user@example.com", testNow)}, headers: hdrs, body: dsn})
+	if res.final.Type != gomilter.ActionAccept {
+		t.Fatalf("%+v", res.final)
+	}
+	res = h.run(txn{from: "", rcpts: []string{"user@example.com"}, headers: hdrs, body: dsn}) // backscatter: refused
+	if res.final.SMTPCode != 550 {
+		t.Fatalf("backscatter: %+v", res.final)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.es) != 2 {
+		t.Fatalf("%d events: %+v", len(sink.es), sink.es)
+	}
+	a, b := sink.es[0], sink.es[1]
+	if a.Kind != events.KindBounce || a.Recipient != "gone@remote.example" || a.Reason != "userunknown" || !a.Hard ||
+		a.Sender != "user@example.com" || a.MessageID != "ev-1@example.com" || a.Evidence != "valid-tag" || a.Host != "mx1" || a.ReportingMTA != "mx.remote.example" {
+		t.Errorf("first event %+v", a)
+	}
+	if b.Kind != events.KindDelay || b.Hard || b.Recipient != "full@remote.example" {
+		t.Errorf("second event %+v", b)
 	}
 }

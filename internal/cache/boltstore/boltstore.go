@@ -234,6 +234,9 @@ func (s *Store) pruneLoop() {
 			} else if n > 0 {
 				s.log.Info("pruned expired day buckets", "buckets", n)
 			}
+			if _, err := s.PruneEvents(s.now()); err != nil {
+				s.log.Warn("pruning bounce events failed", "err", err)
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/cache/storetest"
+	"github.com/bounce-milter/bounce-milter/internal/events/eventstest"
 )
 
 // relaxed widens the time budget for functional tests, which must not
@@ -570,4 +571,11 @@ func testDaysInUse(t *testing.T, url string) {
 		}
 	}
 	t.Logf("B probes %d of %d days", len(b.probeDays(now)), int(cache.MaxTTL/(24*time.Hour))+2)
+}
+
+// Bounce events on a real redis-server: the conformance suite.
+func TestEventsStandalone(t *testing.T) {
+	srv := startRedis(t)
+	s := openURL(t, "redis://"+srv.Addr+"/4", relaxed(storetest.Base()))
+	eventstest.Run(t, s, time.Now())
 }
