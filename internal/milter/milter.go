@@ -241,7 +241,8 @@ type message struct {
 	st        *Settings // the settings this message is decided by
 	env       backscatter.Envelope
 	outbound  string // why the mail counts as ours ("" when not)
-	rcpts     []string
+	rcpts     []string // our user's recipients (outbound), at most MaxRecipients
+	rcptN     int      // every RCPT of the message, for the sent record's count
 	inbound   []backscatter.RcptState
 	needBody  bool // some recipient of ours may need the analysis
 	buffering bool
@@ -294,6 +295,18 @@ func (ss *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (resp *go
 	e := ss.engine()
 	if q := m.Get(gomilter.MacroQueueId); q != "" {
 		ss.msg.queueID = q
+	}
+	ss.msg.rcptN++
+	if ss.msg.rcptN > MaxRecipients {
+		// What a message keeps per recipient is bounded. An SMTP client is
+		// told to send the rest in another transaction (RFC 5321 section
+		// 4.5.3.1.10); local submission is never refused, and the sign-only
+		// milter is not asked for RCPT replies, so there the rest are only
+		// counted (for the sent record) and not checked.
+		if !ss.local && !ss.s.opts.SignOnly {
+			return gomilter.RejectWithCodeAndReason(452, "4.5.3 Too many recipients")
+		}
+		return gomilter.RespContinue, nil
 	}
 	if ss.msg.outbound != "" {
 		ss.msg.rcpts = append(ss.msg.rcpts, rcpt)
@@ -524,7 +537,7 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 		ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.StoreTimeout)
 		err := ss.s.opts.Store.RecordSent(ctx, cache.SentMessage{
 			MessageID: ss.msg.messageID, Tag: backscatter.TagKey(sig.Sender), Sender: ss.msg.env.Sender,
-			Recipients: ss.msg.rcpts, Time: e.Now(), TTL: sig.TTL,
+			Recipients: recordRecipients(ss.msg.rcpts, ss.msg.rcptN), Time: e.Now(), TTL: sig.TTL,
 		})
 		cancel()
 		if err != nil {
@@ -533,6 +546,24 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 		}
 	}
 	return nil
+}
+
+// MaxRecipients bounds the recipients a message keeps (Postfix's own
+// smtpd_recipient_limit is 1000 by default).
+const MaxRecipients = 10000
+
+// maxCounted bounds the recipient count a sent record is given for the
+// recipients not kept.
+const maxCounted = 1 << 20
+
+// recordRecipients is the recipient list of a sent record: the store keeps
+// only their number, so the ones counted but not kept are empty strings.
+func recordRecipients(kept []string, n int) []string {
+	n = min(n, maxCounted)
+	if n <= len(kept) {
+		return kept
+	}
+	return append(kept[:len(kept):len(kept)], make([]string, n-len(kept))...)
 }
 
 // judge decides the message's recipients of ours and applies the engine's

@@ -2,6 +2,7 @@ package milter
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -502,5 +503,30 @@ func TestBounceEvents(t *testing.T) {
 	}
 	if b.Kind != events.KindDelay || b.Hard || b.Recipient != "full@remote.example" {
 		t.Errorf("second event %+v", b)
+	}
+}
+
+// What a message keeps per recipient is bounded: past MaxRecipients an SMTP
+// client's RCPT gets 452 (send the rest later); local submission is never
+// refused, and its sent record still counts every recipient.
+func TestRecipientCap(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	rcpts := make([]string, MaxRecipients+2)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("r%d@example.org", i)
+	}
+	res := h.run(txn{auth: "alice", from: "alice@example.com", rcpts: rcpts, headers: [][2]string{{"Message-Id", "<cap-1@example.com>"}}})
+	if n := len(res.rcptCodes); n != len(rcpts) || res.rcptCodes[MaxRecipients-1] >= 400 ||
+		res.rcptCodes[MaxRecipients] != 452 || res.rcptCodes[MaxRecipients+1] != 452 {
+		t.Fatalf("RCPT codes around the cap: %v", res.rcptCodes[MaxRecipients-2:])
+	}
+	res = h.run(txn{port: 1, from: "alice@example.com", rcpts: rcpts, headers: [][2]string{{"Message-Id", "<cap-2@example.com>"}}})
+	for i, c := range res.rcptCodes {
+		if c >= 400 {
+			t.Fatalf("local submission: RCPT %d refused (%d)", i, c)
+		}
+	}
+	if got := recordRecipients([]string{"a"}, 5); len(got) != 5 || got[0] != "a" {
+		t.Fatalf("record recipients: %q", got)
 	}
 }
