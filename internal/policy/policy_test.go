@@ -673,3 +673,41 @@ func TestAnswerInternalError(t *testing.T) {
 		}
 	}
 }
+
+type floodCounter struct {
+	mu            sync.Mutex
+	entered, left int
+	decisions     int
+}
+
+func (f *floodCounter) Decision(string, string, string, string) {
+	f.mu.Lock()
+	f.decisions++
+	f.mu.Unlock()
+}
+func (f *floodCounter) FloodEntered() { f.mu.Lock(); f.entered++; f.mu.Unlock() }
+func (f *floodCounter) FloodLeft()    { f.mu.Lock(); f.left++; f.mu.Unlock() }
+
+// The policy service reports flood transitions as the milter does: the
+// metrics' strict-state gauge follows them.
+func TestPolicyFloodObserved(t *testing.T) {
+	e := policyEngine(t, "")
+	forged := strings.Replace(sign(t, "alice@example.com", 2, "policy-secret", policyNow), "=alice@", "=mallory@", 1)
+	st := &fakeStore{facts: cache.InboundFacts{ClientStrict: true, FloodEntered: true}}
+	obs := &floodCounter{}
+	p := NewService(Options{Settings: Settings{Engine: e}, Store: st, Observer: obs,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rep := p.Answer(Request{Request: "smtpd_access_policy", ProtocolState: "RCPT", Recipient: forged, ClientAddress: "192.0.2.7"})
+	if !strings.HasPrefix(rep.Action, "550") || !rep.FloodEntered {
+		t.Fatalf("bad tag: %+v", rep)
+	}
+	st.mu.Lock()
+	st.facts = cache.InboundFacts{FloodLeft: true}
+	st.mu.Unlock()
+	p.Answer(Request{Request: "smtpd_access_policy", ProtocolState: "RCPT", Recipient: forged, ClientAddress: "192.0.2.7"})
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.entered != 1 || obs.left != 1 || obs.decisions != 2 {
+		t.Fatalf("observer: %+v", obs)
+	}
+}
