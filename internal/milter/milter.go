@@ -240,7 +240,7 @@ type session struct {
 type message struct {
 	st        *Settings // the settings this message is decided by
 	env       backscatter.Envelope
-	outbound  string // why the mail counts as ours ("" when not)
+	outbound  string   // why the mail counts as ours ("" when not)
 	rcpts     []string // our user's recipients (outbound), at most MaxRecipients
 	rcptN     int      // every RCPT of the message, for the sent record's count
 	inbound   []backscatter.RcptState

@@ -566,7 +566,7 @@ func (p *Service) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 1024)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
+		p.armRead(c, idleTimeout)
 		req, err := ReadRequest(br)
 		if err != nil {
 			// Answers to the requests before this one still go out.

@@ -86,7 +86,7 @@ func (s *Socketmap) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 4096)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
+		s.armRead(c, idleTimeout)
 		req, err := readNetstring(br, maxNetstring)
 		if err != nil {
 			// Answers to the requests before this one still go out.
@@ -194,8 +194,11 @@ type server struct {
 	mu       sync.Mutex
 	lns      []net.Listener
 	conns    map[net.Conn]struct{}
-	wg       sync.WaitGroup
-	closed   bool
+	// closing is set by Shutdown before it cuts the idle connections
+	// short (see armRead).
+	closing atomic.Bool
+	wg      sync.WaitGroup
+	closed  bool
 }
 
 func (s *server) init(handle func(net.Conn), maxConns int, log *slog.Logger, capMsg string) {
@@ -256,9 +259,23 @@ func (s *server) Serve(ln net.Listener) error {
 	}
 }
 
+// armRead sets the read deadline for the next request. A handler re-arms
+// it after each answer; were Shutdown to cut the connection short just
+// before, the new deadline would undo it and Shutdown would wait for an
+// idle client. So the handler looks at closing after arming: either it
+// sees Shutdown's flag and cuts itself short, or Shutdown's own deadline
+// comes after its own.
+func (s *server) armRead(c net.Conn, d time.Duration) {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	if s.closing.Load() {
+		_ = c.SetReadDeadline(time.Now())
+	}
+}
+
 // Shutdown stops accepting, then waits for the connections in flight to
 // finish their current request (idle ones are closed) or ctx to expire.
 func (s *server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
 	s.mu.Lock()
 	s.closed = true
 	for _, ln := range s.lns {
