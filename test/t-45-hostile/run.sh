@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Hostile input (issue 11): each attack sent through a real Postfix with
 # its default address rewriting (allow_percent_hack, swap_bangpath,
-# resolve_dequoted_address, $myhostname and localhost in mydestination) or straight
-# to bounce-milter's sockets, and its outcome checked: the daemon alive and
-# serving afterwards, the mail refused or decided, memory bounded, nothing
-# delivered that must not be, and the log and the metrics saying what
-# Postfix did.
+# resolve_dequoted_address, $myhostname and localhost in mydestination)
+# or straight to bounce-milter's sockets, and its outcome checked: the
+# daemon alive and serving afterwards, the mail refused or decided, memory
+# bounded, nothing delivered that must not be, and the log and the metrics
+# saying what Postfix did.
 #
 #   - sockets: the default socket directory and modes (checked in a mount
 #     namespace of its own at the real default path), a local user other
