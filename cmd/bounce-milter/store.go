@@ -78,7 +78,8 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 				m.RecordDropped()
 			}
 		},
-		HistoryOptions: cache.HistoryOptions{Shared: cc.Backend == cache.BackendRedis, Instance: cache.InstanceID(cfg.DataDir)},
+		HistoryOptions: cache.HistoryOptions{Shared: cc.Backend == cache.BackendRedis, Instance: cache.InstanceID(cfg.DataDir),
+			EpochFile: filepath.Join(cfg.DataDir, "store-epoch")},
 	}
 	if cc.Backend == cache.BackendEmbedded {
 		ro.SpoolPath = filepath.Join(cfg.DataDir, "outbox.spool")

@@ -118,7 +118,9 @@ func (e *Engine) overBudget(r Recipient, f cache.InboundFacts, pending int64) bo
 	signed := e.signingDay(r)
 	from, to := signed.Add(-24*time.Hour), signed.Add(48*time.Hour)
 	for _, g := range f.Gaps {
-		if g.From.Before(to) && g.To.After(from) {
+		// Only records lost can undercount a tag (mail that left unsigned
+		// carried no tag at all).
+		if !g.Unsigned && g.From.Before(to) && g.To.After(from) {
 			return false
 		}
 	}
@@ -483,8 +485,9 @@ func (j *Judgement) untaggedVerdict(rj *RcptJudgement) Verdict {
 }
 
 // inGap reports whether the returned original was sent during a gap in
-// the store's history: its Date falls in one (with a margin for the time a
-// message takes from being written to being sent).
+// the store's history: its Date falls in one, from gapBefore ahead of it
+// (the sender's software dates a message when it writes it, before it is
+// sent) to gapAfter past its end (clock skew).
 func (j *Judgement) inGap(gaps []cache.Window) bool {
 	rep := j.msg.Report
 	if rep == nil || rep.OriginalDate.IsZero() || len(gaps) == 0 {
@@ -492,16 +495,18 @@ func (j *Judgement) inGap(gaps []cache.Window) bool {
 	}
 	t := rep.OriginalDate
 	for _, g := range gaps {
-		if !t.Before(g.From.Add(-gapMargin)) && !t.After(g.To.Add(gapMargin)) {
+		if !t.Before(g.From.Add(-gapBefore)) && !t.After(g.To.Add(gapAfter)) {
 			return true
 		}
 	}
 	return false
 }
 
-// gapMargin widens a gap for a returned original's Date, which the sender's
-// software sets when it writes the message, minutes before it is sent.
-const gapMargin = 30 * time.Minute
+// The margins of a gap for a returned original's Date.
+const (
+	gapBefore = 10 * time.Minute
+	gapAfter  = 2 * time.Minute
+)
 
 func kindWord(k bounce.Kind) string {
 	switch k {

@@ -254,6 +254,10 @@ func TestDecideTags(t *testing.T) {
 			return Answer{Asked: true, Facts: cache.InboundFacts{TagRecipients: 1, TagBounces: 9,
 				Gaps: []cache.Window{{From: testNow.Add(-2 * time.Hour), To: testNow.Add(-time.Hour)}}}}
 		}, "", "pass"},
+		{"budget spent, only a downtime that day (no record lost)", Envelope{}, s.Sender, func(cache.InboundQuery) Answer {
+			return Answer{Asked: true, Facts: cache.InboundFacts{TagRecipients: 1, TagBounces: 9,
+				Gaps: []cache.Window{{From: testNow.Add(-2 * time.Hour), To: testNow.Add(-time.Hour), Unsigned: true}}}}
+		}, ReasonReplayed, ""},
 		{"budget spent, gap long before", Envelope{}, s.Sender, func(cache.InboundQuery) Answer {
 			return Answer{Asked: true, Facts: cache.InboundFacts{TagRecipients: 1, TagBounces: 9,
 				Gaps: []cache.Window{{From: testNow.AddDate(0, 0, -20), To: testNow.AddDate(0, 0, -19)}}}}

@@ -192,8 +192,14 @@ type SentRecord struct {
 	Time           time.Time // when it was signed (whole seconds)
 }
 
-// Window is a span of time, From ≤ To.
-type Window struct{ From, To time.Time }
+// Window is a span of time, From ≤ To. As a gap in the store's history it
+// says that records of mail signed then may be missing (lost), or, with
+// Unsigned, only that mail may have left unsigned then (bounce-milter was
+// down): no record was lost, so a tag's count is still whole.
+type Window struct {
+	From, To time.Time
+	Unsigned bool
+}
 
 // Contains reports whether t falls in w (bounds included).
 func (w Window) Contains(t time.Time) bool { return !t.Before(w.From) && !t.After(w.To) }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,6 +32,11 @@ type HistoryOptions struct {
 	// downtime of a crash is counted from the last one. RefreshEvery is
 	// how often the gap list is read back and the epoch checked (5 s).
 	HeartbeatEvery, RefreshEvery time.Duration
+	// EpochFile keeps the store epoch this data directory last saw (e.g.
+	// <data_dir>/store-epoch): a store whose epoch is new or another than
+	// that one lost its data; a store first seen here is new, not a loss
+	// ("" : every new epoch counts as a loss).
+	EpochFile string
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -109,8 +115,8 @@ func (h *history) start(ctx context.Context) error {
 		case prev.Stopped:
 			// Down from a clean stop: mail may have left unsigned, and the
 			// MX took bounces unchecked (milter_default_action = accept).
-			h.log.Info("store history: down since the last clean stop; the downtime counts as a gap", "from", prev.Time, "to", now)
-			gaps = append(gaps, Window{From: prev.Time, To: now})
+			h.log.Info("store history: down since the last clean stop; mail may have left unsigned meanwhile: gap", "from", prev.Time, "to", now)
+			gaps = append(gaps, Window{From: prev.Time, To: now, Unsigned: true})
 		default:
 			from := prev.Time
 			if !prev.Pending.IsZero() && prev.Pending.Before(from) {
@@ -135,9 +141,12 @@ func (h *history) start(ctx context.Context) error {
 	return h.sync(ctx, now)
 }
 
-// checkEpoch compares the store's epoch with the one known here: a store
-// that has none (new, or its data was lost), or another one, may miss
-// anything before now.
+// checkEpoch compares the store's epoch with the one known here (in
+// memory, else in the epoch file): a store whose epoch is missing (it was
+// created now) or another one lost its data, and may miss anything before
+// now. With an epoch file, a store this data directory has never seen is
+// new: nothing was recorded in it to lose (the grace period covers a new
+// installation); without one, a store created now counts as a loss.
 func (h *history) checkEpoch(ctx context.Context, now time.Time) error {
 	id, created, err := h.j.Epoch(ctx, NewID())
 	if err != nil {
@@ -145,13 +154,34 @@ func (h *history) checkEpoch(ctx context.Context, now time.Time) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if created || (h.epoch != "" && id != h.epoch) {
-		if h.epoch == "" {
-			h.log.Info("store history: the store is new (or its data was lost); what was sent before now is unknown to it: gap", "from", now.Add(-MaxTTL), "to", now)
-		} else {
-			h.log.Warn("store history: the store lost its data (epoch changed); what was sent before now is unknown to it: gap", "from", now.Add(-MaxTTL), "to", now)
+	known := h.epoch
+	if known == "" && h.o.EpochFile != "" {
+		if b, err := os.ReadFile(h.o.EpochFile); err == nil {
+			known = strings.TrimSpace(string(b))
 		}
+	}
+	var lost bool
+	switch {
+	case h.o.EpochFile == "":
+		// Nothing kept between runs: a store created now may have lost
+		// its data as well as be new.
+		lost = created || (known != "" && id != known)
+	case known == "":
+		lost = false // first seen by this data directory: new, nothing lost
+	default:
+		lost = created || id != known
+	}
+	switch {
+	case lost:
+		h.log.Warn("store history: the store lost its data (its epoch is new); what was sent before now is unknown to it: gap", "from", now.Add(-MaxTTL), "to", now)
 		h.unsaved = MergeWindows(append(h.unsaved, Window{From: now.Add(-MaxTTL), To: now}), time.Time{}, MaxGaps)
+	case created:
+		h.log.Info("store history: a new store", "epoch", id)
+	}
+	if id != known && h.o.EpochFile != "" {
+		if err := WriteFileAtomic(h.o.EpochFile, []byte(id+"\n"), 0o600); err != nil {
+			h.log.Warn("store history: cannot keep the store epoch", "file", h.o.EpochFile, "err", err)
+		}
 	}
 	h.epoch, h.suspect = id, false
 	return nil
@@ -354,10 +384,20 @@ func MergeWindows(ws []Window, now time.Time, max int) []Window {
 		}
 		out = append(out, w)
 	}
-	slices.SortFunc(out, func(a, b Window) int { return a.From.Compare(b.From) })
+	// Lost gaps first, then the unsigned ones; each by time. Only gaps of
+	// one kind merge (a lost gap may cover an unsigned one: both kept).
+	slices.SortFunc(out, func(a, b Window) int {
+		if a.Unsigned != b.Unsigned {
+			if a.Unsigned {
+				return 1
+			}
+			return -1
+		}
+		return a.From.Compare(b.From)
+	})
 	m := out[:0]
 	for _, w := range out {
-		if n := len(m); n > 0 && !w.From.After(m[n-1].To.Add(time.Second)) {
+		if n := len(m); n > 0 && m[n-1].Unsigned == w.Unsigned && !w.From.After(m[n-1].To.Add(time.Second)) {
 			if w.To.After(m[n-1].To) {
 				m[n-1].To = w.To
 			}
@@ -366,13 +406,21 @@ func MergeWindows(ws []Window, now time.Time, max int) []Window {
 		m = append(m, w)
 	}
 	for max > 0 && len(m) > max {
+		// Merge the two closest (a lost gap absorbs an unsigned one:
+		// that only widens what may be missing).
 		best := 0
 		for i := 1; i < len(m)-1; i++ {
 			if m[i+1].From.Sub(m[i].To) < m[best+1].From.Sub(m[best].To) {
 				best = i
 			}
 		}
-		m[best].To = m[best+1].To
+		if m[best+1].To.After(m[best].To) {
+			m[best].To = m[best+1].To
+		}
+		if m[best+1].From.Before(m[best].From) {
+			m[best].From = m[best+1].From
+		}
+		m[best].Unsigned = m[best].Unsigned && m[best+1].Unsigned
 		m = slices.Delete(m, best+1, best+2)
 	}
 	if len(m) == 0 {

@@ -65,13 +65,15 @@ func TestHistoryNewStore(t *testing.T) {
 	}
 	r.Close()
 	// Restarted an hour later: the store is known (no new epoch gap); the
-	// downtime is a gap, which touches the first and merges with it.
+	// downtime is a gap of its own kind (mail may have left unsigned, no
+	// record was lost), beside the first.
 	first := g[0]
+	stopped := c.Now()
 	c.Set(c.Now().Add(time.Hour))
 	r2 := cache.NewRecorder(st, histOpts(c, "a", false))
 	defer r2.Close()
 	g = r2.Gaps(c.Now())
-	if len(g) != 1 || !g[0].From.Equal(first.From) || !g[0].To.Equal(c.Now()) {
+	if len(g) != 2 || g[0] != first || g[1] != (cache.Window{From: stopped, To: c.Now(), Unsigned: true}) {
 		t.Fatalf("after a clean stop of an hour: gaps %v", g)
 	}
 	// They age out after MaxTTL.
@@ -162,4 +164,25 @@ func TestHistoryOutageGaps(t *testing.T) {
 	r2 := cache.NewRecorder(st, histOpts(c, "b", true))
 	defer r2.Close()
 	waitGaps(t, r2, now, func(g []cache.Window) bool { return covers(g, want) })
+}
+
+// With an epoch file, a store this data directory first sees is new, not
+// a loss; the same store with its data gone is a loss.
+func TestHistoryEpochFile(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	c := &clock{t: now}
+	st := newFlaky()
+	o := histOpts(c, "a", true)
+	o.EpochFile = t.TempDir() + "/store-epoch"
+	r := cache.NewRecorder(st, o)
+	if g := r.Gaps(now); len(g) != 0 {
+		t.Fatalf("new store: gaps %v", g)
+	}
+	r.Close()
+	st.Forget()
+	r = cache.NewRecorder(st, o)
+	defer r.Close()
+	if g := r.Gaps(now); !covers(g, cache.Window{From: now.Add(-cache.MaxTTL), To: now}) {
+		t.Fatalf("store that lost its data: gaps %v", g)
+	}
 }

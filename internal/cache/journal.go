@@ -70,15 +70,20 @@ func DecodeBeat(v []byte) (Beat, error) {
 // big-endian (sorts by end).
 func EncodeWindow(w Window) []byte {
 	out := binary.BigEndian.AppendUint64(nil, uint64(w.To.Unix()))
-	return binary.BigEndian.AppendUint64(out, uint64(w.From.Unix()))
+	out = binary.BigEndian.AppendUint64(out, uint64(w.From.Unix()))
+	if w.Unsigned {
+		out = append(out, 'u')
+	}
+	return out
 }
 
 // DecodeWindow reverses EncodeWindow.
 func DecodeWindow(v []byte) (Window, error) {
-	if len(v) != 16 {
+	if len(v) != 16 && (len(v) != 17 || v[16] != 'u') {
 		return Window{}, errors.New("malformed gap")
 	}
-	return Window{To: time.Unix(int64(binary.BigEndian.Uint64(v[:8])), 0), From: time.Unix(int64(binary.BigEndian.Uint64(v[8:])), 0)}, nil
+	return Window{To: time.Unix(int64(binary.BigEndian.Uint64(v[:8])), 0), From: time.Unix(int64(binary.BigEndian.Uint64(v[8:16])), 0),
+		Unsigned: len(v) == 17}, nil
 }
 
 // MaxStoredGaps bounds the gaps a store keeps.

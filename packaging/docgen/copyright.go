@@ -437,7 +437,7 @@ func (m *module) paragraph(i int, d licenceDir) string {
 	case i == 0:
 		c := fmt.Sprintf("Go module %s %s", m.Path, m.Version)
 		if m.Replace != "" {
-			c += ", replaced by " + m.Replace
+			c += ", replaced by " + m.Replace + " (bounce-milter's patched copy; its README lists the changes)"
 		}
 		comment = append(comment, c+"; licence from "+strings.Join(rels, ", ")+".")
 	default:

@@ -113,13 +113,15 @@ expect_reply "$out" '<\*\* 550 5\.7\.1 .*replayed' "bounce 3 to the tag at host 
 ok "replay: the tag's budget is counted across hosts (A, C accepted; B refused as replayed)"
 
 # 3. Flood counter shared: three untagged bounces to one recipient in tag
-# mode, one per host, then the fourth is refused.
+# mode, one per host, then the fourth is in the flood (tag mode marks it so;
+# the mode bounds every outcome).
 for h in A B C; do
   deliver "untagged bounce to dave@tagmode.example at host $h" "${PP[$h]}" --from '<>' --to dave@tagmode.example
 done
-out=$(smtp "${PP[A]}" --from '<>' --to dave@tagmode.example)
-expect_reply "$out" '<\*\* 550 5\.7\.1 ' "fourth untagged bounce to dave@tagmode.example"
-ok "flood: the recipient's count is shared (3 accepted on A, B, C; the 4th refused)"
+sink_has $n '^X-Bounce-Check: fail (untagged bounce; no evidence' || fail "third untagged bounce: not a plain fail verdict"
+deliver "fourth untagged bounce to dave@tagmode.example at host A" "${PP[A]}" --from '<>' --to dave@tagmode.example
+sink_has $n '^X-Bounce-Check: fail (untagged bounce during a bounce flood' || fail "fourth untagged bounce: no flood verdict"
+ok "flood: the recipient's count is shared (3 on A, B, C; the 4th, on A, in the flood)"
 
 # 4. A master killed under load, its replica promoted: no accepted mail lost.
 touch "$T/load.on"

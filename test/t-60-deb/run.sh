@@ -137,7 +137,7 @@ mods=$(cd "$ROOT" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go list -deps -f '{{w
 [ "$(grep -c . <<<"$mods")" -ge 5 ] || fail "go list found only: $mods"
 while read -r m v; do
   grep -qx "Files: vendor/$m/\*" "$COPYRIGHT" || fail "copyright has no paragraph for module $m"
-  grep -q "Go module $m $v;" "$COPYRIGHT" || fail "copyright does not name $m $v"
+  grep -qE "Go module $m $v(;|, replaced by)" "$COPYRIGHT" || fail "copyright does not name $m $v"
 done <<<"$mods"
 for want in '^Files: \*$' '^Files: GOROOT/src/\*$' '^Files: internal/backscatter/testdata/corpus/messages/\*/sisimai-\*$' \
   '^Files: internal/backscatter/testdata/corpus/messages/\*/sa-\*$' '/usr/share/common-licenses/Apache-2.0'; do
