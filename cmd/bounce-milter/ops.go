@@ -23,6 +23,7 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
+	"github.com/bounce-milter/bounce-milter/internal/connlimit"
 	"github.com/bounce-milter/bounce-milter/internal/events"
 	"github.com/bounce-milter/bounce-milter/internal/metrics"
 )
@@ -135,6 +136,7 @@ func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Co
 	if err != nil {
 		return service{}, fmt.Errorf("metrics: cannot listen on %s: %w", addr, err)
 	}
+	ln = connlimit.New(ln, cfg.Listen.MaxConnections, log, "metrics connection limit reached: new connections closed at once")
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("GET /healthz", healthHandler(health, log))

@@ -15,8 +15,16 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/config"
 	"github.com/bounce-milter/bounce-milter/internal/dkimcheck"
+	"github.com/bounce-milter/bounce-milter/internal/metrics"
 	"github.com/bounce-milter/bounce-milter/internal/milter"
 	"github.com/bounce-milter/bounce-milter/internal/policy"
+)
+
+// The metrics follow the flood states the milter and the policy service
+// see begin and end.
+var (
+	_ milter.FloodObserver = (*metrics.Metrics)(nil)
+	_ policy.FloodObserver = (*metrics.Metrics)(nil)
 )
 
 // service is one thing serve runs: every service is started, reloaded
@@ -77,8 +85,8 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		m := milter.New(milter.Options{
 			Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
 			DKIM:         dkimcheck.Checker{Timeout: 3 * time.Second}.Verify,
-			StoreTimeout: store.timeout(),
-			Events:       store.events, Host: host, HashRecipient: store.hashRecipient,
+			StoreTimeout: store.timeout(), MaxConnections: cfg.Listen.MaxConnections,
+			Events: store.events, Host: host, HashRecipient: store.hashRecipient,
 		})
 		svc.list = append(svc.list, service{name: "milter " + cfg.Listen.Milter.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
@@ -90,7 +98,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			return fail(err)
 		}
 		m := milter.New(milter.Options{Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
-			StoreTimeout: store.timeout(), SignOnly: true})
+			StoreTimeout: store.timeout(), SignOnly: true, MaxConnections: cfg.Listen.MaxConnections})
 		svc.list = append(svc.list, service{name: "sign-only milter " + cfg.Listen.Sign.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
 			apply: func(rt *reloadable) { m.SetSettings(rt.milter) }})
@@ -100,7 +108,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		if err != nil {
 			return fail(err)
 		}
-		sm := policy.NewSocketmap(policy.SocketmapOptions{Engine: rt.engine, Logger: log})
+		sm := policy.NewSocketmap(policy.SocketmapOptions{Engine: rt.engine, Logger: log, MaxConnections: cfg.Listen.MaxConnections})
 		svc.list = append(svc.list, service{name: "socketmap " + cfg.Listen.Socketmap.String(),
 			run: func() error { return sm.Serve(ln) }, shutdown: sm.Shutdown,
 			apply: func(rt *reloadable) { sm.SetEngine(rt.engine) }})
@@ -111,7 +119,8 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			return fail(err)
 		}
 		p := policy.NewService(policy.Options{Settings: rt.policy, Store: store.Store(), Logger: log,
-			Observer: store.metrics, StoreTimeout: store.timeout(), WithMilter: cfg.Listen.Milter.IsSet()})
+			Observer: store.metrics, StoreTimeout: store.timeout(), WithMilter: cfg.Listen.Milter.IsSet(),
+			MaxConnections: cfg.Listen.MaxConnections})
 		if cfg.Listen.Milter.IsSet() {
 			log.Info("policy service: tags checked at RCPT; counting and untagged bounces left to the milter (serve --milter off for policy only)")
 		} else {
@@ -158,8 +167,27 @@ func listen(ep config.Endpoint, socketMode, group string) (net.Listener, error) 
 	}
 	dir := filepath.Dir(ep.Address)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, err
+		// Missing parents are made traversable (Postfix must reach the
+		// socket); the socket's own directory is closed to others. The
+		// modes are set explicitly: a umask must not change them.
+		var missing []string
+		for d := dir; ; d = filepath.Dir(d) {
+			if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+				break
+			}
+			missing = append(missing, d)
+		}
+		for i := len(missing) - 1; i >= 0; i-- {
+			mode := fs.FileMode(0o755)
+			if i == 0 {
+				mode = 0o750
+			}
+			if err := os.Mkdir(missing[i], mode); err != nil && !errors.Is(err, fs.ErrExist) {
+				return nil, err
+			}
+			if err := os.Chmod(missing[i], mode); err != nil {
+				return nil, err
+			}
 		}
 		if gid >= 0 {
 			if err := os.Chown(dir, -1, gid); err != nil {

@@ -57,6 +57,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 	m := newMetrics(cfg)
 	cc := cfg.Store.Cache()
 	cc.Observer = m
+	m.SetFloodStrictFor(cc.Flood.StrictFor)
 	cc.Events = cache.EventsConfig{Retention: cfg.Events.Retention.Duration, Max: cfg.Events.Max}.WithDefaults()
 	// Records live as long as the longest tag lifetime needs (a domain's
 	// lifetime may exceed the retention configured).

@@ -168,6 +168,12 @@ type Message struct {
 	// body of null-sender mail and of mail its pre-check flags).
 	Report   *bounce.Report
 	ClientIP string
+	// NoDrop says the adapter cannot remove one recipient from a message
+	// (the policy service answers for the whole message at DATA): a
+	// message with a refused recipient is then refused whole, so that an
+	// accepted recipient (postmaster, a valid tag) never carries the
+	// refused ones in.
+	NoDrop bool
 }
 
 // Judgement is a message being decided: what to ask the store and which
@@ -520,51 +526,81 @@ func kindWord(k bounce.Kind) string {
 // delivered with one verdict header, the worst result among them. Local
 // submission is never refused (Postfix would keep it in the queue): at
 // worst it is marked.
+//
+// The verdicts are then rewritten to say what becomes of each recipient,
+// so that the log and the metrics never count a refusal that does not
+// happen: a dropped recipient is ActDrop, every recipient of a deferred
+// message ActTempfail, a refused recipient of local submission ActAccept,
+// every recipient of a refused message ActReject.
 func (j *Judgement) combine(d Decision) Decision {
 	if len(d.Verdicts) == 0 {
 		return d
 	}
 	local := j.msg.Env.Origin.Local
-	var accepted, rejected []RcptVerdict
+	var accepted, rejected []int
 	tempfail, quarantine := false, ""
-	for _, rv := range d.Verdicts {
+	for i, rv := range d.Verdicts {
 		switch rv.Verdict.Action {
 		case ActTempfail:
+			if local {
+				d.Verdicts[i].Verdict.Action = ActAccept
+				d.Verdicts[i].Verdict.Comment = appendComment(rv.Verdict.Comment, "local submission, not deferred")
+			}
 			tempfail = true
-			accepted = append(accepted, rv)
+			accepted = append(accepted, i)
 		case ActReject:
 			if local {
-				accepted = append(accepted, rv)
+				d.Verdicts[i].Verdict.Action = ActAccept
+				d.Verdicts[i].Verdict.Comment = appendComment(rv.Verdict.Comment, "local submission, not refused")
+				accepted = append(accepted, i)
 				continue
 			}
-			rejected = append(rejected, rv)
+			rejected = append(rejected, i)
 		case ActQuarantine:
 			quarantine = "bounce-milter: backscatter (" + string(rv.Verdict.Reason) + ")"
-			accepted = append(accepted, rv)
+			accepted = append(accepted, i)
 		default:
-			accepted = append(accepted, rv)
+			accepted = append(accepted, i)
+		}
+	}
+	all := func(a Action, note string) {
+		for i := range d.Verdicts {
+			if d.Verdicts[i].Verdict.Action != a {
+				d.Verdicts[i].Verdict.Action = a
+				d.Verdicts[i].Verdict.Comment = appendComment(d.Verdicts[i].Verdict.Comment, note)
+			}
 		}
 	}
 	if tempfail && !local {
 		d.Reply = Reply{Code: ReplyTempfail, SMTP: 451, Text: TempfailText}
 		d.Strip = nil
+		all(ActTempfail, "message deferred")
 		return d
 	}
-	if len(accepted) == 0 {
-		d.Reply = Reply{Code: ReplyReject, SMTP: 550, Text: RejectText(rejected[0].Verdict.Reason)}
+	if len(rejected) > 0 && (len(accepted) == 0 || j.msg.NoDrop) {
+		d.Reply = Reply{Code: ReplyReject, SMTP: 550, Text: RejectText(d.Verdicts[rejected[0]].Verdict.Reason)}
 		d.Strip = nil
+		all(ActReject, "message refused")
 		return d
 	}
-	for _, rv := range rejected {
-		d.Drop = append(d.Drop, rv.R)
+	for _, i := range rejected {
+		d.Drop = append(d.Drop, d.Verdicts[i].R)
+		d.Verdicts[i].Verdict.Action = ActDrop
 	}
-	worst := accepted[0].Verdict
-	for _, rv := range accepted[1:] {
-		if rv.Verdict.Result.rank() > worst.Result.rank() {
-			worst = rv.Verdict
+	worst := d.Verdicts[accepted[0]].Verdict
+	for _, i := range accepted[1:] {
+		if v := d.Verdicts[i].Verdict; v.Result.rank() > worst.Result.rank() {
+			worst = v
 		}
 	}
 	d.Header = worst.Header()
 	d.Quarantine = quarantine
 	return d
+}
+
+func appendComment(c, note string) string {
+	if c == "" {
+		return note
+	}
+	return c + "; " + note
 }

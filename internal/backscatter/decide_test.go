@@ -352,6 +352,72 @@ func TestDecideCombine(t *testing.T) {
 	}
 }
 
+// The verdicts say what becomes of each recipient once the message is
+// combined, so that the log and the metrics never count a refusal that
+// does not happen: a refused recipient of a delivered message is dropped,
+// every recipient of a deferred message is deferred, every recipient of a
+// refused message refused, nothing of local submission refused; an
+// adapter that cannot drop one recipient (NoDrop) refuses the message.
+func TestDecideVerdictsSayWhatHappens(t *testing.T) {
+	e := testEngine(t, testSettings())
+	s := e.Sign("alice@example.com", []string{"bob@remote.example"})
+	rep := dsn("carol@example.com", "out-1@example.com")
+	actions := func(d Decision) string {
+		var out []string
+		for _, rv := range d.Verdicts {
+			out = append(out, rv.R.Untagged+":"+rv.Verdict.Action.String())
+		}
+		return strings.Join(out, " ")
+	}
+	down := func(q cache.InboundQuery) Answer {
+		if q.Tag != "" {
+			return Answer{Asked: true}
+		}
+		return Answer{Asked: true, Err: errors.New("down")}
+	}
+	for _, tc := range []struct {
+		name   string
+		env    Envelope
+		rcpts  []string
+		answer func(cache.InboundQuery) Answer
+		noDrop bool
+		reply  ReplyCode
+		want   string
+	}{
+		{"drop", Envelope{}, []string{"postmaster@example.com", "@x.test:dave@example.com"}, none, false, ReplyAccept,
+			"postmaster@example.com:accept dave@example.com:drop-recipient"},
+		{"no drop: refused whole", Envelope{}, []string{"postmaster@example.com", "dave@example.com"}, none, true, ReplyReject,
+			"postmaster@example.com:reject dave@example.com:reject"},
+		{"deferred", Envelope{}, []string{s.Sender, "dave@example.com"}, down, false, ReplyTempfail,
+			"alice@example.com:tempfail dave@example.com:tempfail"},
+		{"refused", Envelope{}, []string{"dave@example.com", "erin@example.com"}, none, false, ReplyReject,
+			"dave@example.com:reject erin@example.com:reject"},
+		{"local", Envelope{Origin: Origin{Local: true}}, []string{"dave@example.com", "erin@example.com"}, none, false, ReplyAccept,
+			"dave@example.com:accept erin@example.com:accept"},
+		{"local, store down", Envelope{Origin: Origin{Local: true}}, []string{"dave@example.com"}, down, false, ReplyAccept,
+			"dave@example.com:accept"},
+	} {
+		var states []RcptState
+		for _, raw := range tc.rcpts {
+			r := e.CheckRecipient(raw)
+			states = append(states, RcptState{R: r, AtRcpt: e.AtRcpt(tc.env, r, Answer{})})
+		}
+		j := e.Judge(Message{Env: tc.env, Rcpts: states, Report: rep, NoDrop: tc.noDrop})
+		for i := range j.Rcpts {
+			if q := j.Rcpts[i].Query; q != nil {
+				j.Rcpts[i].Answer = tc.answer(*q)
+			}
+		}
+		d := j.Decide()
+		if got := actions(d); got != tc.want || d.Reply.Code != tc.reply {
+			t.Errorf("%s: reply %v, verdicts %q; want %v, %q", tc.name, d.Reply.Code, got, tc.reply, tc.want)
+		}
+		if tc.reply != ReplyAccept && len(d.Drop) > 0 {
+			t.Errorf("%s: drops %d recipients of a message not delivered", tc.name, len(d.Drop))
+		}
+	}
+}
+
 // Trust decides what is signed, not which bounces are believed: a bounce
 // from a trusted network or an authenticated client is judged like any.
 func TestTrustedOriginsAreJudged(t *testing.T) {
@@ -420,8 +486,32 @@ func TestCheckRecipientAddresses(t *testing.T) {
 		{"@x.test:alice@example.com", true, false, "alice@example.com", "alice@example.com"},
 		{"@a.test,@b.test:alice@example.com", true, false, "alice@example.com", "alice@example.com"},
 		{"alice%example.com@localhost", true, false, "alice@example.com", "alice%example.com@localhost"},
-		{"example.com!alice@localhost", false, false, "example.com!alice@localhost", "example.com!alice@localhost"},
+		{"example.com!alice@localhost", true, false, "alice@example.com", "example.com!alice@localhost"},
 		{"example.com!alice", true, false, "alice@example.com", "example.com!alice"},
+		{"localhost!example.com!alice", true, false, "alice@example.com", "localhost!example.com!alice"},
+		{"alice%example.com", true, false, "alice@example.com", "alice%example.com"},
+		{"alice%example.com%mx.other.example@localhost", true, false, "alice@example.com", "alice%example.com%mx.other.example@localhost"},
+		{"alice@example.com@localhost", true, false, "alice@example.com", "alice@example.com@localhost"},
+		{`"alice@example.com"@localhost`, true, false, "alice@example.com", `"alice@example.com"@localhost`},
+		{`"alice%example.com"@localhost`, true, false, "alice@example.com", `"alice%example.com"@localhost`},
+		{`"example.com!alice"@localhost`, true, false, "alice@example.com", `"example.com!alice"@localhost`},
+		{`@x.test:"alice@example.com"@localhost`, true, false, "alice@example.com", `"alice@example.com"@localhost`},
+		{"alice%evil.test@example.com", true, false, "alice%evil.test@example.com", "alice%evil.test@example.com"},
+		{"EXAMPLE.COM!alice@localhost", true, false, "alice@EXAMPLE.COM", "EXAMPLE.COM!alice@localhost"},
+		{`"alice"@localhost`, false, false, "", ""},
+		{"alice", false, false, "", ""},
+		{"postmaster", false, false, "", ""},
+		{`"alice x"@localhost`, false, false, "", ""},
+		{`"alice x@example.com"@localhost`, true, true, "", ""},
+		{"alice%@localhost", false, false, "", ""},
+		{"!alice@localhost", false, false, "", ""},
+		{strings.Repeat("a%", 30) + "example.com@localhost", true, false, strings.Repeat("a%", 29) + "a@example.com", strings.Repeat("a%", 30) + "example.com@localhost"},
+		{strings.Repeat("relay.test!", 30) + "example.com!alice", true, true, "", ""},
+		{"@x.test", false, false, "", ""},
+		{"alice(x)@example.com(y)", true, false, "alice@example.com", "alice@example.com"},
+		{`alice(a "(b)" \) c)@example.com`, true, false, "alice@example.com", "alice@example.com"},
+		{`"a(b)"@example.com`, true, false, `"a(b)"@example.com`, `"a(b)"@example.com`},
+		{"alice@example.com(unclosed", true, true, "", ""},
 		{`"alice x"@example.com`, true, true, "", ""},
 		{"alice\x01@example.com", true, true, "", ""},
 		{strings.Repeat("a", 1100) + "@example.com", true, true, "", ""},
@@ -442,6 +532,35 @@ func TestCheckRecipientAddresses(t *testing.T) {
 	}
 	if k := e.CheckRecipient("Alice+Promo@example.com").FloodKey(); k != "alice@example.com" {
 		t.Errorf("flood key %q", k)
+	}
+}
+
+// The address Postfix resolved ({rcpt_addr}) is decided on first: it
+// knows what Postfix adds ($myorigin after a bare local part). It never
+// turns an address the engine reads as ours into "not ours".
+func TestCheckRecipientResolved(t *testing.T) {
+	e := testEngine(t, testSettings())
+	for _, tc := range []struct {
+		rcpt, resolved   string
+		ours, unparsable bool
+		address          string
+	}{
+		{"alice", "alice@example.com", true, false, "alice@example.com"},
+		{"alice", "<alice@example.com>", true, false, "alice@example.com"},
+		{"alice", "alice@mx.other.example", false, false, ""},
+		{"alice", "", false, false, ""},
+		{`"a b"`, `"a b"@example.com`, true, true, `"a b"@example.com`},
+		{"alice@example.com", "alice@other.example", true, false, "alice@example.com"},
+		{"user%example.com@localhost", "user@example.com", true, false, "user@example.com"},
+	} {
+		r := e.CheckRecipientResolved(tc.rcpt, tc.resolved)
+		if r.Ours != tc.ours || r.Unparsable != tc.unparsable || tc.ours && r.Address != tc.address {
+			t.Errorf("%q resolved %q: ours %v unparsable %v address %q, want %v %v %q", tc.rcpt, tc.resolved,
+				r.Ours, r.Unparsable, r.Address, tc.ours, tc.unparsable, tc.address)
+		}
+		if r.Stored != tc.rcpt {
+			t.Errorf("%q: stored %q: DeleteRecipient must name the address as received", tc.rcpt, r.Stored)
+		}
 	}
 }
 

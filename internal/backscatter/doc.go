@@ -23,12 +23,17 @@
 // an untagged bounce answers mail we sent, every rung bound to the bounced
 // address; address.go reads envelope addresses as Postfix will deliver
 // them (RFC 5321 section 4.1.2 source routes, bang paths, the percent
-// hack). The rules, in short:
+// hack, quoted routes, local domains stripped), or as the milter hears
+// Postfix resolved them. The rules, in short:
 //
 //   - A tag of ours that does not verify (forged, expired, unknown key) is
 //     never a real mailbox: refused at RCPT whoever sends (RFC 3834
 //     auto-replies come from ordinary senders), and counted against the
 //     client, so that guessing a 24-bit hash online is not free.
+//   - An address in which one of our domains appears but that cannot be
+//     read (a space or control character in the local part, over 1024
+//     bytes, an unbalanced quote, routing too deep) is refused at RCPT,
+//     not waved through as "not ours".
 //   - Untagged recipients are never refused at RCPT: sender-verification
 //     callouts (MAIL FROM:<>, RCPT, QUIT) must pass and spend nothing.
 //   - Null-sender mail (RFC 5321 section 4.5.5 reserves the null

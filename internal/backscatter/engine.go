@@ -349,20 +349,27 @@ func (e *Engine) ours(domain string) bool {
 }
 
 // CheckRecipient parses and, when it carries our tag, verifies a recipient.
-func (e *Engine) CheckRecipient(rcpt string) Recipient {
+func (e *Engine) CheckRecipient(rcpt string) Recipient { return e.CheckRecipientResolved(rcpt, "") }
+
+// CheckRecipientResolved is CheckRecipient with the address the MTA itself
+// resolved rcpt to (Postfix's {rcpt_addr} milter macro: source route
+// dropped, bang path, percent hack and quoted routes applied, a bare local
+// part qualified with $myorigin), "" when unknown. The MTA's reading comes
+// first; the engine's own reading of rcpt (address.go) still applies, so
+// that an address of ours is decided however it is written.
+func (e *Engine) CheckRecipientResolved(rcpt, resolved string) Recipient {
 	a, ok := interpretAddress(rcpt)
 	r := Recipient{Raw: a.Raw, Stored: a.Stored, Address: a.Stored, Untagged: a.Stored}
-	if !ok {
-		r.Unparsable = mentionsDomain(a.Raw, e.ours)
-		r.Ours = r.Unparsable
-		return r
+	var cands []string
+	if res := strings.TrimSpace(resolved); res != "" {
+		if len(res) >= 2 && res[0] == '<' && res[len(res)-1] == '>' {
+			res = res[1 : len(res)-1]
+		}
+		if res != "" {
+			cands = append(cands, res)
+		}
 	}
-	// Decide on where Postfix delivers, when that is ours; else on the
-	// address as stored.
-	cands := []string{a.Delivered}
-	if a.Stored != a.Delivered {
-		cands = append(cands, a.Stored)
-	}
+	cands = append(cands, a.Routes...)
 	var tag Tag
 	var dom Domain
 	found := false
@@ -383,6 +390,13 @@ func (e *Engine) CheckRecipient(rcpt string) Recipient {
 			r.Address = c
 			break
 		}
+	}
+	if !found && !ok {
+		// Not an address Postfix can route as written, with one of our
+		// domains in it: refused rather than guessed at.
+		r.Unparsable = mentionsDomain(a.Raw, e.ours)
+		r.Ours = r.Unparsable
+		return r
 	}
 	if !found {
 		return r

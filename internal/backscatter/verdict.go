@@ -91,10 +91,16 @@ const (
 	ActReject
 	ActTempfail
 	ActQuarantine
+	// ActDrop is a refused recipient removed from a message that is
+	// delivered to its other recipients (the milter deletes it): what a
+	// rejection becomes once the message is combined (Decide).
+	ActDrop
 )
 
 func (a Action) String() string {
 	switch a {
+	case ActDrop:
+		return "drop-recipient"
 	case ActAccept:
 		return "accept"
 	case ActReject:

@@ -119,6 +119,11 @@ type Listen struct {
 	// cannot (default "postfix" when that group exists and the daemon may
 	// give files to it).
 	SocketGroup string `toml:"socket_group"`
+	// MaxConnections caps the connections each service (milter, sign-only
+	// milter, socketmap, policy, metrics) holds open at once (default 1000). Over
+	// it a new connection is closed at once, so that whoever can connect
+	// cannot hold memory without bound.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Log configures logging to stderr.
@@ -421,6 +426,9 @@ func (c *Config) applyDefaults() {
 	if c.Listen.SocketMode == "" {
 		c.Listen.SocketMode = "0660"
 	}
+	if c.Listen.MaxConnections == 0 {
+		c.Listen.MaxConnections = DefaultMaxConnections
+	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
@@ -467,6 +475,15 @@ func (c *Config) applyDefaults() {
 		c.Events.Max = 1_000_000
 	}
 }
+
+// DefaultMaxConnections is listen.max_connections when unset: more than
+// Postfix's smtpd and cleanup processes hold at once on a busy site
+// (default_process_limit is 100), far less memory than an attacker would
+// like (an idle milter connection costs some 10 KB).
+const DefaultMaxConnections = 1000
+
+// MaxMaxConnections bounds listen.max_connections.
+const MaxMaxConnections = 100000
 
 // PostfixSpool is where Debian's Postfix runs chrooted: a unix socket
 // under it is reachable from the chroot as the path relative to it.
@@ -579,6 +596,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := strconv.ParseUint(c.Listen.SocketMode, 8, 32); err != nil {
 		return fmt.Errorf("listen.socket_mode = %q: want an octal mode such as 0660", c.Listen.SocketMode)
+	}
+	if c.Listen.MaxConnections < 1 || c.Listen.MaxConnections > MaxMaxConnections {
+		return fmt.Errorf("listen.max_connections = %d: want 1-%d", c.Listen.MaxConnections, MaxMaxConnections)
 	}
 	switch c.Log.Format {
 	case "text", "json":

@@ -80,6 +80,7 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"[outbound]\ntrusted_networks = [\"10.0.0.0/33\"]\n", []string{"test.toml:2", "trusted_networks"}},
 		{"[domains.\"example.com\"]\nmode = \"tag\"\nfoo = 1\n", []string{"test.toml:3", "foo"}},
 		{"lifetime = 99\n", []string{"lifetime = 99"}},
+		{"[listen]\nmax_connections = -5\n", []string{"listen.max_connections = -5"}},
 		{"grace = \"ten days\"\n", []string{"test.toml:1", "grace"}},
 		{"[inbound]\non_store_error = \"maybe\"\n", []string{"test.toml:2", "on_store_error"}},
 		{"lifetime = \n", []string{"test.toml:1"}},
@@ -100,7 +101,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	c := Default("/tmp/x")
-	if c.KeyFile != "/tmp/x/keys" || c.Listen.Milter.Network != "unix" || !strings.HasSuffix(c.Listen.Milter.Address, "/milter.sock") || c.Mode != ModeReject {
+	if c.KeyFile != "/tmp/x/keys" || c.Listen.Milter.Network != "unix" || !strings.HasSuffix(c.Listen.Milter.Address, "/milter.sock") || c.Mode != ModeReject ||
+		c.Listen.MaxConnections != DefaultMaxConnections {
 		t.Fatalf("%+v", c)
 	}
 	if err := c.Validate(); err != nil {

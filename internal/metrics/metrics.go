@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,11 +79,72 @@ type Metrics struct {
 	storeDur     *prometheus.HistogramVec
 	storeErrs    *prometheus.CounterVec
 	breaker      *prometheus.GaugeVec
-	floodStrict  prometheus.Gauge
 	floodEntered prometheus.Counter
+	strict       strictStates
 
 	domains atomic.Pointer[map[string]bool]
 	ev      eventMetrics
+}
+
+// strictStates follows the flood (strict) states this process saw begin,
+// each until it ends: the FloodLeft the store reports for it (lazily, only
+// when mail for that recipient or client arrives again), or its strict_for
+// running out, whichever comes first, so that the gauge falls when a flood
+// is over even if nothing arrives. Under Redis several hosts share the
+// states; each process counts the ones its own queries began.
+type strictStates struct {
+	mu        sync.Mutex
+	strictFor time.Duration
+	until     []time.Time // ascending while strictFor does not change
+	now       func() time.Time
+}
+
+// maxStrictStates bounds what is followed: past it the oldest is dropped
+// (the gauge then undercounts a flood that large, and says so by being at
+// the bound).
+const maxStrictStates = 100000
+
+func (s *strictStates) prune(now time.Time) {
+	i := 0
+	for i < len(s.until) && !s.until[i].After(now) {
+		i++
+	}
+	if i > 0 {
+		s.until = append(s.until[:0], s.until[i:]...)
+	}
+}
+
+func (s *strictStates) entered() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.prune(now)
+	if len(s.until) >= maxStrictStates {
+		s.until = append(s.until[:0], s.until[1:]...)
+	}
+	s.until = append(s.until, now.Add(s.strictFor))
+}
+
+// left ends the state the store says is over. A state lasts strict_for
+// from its start, so the one that ended is the first to end here, and has
+// normally ended already; a second's slack covers a store whose clock
+// (Redis, another host's query) runs a little ahead. A state this process
+// did not see begin is not counted, and nothing else is removed for it.
+func (s *strictStates) left() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.prune(now)
+	if len(s.until) > 0 && !s.until[0].After(now.Add(time.Second)) {
+		s.until = s.until[1:]
+	}
+}
+
+func (s *strictStates) count() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(s.now())
+	return float64(len(s.until))
 }
 
 // New makes the metrics with their own registry; version is the build's
@@ -116,10 +178,12 @@ func New(version string) *Metrics {
 		Name: "bounce_milter_store_breaker_state",
 		Help: "The store's circuit-breaker state: 1 for the current state (closed, open, half-open), 0 for the others.",
 	}, []string{"state"})
-	m.floodStrict = prometheus.NewGauge(prometheus.GaugeOpts{
+	m.strict.now = time.Now
+	m.strict.strictFor = time.Hour
+	floodStrict := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bounce_milter_flood_strict",
-		Help: "Recipients currently in the flood (strict) state, where untagged bounces without evidence are refused.",
-	})
+		Help: "Recipients and clients in the flood (strict) state, where untagged bounces without evidence are refused, as this process saw them enter it (under Redis, each host counts the states its own mail began).",
+	}, m.strict.count)
 	m.floodEntered = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bounce_milter_flood_entered_total",
 		Help: "Times a recipient or client entered the flood (strict) state.",
@@ -135,7 +199,7 @@ func New(version string) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.decisions, m.signed, m.dropped, m.storeDur, m.storeErrs, m.breaker,
-		m.floodStrict, m.floodEntered, buildInfo,
+		floodStrict, m.floodEntered, buildInfo,
 	)
 	// Series that exist from the start, so that rate() and alerts see a
 	// zero before the first event rather than nothing.
@@ -216,8 +280,21 @@ func (m *Metrics) BreakerState(state string) {
 	}
 }
 
-// FloodState sets how many recipients are in the flood (strict) state.
-func (m *Metrics) FloodState(recipientsStrict int) { m.floodStrict.Set(float64(recipientsStrict)) }
+// SetFloodStrictFor is how long a strict state lasts (store.flood.strict_for):
+// the gauge counts a state for at most that long.
+func (m *Metrics) SetFloodStrictFor(d time.Duration) {
+	m.strict.mu.Lock()
+	m.strict.strictFor = d
+	m.strict.mu.Unlock()
+}
 
-// FloodEntered counts a recipient or client entering the strict state.
-func (m *Metrics) FloodEntered() { m.floodEntered.Inc() }
+// FloodEntered counts a recipient or client entering the strict state
+// (milter.FloodObserver); bounce_milter_flood_strict counts it while it
+// lasts.
+func (m *Metrics) FloodEntered() {
+	m.floodEntered.Inc()
+	m.strict.entered()
+}
+
+// FloodLeft ends a strict state (milter.FloodObserver).
+func (m *Metrics) FloodLeft() { m.strict.left() }

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -112,8 +115,9 @@ func TestExposition(t *testing.T) {
 	m := New("v1.2.3")
 	m.SetDomains([]string{"example.com"})
 	m.Decision("inbound", "reject", "expired", "example.com")
-	m.FloodState(3)
-	m.FloodEntered()
+	for range 3 {
+		m.FloodEntered()
+	}
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -123,7 +127,7 @@ func TestExposition(t *testing.T) {
 		`version="v1.2.3"} 1`,
 		`bounce_milter_decisions_total{direction="inbound",domain="example.com",reason="expired",verdict="reject"} 1`,
 		`bounce_milter_flood_strict 3`,
-		`bounce_milter_flood_entered_total 1`,
+		`bounce_milter_flood_entered_total 3`,
 		`bounce_milter_store_breaker_state{state="closed"} 1`,
 		`bounce_milter_store_errors_total{op="record_sent"} 0`,
 		"go_goroutines ",
@@ -140,5 +144,63 @@ func TestExposition(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// bounce_milter_flood_strict counts the strict states this process saw
+// begin while they last: until strict_for runs out (even when no mail
+// arrives to report it), or until the store reports one over.
+func TestFloodStrictGauge(t *testing.T) {
+	m := New("v")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.strict.now = func() time.Time { return now }
+	m.SetFloodStrictFor(time.Hour)
+	gauge := func() float64 {
+		t.Helper()
+		return testutil.ToFloat64(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, m.strict.count))
+	}
+	m.FloodEntered()
+	now = now.Add(10 * time.Minute)
+	m.FloodEntered()
+	if g := gauge(); g != 2 {
+		t.Fatalf("two states entered: gauge %v", g)
+	}
+	m.FloodLeft() // a state another host began: nothing of ours ended
+	if g := gauge(); g != 2 {
+		t.Fatalf("a foreign state left: gauge %v, want 2", g)
+	}
+	now = now.Add(50 * time.Minute)
+	if g := gauge(); g != 1 {
+		t.Fatalf("first state over (strict_for): gauge %v, want 1", g)
+	}
+	now = now.Add(10*time.Minute - 500*time.Millisecond)
+	m.FloodLeft() // the store's clock a little ahead
+	if g := gauge(); g != 0 {
+		t.Fatalf("second state left: gauge %v, want 0", g)
+	}
+	if n := testutil.ToFloat64(m.floodEntered); n != 2 {
+		t.Fatalf("entered %v, want 2", n)
+	}
+}
+
+// Every reason and action the engine can give an inbound decision has its
+// own label value: none is lumped into "other".
+func TestEngineLabelsKnown(t *testing.T) {
+	for _, r := range backscatter.Reasons {
+		switch r {
+		case backscatter.ReasonSigned, backscatter.ReasonNotOurDomain, backscatter.ReasonAlreadyTagged, backscatter.ReasonSRS,
+			backscatter.ReasonVERP, backscatter.ReasonOptedOut, backscatter.ReasonSigningOff, backscatter.ReasonNoKey,
+			backscatter.ReasonNullSender, backscatter.ReasonUnparsable, backscatter.ReasonSignError:
+			continue // outbound: not a decision label
+		}
+		if !reasons[string(r)] {
+			t.Errorf("reason %q has no label value", r)
+		}
+	}
+	for _, a := range []backscatter.Action{backscatter.ActAccept, backscatter.ActReject, backscatter.ActTempfail,
+		backscatter.ActQuarantine, backscatter.ActDrop} {
+		if !verdicts[a.String()] {
+			t.Errorf("verdict %q has no label value", a)
+		}
 	}
 }

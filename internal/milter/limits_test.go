@@ -137,24 +137,7 @@ func writeAndReadOptneg(c net.Conn) error {
 	return err
 }
 
-// The log interval: the first refusal logs at once, the next ones within
-// the interval are counted into the next line.
-func TestLimitListenerLogInterval(t *testing.T) {
-	logs := &syncBuffer{}
-	l := newLimitListener(nil, 1, slog.New(slog.NewTextHandler(logs, nil))).(*limitListener)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l.nowFunc = func() time.Time { return now }
-	l.refusedOne()
-	for range 4 {
-		now = now.Add(time.Second)
-		l.refusedOne()
-	}
-	now = now.Add(limitInterval)
-	l.refusedOne()
-	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], "refused=1") || !strings.Contains(lines[1], "refused=5") {
-		t.Fatalf("log lines:\n%s", logs)
-	}
+func TestLimitListenerNoCap(t *testing.T) {
 	if newLimitListener(nil, -1, nil) != nil {
 		t.Fatal("a negative limit must leave the listener as it is")
 	}

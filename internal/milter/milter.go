@@ -136,7 +136,9 @@ func New(o Options) *Server {
 	s := &Server{opts: o, log: o.Logger, obs: o.Observer}
 	s.SetSettings(o.Settings)
 	proto, actions := Protocol, Actions
-	rcptMacros := []gomilter.MacroName{gomilter.MacroQueueId}
+	// {rcpt_addr} is the recipient as Postfix's smtpd resolved it (see
+	// backscatter.Engine.CheckRecipientResolved).
+	rcptMacros := []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroRcptAddr}
 	if o.SignOnly {
 		// Signing needs the sender, the recipients, the Message-ID and the
 		// end of the message, and never refuses anything before that.
@@ -150,7 +152,7 @@ func New(o Options) *Server {
 		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroDaemonName}),
 		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
-		gomilter.WithReadTimeout(10 * time.Minute),
+		gomilter.WithReadTimeout(IdleTimeout),
 		gomilter.WithWriteTimeout(10 * time.Second),
 	}
 	if rcptMacros != nil {
@@ -159,6 +161,18 @@ func New(o Options) *Server {
 	s.srv = gomilter.NewServer(opts...)
 	return s
 }
+
+// IdleTimeout is how long the milter waits for Postfix's next packet
+// before it closes the connection (the patched go-milter keeps a deadline
+// between IdleTimeout/2 and IdleTimeout). Postfix sends the header and body
+// events only once the whole message is in, so a connection is legitimately
+// quiet for as long as the client takes to send DATA, which Postfix does not
+// bound (smtpd_timeout is per read); a shorter timeout would drop the
+// milter in the middle of a large message on a slow link, and Postfix would
+// apply milter_default_action to it. This is libmilter's default (7210 s).
+// Idle connections cost memory only up to the connection cap (limits.go),
+// which is what bounds an attacker, not this timeout.
+const IdleTimeout = 2 * time.Hour
 
 // Protocol is what the milter asks of the MTA: no HELO, DATA or unknown
 // command events, and no replies awaited where it never decides.
@@ -226,8 +240,9 @@ type session struct {
 type message struct {
 	st        *Settings // the settings this message is decided by
 	env       backscatter.Envelope
-	outbound  string // why the mail counts as ours ("" when not)
-	rcpts     []string
+	outbound  string   // why the mail counts as ours ("" when not)
+	rcpts     []string // our user's recipients (outbound), at most MaxRecipients
+	rcptN     int      // every RCPT of the message, for the sent record's count
 	inbound   []backscatter.RcptState
 	needBody  bool // some recipient of ours may need the analysis
 	buffering bool
@@ -281,13 +296,25 @@ func (ss *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (resp *go
 	if q := m.Get(gomilter.MacroQueueId); q != "" {
 		ss.msg.queueID = q
 	}
+	ss.msg.rcptN++
+	if ss.msg.rcptN > MaxRecipients {
+		// What a message keeps per recipient is bounded. An SMTP client is
+		// told to send the rest in another transaction (RFC 5321 section
+		// 4.5.3.1.10); local submission is never refused, and the sign-only
+		// milter is not asked for RCPT replies, so there the rest are only
+		// counted (for the sent record) and not checked.
+		if !ss.local && !ss.s.opts.SignOnly {
+			return gomilter.RejectWithCodeAndReason(452, "4.5.3 Too many recipients")
+		}
+		return gomilter.RespContinue, nil
+	}
 	if ss.msg.outbound != "" {
 		ss.msg.rcpts = append(ss.msg.rcpts, rcpt)
 	}
 	if ss.s.opts.SignOnly {
 		return gomilter.RespContinue, nil
 	}
-	r := e.CheckRecipient(rcpt)
+	r := e.CheckRecipientResolved(rcpt, m.Get(gomilter.MacroRcptAddr))
 	if !r.Ours {
 		return gomilter.RespContinue, nil
 	}
@@ -510,7 +537,7 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 		ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.StoreTimeout)
 		err := ss.s.opts.Store.RecordSent(ctx, cache.SentMessage{
 			MessageID: ss.msg.messageID, Tag: backscatter.TagKey(sig.Sender), Sender: ss.msg.env.Sender,
-			Recipients: ss.msg.rcpts, Time: e.Now(), TTL: sig.TTL,
+			Recipients: recordRecipients(ss.msg.rcpts, ss.msg.rcptN), Time: e.Now(), TTL: sig.TTL,
 		})
 		cancel()
 		if err != nil {
@@ -519,6 +546,24 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 		}
 	}
 	return nil
+}
+
+// MaxRecipients bounds the recipients a message keeps (Postfix's own
+// smtpd_recipient_limit is 1000 by default).
+const MaxRecipients = 10000
+
+// maxCounted bounds the recipient count a sent record is given for the
+// recipients not kept.
+const maxCounted = 1 << 20
+
+// recordRecipients is the recipient list of a sent record: the store keeps
+// only their number, so the ones counted but not kept are empty strings.
+func recordRecipients(kept []string, n int) []string {
+	n = min(n, maxCounted)
+	if n <= len(kept) {
+		return kept
+	}
+	return append(kept[:len(kept):len(kept)], make([]string, n-len(kept))...)
 }
 
 // judge decides the message's recipients of ours and applies the engine's
@@ -564,6 +609,29 @@ func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 		ss.floodLog(rj.R, rj.Answer)
 	}
 	d := j.Decide()
+	resp, failed := ss.apply(m, d)
+	if failed == "" && resp == gomilter.RespAccept && ss.s.opts.Events != nil {
+		if es := events.Build(events.Delivered{Time: e.Now(), QueueID: ss.queueID(), Host: ss.s.opts.Host,
+			Decision: d, Report: rep, Sender: ss.msg.env.Sender}, ss.s.opts.HashRecipient); len(es) > 0 {
+			ss.s.opts.Events.Record(es...)
+		}
+	}
+	if failed != "" {
+		// The decision could not be carried out: the internal-error
+		// action applies to the message, and the log says so rather than
+		// what was meant to happen.
+		act := backscatter.ActAccept
+		switch resp {
+		case gomilter.RespTempFail:
+			act = backscatter.ActTempfail
+		case gomilter.RespReject:
+			act = backscatter.ActReject
+		}
+		for i := range d.Verdicts {
+			d.Verdicts[i].Verdict.Action = act
+		}
+		note = strings.TrimPrefix(note+"; internal error: "+failed, "; ")
+	}
 	kind := string(j.Kind)
 	if kind == "" {
 		kind = "unread"
@@ -575,44 +643,51 @@ func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 		}
 		ss.logDecision(rv.R, rv.Verdict, attrs...)
 	}
+	return resp, nil
+}
+
+// apply carries out the engine's decision. failed says what could not be
+// done (the response is then the internal-error action).
+func (ss *session) apply(m gomilter.Modifier, d backscatter.Decision) (resp *gomilter.Response, failed string) {
+	e := ss.engine()
+	fail := func(what string, err error) (*gomilter.Response, string) {
+		ss.s.log.Error("cannot "+what, "queue_id", ss.queueID(), "err", err)
+		return ss.onInternalError(), what + ": " + err.Error()
+	}
 	switch d.Reply.Code {
-	case backscatter.ReplyTempfail:
-		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.SMTP), d.Reply.Text)
-	case backscatter.ReplyReject:
-		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.SMTP), d.Reply.Text)
+	case backscatter.ReplyTempfail, backscatter.ReplyReject:
+		r, err := gomilter.RejectWithCodeAndReason(uint16(d.Reply.SMTP), d.Reply.Text)
+		if err != nil {
+			return fail("reply", err)
+		}
+		return r, ""
 	}
 	for _, r := range d.Drop {
 		if err := deleteRecipient(m, r); err != nil {
-			return ss.onInternalError(), nil
+			return fail("delete recipient", err)
 		}
 	}
-	if st.StripInMilter {
+	if ss.msg.st.StripInMilter {
 		for _, r := range d.Strip {
 			if err := deleteRecipient(m, r); err != nil {
-				return ss.onInternalError(), nil
+				return fail("delete recipient", err)
 			}
 			if err := m.AddRecipient(r.Untagged, ""); err != nil {
-				return ss.onInternalError(), nil
+				return fail("add recipient", err)
 			}
 		}
 	}
 	if d.Header != "" {
 		if err := m.InsertHeader(0, e.Settings().Header, d.Header); err != nil {
-			return ss.onInternalError(), nil
+			return fail("insert header", err)
 		}
 	}
 	if d.Quarantine != "" {
 		if err := m.Quarantine(d.Quarantine); err != nil {
-			return ss.onInternalError(), nil
+			return fail("quarantine", err)
 		}
 	}
-	if ss.s.opts.Events != nil {
-		if es := events.Build(events.Delivered{Time: e.Now(), QueueID: ss.queueID(), Host: ss.s.opts.Host,
-			Decision: d, Report: rep, Sender: ss.msg.env.Sender}, ss.s.opts.HashRecipient); len(es) > 0 {
-			ss.s.opts.Events.Record(es...)
-		}
-	}
-	return gomilter.RespAccept, nil
+	return gomilter.RespAccept, ""
 }
 
 // deleteRecipient removes a recipient the way Postfix stored it, and the

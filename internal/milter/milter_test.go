@@ -2,6 +2,7 @@ package milter
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -136,13 +137,16 @@ mode = "tag"
 `
 
 type txn struct {
-	port    uint16
-	auth    string
-	daemon  string
-	from    string
-	rcpts   []string
-	headers [][2]string
-	body    string
+	port   uint16
+	auth   string
+	daemon string
+	from   string
+	rcpts  []string
+	// rcptAddrs are the {rcpt_addr} macros of rcpts (Postfix's resolved
+	// address), when set.
+	rcptAddrs []string
+	headers   [][2]string
+	body      string
 }
 
 type result struct {
@@ -183,7 +187,10 @@ func (h *harness) run(tx txn) result {
 		h.t.Fatal(err)
 	}
 	var res result
-	for _, r := range tx.rcpts {
+	for i, r := range tx.rcpts {
+		if i < len(tx.rcptAddrs) {
+			macros.Set(gomilter.MacroRcptAddr, tx.rcptAddrs[i])
+		}
 		act, err := s.Rcpt(r, "")
 		if err != nil {
 			h.t.Fatal(err)
@@ -502,5 +509,47 @@ func TestBounceEvents(t *testing.T) {
 	}
 	if b.Kind != events.KindDelay || b.Hard || b.Recipient != "full@remote.example" {
 		t.Errorf("second event %+v", b)
+	}
+}
+
+// What a message keeps per recipient is bounded: past MaxRecipients an SMTP
+// client's RCPT gets 452 (send the rest later); local submission is never
+// refused, and its sent record still counts every recipient.
+func TestRecipientCap(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	rcpts := make([]string, MaxRecipients+2)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("r%d@example.org", i)
+	}
+	res := h.run(txn{auth: "alice", from: "alice@example.com", rcpts: rcpts, headers: [][2]string{{"Message-Id", "<cap-1@example.com>"}}})
+	if n := len(res.rcptCodes); n != len(rcpts) || res.rcptCodes[MaxRecipients-1] >= 400 ||
+		res.rcptCodes[MaxRecipients] != 452 || res.rcptCodes[MaxRecipients+1] != 452 {
+		t.Fatalf("RCPT codes around the cap: %v", res.rcptCodes[MaxRecipients-2:])
+	}
+	res = h.run(txn{port: 1, from: "alice@example.com", rcpts: rcpts, headers: [][2]string{{"Message-Id", "<cap-2@example.com>"}}})
+	for i, c := range res.rcptCodes {
+		if c >= 400 {
+			t.Fatalf("local submission: RCPT %d refused (%d)", i, c)
+		}
+	}
+	if got := recordRecipients([]string{"a"}, 5); len(got) != 5 || got[0] != "a" {
+		t.Fatalf("record recipients: %q", got)
+	}
+}
+
+// The milter decides on the address Postfix resolved ({rcpt_addr}) as well
+// as on its own reading: a bare local part that Postfix qualifies with one
+// of our domains ($myorigin) is judged like the full address.
+func TestResolvedRecipient(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	body := "This is the mail system at host mx.remote.example.\r\n\r\nI'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n"
+	hdrs := [][2]string{{"Subject", "Undelivered Mail Returned to Sender"}, {"From", "MAILER-DAEMON@remote.example"}}
+	res := h.run(txn{from: "", rcpts: []string{"victim"}, rcptAddrs: []string{"victim@example.com"}, headers: hdrs, body: body})
+	if res.final == nil || res.final.Type != gomilter.ActionRejectWithCode || res.final.SMTPCode != 550 {
+		t.Fatalf("bare local part resolved to ours: %+v", res.final)
+	}
+	res = h.run(txn{from: "", rcpts: []string{"victim"}, headers: hdrs, body: body})
+	if res.final == nil || res.final.Type == gomilter.ActionRejectWithCode {
+		t.Fatalf("bare local part, no macro: %+v (nothing says it is ours)", res.final)
 	}
 }

@@ -195,6 +195,17 @@ type Reply struct {
 	Note string
 	// StoreErr is the store's error, when it was asked and failed.
 	StoreErr error
+	// FloodEntered and FloodLeft report that a store answer began or ended
+	// a flood (strict) state, for the log and the metrics.
+	FloodEntered, FloodLeft bool
+}
+
+// noteFlood records the flood transitions of a store answer.
+func (r *Reply) noteFlood(a backscatter.Answer) {
+	if a.Err == nil {
+		r.FloodEntered = r.FloodEntered || a.Facts.FloodEntered
+		r.FloodLeft = r.FloodLeft || a.Facts.FloodLeft
+	}
 }
 
 // Dunno is the reply that lets Postfix go on with its other restrictions.
@@ -209,6 +220,11 @@ const TempfailAction = "DEFER_IF_PERMIT " + backscatter.TempfailText
 // accepted at RCPT, so that DATA and END-OF-MESSAGE know them all even
 // when Postfix names none (several recipients).
 type Message struct {
+	// mu serialises the requests about one message: Postfix sends them in
+	// order on one connection, but a client on several connections could
+	// name the same instance at once.
+	mu      sync.Mutex
+	held    int // recipients accounted for in the messageSet (under its lock)
 	Rcpts   []backscatter.RcptState
 	Decided bool // the verdicts were made (and logged) at DATA
 	Counted bool // the bounces were counted (END-OF-MESSAGE)
@@ -277,13 +293,14 @@ func Decide(env Env, req Request, msg *Message) Reply {
 		if q, ok := e.RcptQuery(be, r, clientIP); ok {
 			a = env.ask(q)
 			out.StoreErr = a.Err
+			out.noteFlood(a)
 		}
 		if v := e.AtRcpt(be, r, a); v != nil && v.Action == backscatter.ActReject {
 			out.Action = "550 " + backscatter.RejectText(v.Reason)
 			out.Verdicts = []backscatter.RcptVerdict{{R: r, Verdict: *v, Facts: a.Facts, StoreErr: a.Err, AtRcpt: true}}
 			return out
 		}
-		if msg != nil && !r.PassThrough {
+		if msg != nil && !r.PassThrough && len(msg.Rcpts) < MaxMessageRcpts {
 			msg.Rcpts = append(msg.Rcpts, backscatter.RcptState{R: r})
 		}
 		out.Action, out.Note = Dunno, "decided at end of message"
@@ -309,7 +326,7 @@ func Decide(env Env, req Request, msg *Message) Reply {
 	if len(rcpts) == 0 {
 		return Reply{Action: Dunno, Note: "no recipient of ours"}
 	}
-	j := e.Judge(backscatter.Message{Env: be, Rcpts: rcpts, ClientIP: clientIP})
+	j := e.Judge(backscatter.Message{Env: be, Rcpts: rcpts, ClientIP: clientIP, NoDrop: true})
 	var out Reply
 	if !data && (msg == nil || !msg.Counted) {
 		// Counted at the end of the message, never at RCPT.
@@ -319,6 +336,7 @@ func Decide(env Env, req Request, msg *Message) Reply {
 				if j.Rcpts[i].Answer.Err != nil {
 					out.StoreErr = j.Rcpts[i].Answer.Err
 				}
+				out.noteFlood(j.Rcpts[i].Answer)
 			}
 		}
 		if msg != nil {
@@ -385,6 +403,9 @@ type Options struct {
 	// WithMilter says whether the milter runs from the same configuration
 	// (see Env.WithMilter).
 	WithMilter bool
+	// MaxConnections caps the connections open at once (0:
+	// DefaultMaxConnections, < 0: no cap).
+	MaxConnections int
 }
 
 // Service is the policy-delegation service.
@@ -408,9 +429,10 @@ func NewService(o Options) *Service {
 	if p.storeTimeout <= 0 {
 		p.storeTimeout = 300 * time.Millisecond
 	}
-	p.messages.init(4096)
+	p.messages.init(maxMessages, maxRemembered)
 	p.SetSettings(o.Settings)
-	p.server.handle = p.serveConn
+	p.server.init(p.serveConn, o.MaxConnections, p.log,
+		"policy connection limit reached: new connections closed at once (Postfix applies smtpd_policy_service_default_action)")
 	return p
 }
 
@@ -440,13 +462,22 @@ func (p *Service) Answer(req Request) (rep Reply) {
 		env.Inbound = p.inbound
 	}
 	var msg *Message
+	before := 0
 	if !p.withMilter {
-		msg = p.messages.get(req.Instance)
+		if msg = p.messages.get(req.Instance); msg != nil {
+			msg.mu.Lock()
+			defer msg.mu.Unlock()
+			before = len(msg.Rcpts)
+		}
 	}
 	rep = Decide(env, req, msg)
+	if msg != nil && len(msg.Rcpts) != before {
+		p.messages.grew(req.Instance, len(msg.Rcpts)-before)
+	}
 	if rep.StoreErr != nil {
 		p.log.Warn("policy: store unavailable", "queue_id", queueID(req), "rcpt", req.Recipient, "err", rep.StoreErr)
 	}
+	p.floodLog(req, rep)
 	if len(rep.Verdicts) == 0 {
 		if rep.Note != "" && req.Recipient != "" {
 			p.log.Debug("policy: no decision", "queue_id", queueID(req), "state", req.ProtocolState, "rcpt", req.Recipient, "note", rep.Note)
@@ -457,6 +488,31 @@ func (p *Service) Answer(req Request) (rep Reply) {
 		p.logDecision(req, v, rep.Action)
 	}
 	return rep
+}
+
+// FloodObserver is an Observer told about flood state changes (the
+// milter's FloodObserver; the metrics implement it).
+type FloodObserver interface {
+	FloodEntered()
+	FloodLeft()
+}
+
+// floodLog logs entering and leaving the flood state, once each, as the
+// milter does.
+func (p *Service) floodLog(req Request, rep Reply) {
+	fo, _ := p.obs.(FloodObserver)
+	if rep.FloodEntered {
+		p.log.Warn("flood: strict state entered", "queue_id", queueID(req), "service", "policy", "rcpt", req.Recipient, "client", req.ClientAddress)
+		if fo != nil {
+			fo.FloodEntered()
+		}
+	}
+	if rep.FloodLeft {
+		p.log.Info("flood: strict state left", "queue_id", queueID(req), "service", "policy", "rcpt", req.Recipient, "client", req.ClientAddress)
+		if fo != nil {
+			fo.FloodLeft()
+		}
+	}
 }
 
 func queueID(req Request) string {
@@ -510,7 +566,7 @@ func (p *Service) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 1024)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
+		p.armRead(c, idleTimeout)
 		req, err := ReadRequest(br)
 		if err != nil {
 			// Answers to the requests before this one still go out.
@@ -542,26 +598,44 @@ func (p *Service) serveConn(c net.Conn) {
 	}
 }
 
-// messageSet keeps the state of the last n messages by instance, so that
+// Bounds of what the service remembers between a message's requests, so
+// that a client cannot make it hold memory without limit: messages by
+// instance (the oldest is forgotten), recipients per message (Postfix's
+// smtpd_recipient_limit is 1000 by default; more are decided at RCPT but
+// not remembered for DATA), recipients in all, and the length of an
+// instance name (Postfix's are some 20 bytes; a longer one keeps no
+// state).
+const (
+	maxMessages     = 4096
+	MaxMessageRcpts = 1000
+	maxRemembered   = 20000
+	maxInstanceLen  = 128
+)
+
+// messageSet keeps the state of the last messages by instance, so that
 // the service knows a message's recipients at DATA and END-OF-MESSAGE and
-// decides and counts each message once. Bounded: the oldest is forgotten.
+// decides and counts each message once. Bounded: the oldest is forgotten,
+// by count of messages and of recipients remembered.
 type messageSet struct {
-	mu   sync.Mutex
-	set  map[string]*Message
-	ring []string
-	next int
+	mu    sync.Mutex
+	set   map[string]*Message
+	ring  []string
+	next  int
+	rcpts int // recipients remembered, in all
+	max   int // bound of rcpts
 }
 
-func (d *messageSet) init(n int) {
+func (d *messageSet) init(n, maxRcpts int) {
 	d.set = make(map[string]*Message, n)
 	d.ring = make([]string, n)
+	d.max = maxRcpts
 }
 
 // get returns the state of instance id, created when new; nil for an
-// empty id. The returned state is used by one request at a time (Postfix
-// sends a message's requests in order on one connection).
+// empty or overlong id. The returned state is used by one request at a
+// time (Postfix sends a message's requests in order on one connection).
 func (d *messageSet) get(id string) *Message {
-	if id == "" {
+	if id == "" || len(id) > maxInstanceLen {
 		return nil
 	}
 	d.mu.Lock()
@@ -570,13 +644,41 @@ func (d *messageSet) get(id string) *Message {
 		return m
 	}
 	if old := d.ring[d.next]; old != "" {
-		delete(d.set, old)
+		d.forget(old)
 	}
 	m := &Message{}
 	d.ring[d.next] = id
 	d.set[id] = m
 	d.next = (d.next + 1) % len(d.ring)
 	return m
+}
+
+// forget drops a message. Called with d.mu held.
+func (d *messageSet) forget(id string) {
+	if m, ok := d.set[id]; ok {
+		d.rcpts -= m.held
+		delete(d.set, id)
+	}
+}
+
+// grew accounts for n recipients added to message id, and forgets the
+// oldest other messages while more than the bound are remembered.
+func (d *messageSet) grew(id string, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m, ok := d.set[id]
+	if !ok {
+		return
+	}
+	m.held += n
+	d.rcpts += n
+	for i := 0; d.rcpts > d.max && i < len(d.ring); i++ {
+		slot := (d.next + i) % len(d.ring)
+		if old := d.ring[slot]; old != "" && old != id {
+			d.forget(old)
+			d.ring[slot] = ""
+		}
+	}
 }
 
 // len is the number of messages remembered (for tests).

@@ -561,7 +561,7 @@ func TestPolicyShutdownClosesIdle(t *testing.T) {
 
 func TestMessageSetBounded(t *testing.T) {
 	var d messageSet
-	d.init(3)
+	d.init(3, 100)
 	a := d.get("a")
 	for _, id := range []string{"b", "c", "d"} {
 		d.get(id)
@@ -571,6 +571,40 @@ func TestMessageSetBounded(t *testing.T) {
 	}
 	if d.get("d") == nil || d.get("a") == a {
 		t.Fatal("the oldest message was not forgotten")
+	}
+	if d.get(strings.Repeat("x", maxInstanceLen+1)) != nil {
+		t.Fatal("an overlong instance name keeps state")
+	}
+}
+
+// Recipients remembered are bounded per message and in all: a client that
+// names many recipients, or many messages with many, makes the service
+// forget the oldest messages, never grow without limit.
+func TestMessageSetRecipientsBounded(t *testing.T) {
+	p := NewService(Options{Settings: Settings{Engine: policyEngine(t, "")}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for m := range 30 {
+		inst := fmt.Sprintf("inst-%d", m)
+		for i := range MaxMessageRcpts + 10 {
+			req := Request{Request: "smtpd_access_policy", ProtocolState: "RCPT", Sender: "",
+				Recipient: fmt.Sprintf("user%d@example.com", i), Instance: inst, RecipientCount: -1}
+			p.Answer(req)
+		}
+		if got := len(p.messages.get(inst).Rcpts); got != MaxMessageRcpts {
+			t.Fatalf("message %d: %d recipients remembered, want %d", m, got, MaxMessageRcpts)
+		}
+	}
+	p.messages.mu.Lock()
+	total := 0
+	for id, m := range p.messages.set {
+		if m.held != len(m.Rcpts) {
+			t.Errorf("%s: %d recipients accounted for, %d remembered", id, m.held, len(m.Rcpts))
+		}
+		total += m.held
+	}
+	counted := p.messages.rcpts
+	p.messages.mu.Unlock()
+	if total > maxRemembered || total != counted {
+		t.Fatalf("%d recipients remembered (counted %d), bound %d", total, counted, maxRemembered)
 	}
 }
 
@@ -637,5 +671,43 @@ func TestAnswerInternalError(t *testing.T) {
 		if got.Action != tc.want {
 			t.Errorf("on_error %s: %q, want %q", tc.act, got.Action, tc.want)
 		}
+	}
+}
+
+type floodCounter struct {
+	mu            sync.Mutex
+	entered, left int
+	decisions     int
+}
+
+func (f *floodCounter) Decision(string, string, string, string) {
+	f.mu.Lock()
+	f.decisions++
+	f.mu.Unlock()
+}
+func (f *floodCounter) FloodEntered() { f.mu.Lock(); f.entered++; f.mu.Unlock() }
+func (f *floodCounter) FloodLeft()    { f.mu.Lock(); f.left++; f.mu.Unlock() }
+
+// The policy service reports flood transitions as the milter does: the
+// metrics' strict-state gauge follows them.
+func TestPolicyFloodObserved(t *testing.T) {
+	e := policyEngine(t, "")
+	forged := strings.Replace(sign(t, "alice@example.com", 2, "policy-secret", policyNow), "=alice@", "=mallory@", 1)
+	st := &fakeStore{facts: cache.InboundFacts{ClientStrict: true, FloodEntered: true}}
+	obs := &floodCounter{}
+	p := NewService(Options{Settings: Settings{Engine: e}, Store: st, Observer: obs,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rep := p.Answer(Request{Request: "smtpd_access_policy", ProtocolState: "RCPT", Recipient: forged, ClientAddress: "192.0.2.7"})
+	if !strings.HasPrefix(rep.Action, "550") || !rep.FloodEntered {
+		t.Fatalf("bad tag: %+v", rep)
+	}
+	st.mu.Lock()
+	st.facts = cache.InboundFacts{FloodLeft: true}
+	st.mu.Unlock()
+	p.Answer(Request{Request: "smtpd_access_policy", ProtocolState: "RCPT", Recipient: forged, ClientAddress: "192.0.2.7"})
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.entered != 1 || obs.left != 1 || obs.decisions != 2 {
+		t.Fatalf("observer: %+v", obs)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/connlimit"
 )
 
 // maxNetstring bounds a socketmap request; Postfix's own limit for a reply
@@ -51,6 +52,9 @@ type Socketmap struct {
 type SocketmapOptions struct {
 	Engine *backscatter.Engine
 	Logger *slog.Logger
+	// MaxConnections caps the connections open at once (0:
+	// DefaultMaxConnections, < 0: no cap).
+	MaxConnections int
 }
 
 // NewSocketmap makes a socketmap service.
@@ -60,7 +64,8 @@ func NewSocketmap(o SocketmapOptions) *Socketmap {
 	}
 	s := &Socketmap{log: o.Logger}
 	s.engine.Store(o.Engine)
-	s.server.handle = s.serveConn
+	s.server.init(s.serveConn, o.MaxConnections, o.Logger,
+		"socketmap connection limit reached: new connections closed at once (Postfix's lookup fails and the mail is deferred)")
 	return s
 }
 
@@ -81,7 +86,7 @@ func (s *Socketmap) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 4096)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
+		s.armRead(c, idleTimeout)
 		req, err := readNetstring(br, maxNetstring)
 		if err != nil {
 			// Answers to the requests before this one still go out.
@@ -172,19 +177,40 @@ func writeNetstring(w *bufio.Writer, s string) {
 	w.WriteByte(',')
 }
 
+// DefaultMaxConnections caps the connections a service holds open at once
+// when its options say 0: Postfix keeps one per smtpd process using the
+// policy service and one per cleanup or trivial-rewrite process using the
+// socketmap (default_process_limit is 100).
+const DefaultMaxConnections = 1000
+
 // server is the accept loop shared by the socketmap and policy services:
-// one goroutine per connection, graceful shutdown waits for them.
+// one goroutine per connection, at most maxConns of them (package
+// connlimit), graceful shutdown waits for them.
 type server struct {
-	handle func(net.Conn)
-	mu     sync.Mutex
-	lns    []net.Listener
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-	closed bool
+	handle   func(net.Conn)
+	maxConns int
+	log      *slog.Logger
+	capMsg   string
+	mu       sync.Mutex
+	lns      []net.Listener
+	conns    map[net.Conn]struct{}
+	// closing is set by Shutdown before it cuts the idle connections
+	// short (see armRead).
+	closing atomic.Bool
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+func (s *server) init(handle func(net.Conn), maxConns int, log *slog.Logger, capMsg string) {
+	if maxConns == 0 {
+		maxConns = DefaultMaxConnections
+	}
+	s.handle, s.maxConns, s.log, s.capMsg = handle, maxConns, log, capMsg
 }
 
 // Serve accepts connections on ln until Shutdown.
 func (s *server) Serve(ln net.Listener) error {
+	ln = connlimit.New(ln, s.maxConns, s.log, s.capMsg)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -233,9 +259,23 @@ func (s *server) Serve(ln net.Listener) error {
 	}
 }
 
+// armRead sets the read deadline for the next request. A handler re-arms
+// it after each answer; were Shutdown to cut the connection short just
+// before, the new deadline would undo it and Shutdown would wait for an
+// idle client. So the handler looks at closing after arming: either it
+// sees Shutdown's flag and cuts itself short, or Shutdown's own deadline
+// comes after its own.
+func (s *server) armRead(c net.Conn, d time.Duration) {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	if s.closing.Load() {
+		_ = c.SetReadDeadline(time.Now())
+	}
+}
+
 // Shutdown stops accepting, then waits for the connections in flight to
 // finish their current request (idle ones are closed) or ctx to expire.
 func (s *server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
 	s.mu.Lock()
 	s.closed = true
 	for _, ln := range s.lns {

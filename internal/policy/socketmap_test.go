@@ -122,3 +122,56 @@ func FuzzNetstring(f *testing.F) {
 		}
 	})
 }
+
+// The connection cap: over it a new connection is closed at once, and a
+// connection closed frees its slot.
+func TestSocketmapConnectionCap(t *testing.T) {
+	sm := NewSocketmap(SocketmapOptions{Engine: testEngine(t), MaxConnections: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sm.Serve(ln)
+	t.Cleanup(func() { sm.Shutdown(context.Background()) })
+	lookup := func(c net.Conn) error {
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(c, "10:unbatv x@y,"); err != nil {
+			return err
+		}
+		_, err := bufio.NewReader(c).ReadString(',')
+		return err
+	}
+	first, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lookup(first); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	second, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := lookup(second); err == nil {
+		t.Fatal("a connection over the cap was served")
+	}
+	first.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = lookup(c)
+		c.Close()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not freed after the first connection closed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
