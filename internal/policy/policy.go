@@ -565,6 +565,7 @@ func (p *Service) inbound(q cache.InboundQuery) (cache.InboundFacts, error) {
 func (p *Service) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 1024)
+	pipelined := 0
 	for {
 		p.armRead(c, idleTimeout)
 		req, err := ReadRequest(br)
@@ -583,6 +584,15 @@ func (p *Service) serveConn(c net.Conn) {
 			}
 			return
 		}
+		if br.Buffered() > 0 {
+			if pipelined++; pipelined > MaxPipelined {
+				_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+				_ = bw.Flush()
+				p.log.Warn("policy: client sends requests without reading the answers; closing connection",
+					"peer", c.RemoteAddr().String(), "pipelined", pipelined)
+				return
+			}
+		}
 		rep := p.Answer(req)
 		bw.WriteString("action=")
 		bw.WriteString(rep.Action)
@@ -597,6 +607,15 @@ func (p *Service) serveConn(c net.Conn) {
 		}
 	}
 }
+
+// MaxPipelined is how many requests a connection may send before reading
+// the answers to earlier ones. Postfix never does (smtpd sends a request
+// and waits for its answer; so does its socketmap client), so a client
+// that keeps doing it is not Postfix: answering it without bound would let
+// it make the service decide (and count in the store) as fast as it can
+// write, while its unread answers pile up in socket buffers megabytes
+// deep before a write would ever block.
+const MaxPipelined = 64
 
 // Bounds of what the service remembers between a message's requests, so
 // that a client cannot make it hold memory without limit: messages by

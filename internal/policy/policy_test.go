@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -709,5 +710,40 @@ func TestPolicyFloodObserved(t *testing.T) {
 	defer obs.mu.Unlock()
 	if obs.entered != 1 || obs.left != 1 || obs.decisions != 2 {
 		t.Fatalf("observer: %+v", obs)
+	}
+}
+
+// A client that keeps sending without reading the answers is not Postfix:
+// past MaxPipelined requests answered that way, its connection is closed
+// (it would otherwise make the service decide as fast as it can write).
+func TestPolicyPipeliningWithoutReadingIsCutOff(t *testing.T) {
+	_, addr := startPolicy(t, nil, false, 0)
+	c, br := dial(t, addr)
+	req := policyReq("RCPT", "", "alice@example.com")
+	if _, err := io.WriteString(c, strings.Repeat(req, 10*MaxPipelined)); err != nil {
+		t.Fatal(err)
+	}
+	answers := 0
+	for {
+		if _, err := br.ReadString('\n'); err != nil {
+			// Closed with requests unread: a reset rather than EOF.
+			if err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("after %d answer lines: %v, want the connection closed", answers, err)
+			}
+			break
+		}
+		answers++
+	}
+	// Each answer is two lines ("action=..." and the empty line).
+	if got := answers / 2; got > MaxPipelined+1 || got < MaxPipelined {
+		t.Errorf("%d answers before the connection was closed, want %d", got, MaxPipelined)
+	}
+	// A client that waits for each answer is never cut off.
+	c2, br2 := dial(t, addr)
+	for i := 0; i < 2*MaxPipelined; i++ {
+		io.WriteString(c2, req)
+		if got := readReply(t, br2); got != "DUNNO" {
+			t.Fatalf("request %d: %q", i, got)
+		}
 	}
 }

@@ -85,6 +85,7 @@ func (s *Socketmap) Lookup(name, key string) string {
 func (s *Socketmap) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 4096)
+	pipelined := 0
 	for {
 		s.armRead(c, idleTimeout)
 		req, err := readNetstring(br, maxNetstring)
@@ -100,6 +101,16 @@ func (s *Socketmap) serveConn(c net.Conn) {
 				s.log.Warn("socketmap: bad request; closing connection", "client", c.RemoteAddr().String(), "err", err)
 			}
 			return
+		}
+		if br.Buffered() > 0 {
+			// See MaxPipelined.
+			if pipelined++; pipelined > MaxPipelined {
+				_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+				_ = bw.Flush()
+				s.log.Warn("socketmap: client sends requests without reading the answers; closing connection",
+					"client", c.RemoteAddr().String(), "pipelined", pipelined)
+				return
+			}
 		}
 		name, key, ok := cutSpace(req)
 		var reply string

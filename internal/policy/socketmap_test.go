@@ -3,10 +3,12 @@ package policy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,5 +175,36 @@ func TestSocketmapConnectionCap(t *testing.T) {
 			t.Fatalf("slot not freed after the first connection closed: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestSocketmapPipeliningWithoutReadingIsCutOff(t *testing.T) {
+	_, addr := startSocketmap(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, strings.Repeat(netstring("unbatv user@example.com"), 10*MaxPipelined)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	answers := 0
+	for {
+		got, err := readNetstring(br, maxNetstring)
+		if err != nil {
+			if err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("after %d answers: %v, want the connection closed", answers, err)
+			}
+			break
+		}
+		if got != "NOTFOUND " {
+			t.Fatalf("answer %q", got)
+		}
+		answers++
+	}
+	if answers > MaxPipelined+1 || answers < MaxPipelined {
+		t.Errorf("%d answers before the connection was closed, want %d", answers, MaxPipelined)
 	}
 }

@@ -201,8 +201,9 @@ def netstring(s):
 
 def pipeline(proto, host, port, limit):
     """Pipelines socketmap lookups or policy requests and never reads an
-    answer. The server's writes then block; it must give up (a write
-    deadline) and close the connection rather than keep a goroutine on it.
+    answer. Postfix never does; the server must close the connection
+    (past 64 requests ahead of their answers, or when a write blocks past
+    its deadline) rather than keep deciding for it.
     Prints how long that took, or fails after limit seconds."""
     s = socket.create_connection((host, int(port)))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
