@@ -24,7 +24,7 @@ import (
 // serveFlags are the essentials that can be given without a config file;
 // a flag given overrides the file.
 type serveFlags struct {
-	config, milter, sign, socketmap, policy, domains, keyFile, dataDir, mode, grace, redis, logFormat, logLevel, metrics *string
+	config, milter, sign, socketmap, policy, domains, keyFile, dataDir, mode, grace, redis, logFormat, logLevel, metrics, web *string
 }
 
 func addServeFlags(fs *flag.FlagSet) serveFlags {
@@ -43,6 +43,7 @@ func addServeFlags(fs *flag.FlagSet) serveFlags {
 		logFormat: fs.String("log-format", "", "log `format`: text or json"),
 		logLevel:  fs.String("log-level", "", "log `level`: debug, info, warn, error"),
 		metrics:   fs.String("metrics", "", "metrics and /healthz listen `HOST:PORT` (default off)"),
+		web:       fs.String("web", "", "monitoring pages listen `HOST:PORT` (default off; \"off\" to disable)"),
 	}
 }
 
@@ -121,6 +122,13 @@ func (f serveFlags) loadConfig() (*config.Config, error) {
 	}
 	if *f.metrics != "" {
 		cfg.Listen.Metrics = *f.metrics
+	}
+	switch *f.web {
+	case "":
+	case "off":
+		cfg.Listen.Web = ""
+	default:
+		cfg.Listen.Web = *f.web
 	}
 	if err := applyRedisFlag(cfg, *f.redis); err != nil {
 		return nil, err
@@ -328,6 +336,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if cfg.Log != old.Log {
 		out = append(out, "log")
+	}
+	if cfg.Web != old.Web {
+		out = append(out, "web")
 	}
 	return out
 }
