@@ -162,10 +162,10 @@ func (s *server) overviewPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := overviewPage{Overview: o, Page: "overview", Title: "Overview", Masked: s.mask.on(), Now: o.Generated,
-		In24:  dayChart("in24", "Inbound, last 24 hours (5-minute buckets)", o.Inbound24h),
-		In30:  monthChart("in30", "Inbound, last 30 days", o.Inbound30d),
-		Out24: dayChart("out24", "Outbound, last 24 hours (5-minute buckets)", o.Outbound24h),
-		Out30: monthChart("out30", "Outbound, last 30 days", o.Outbound30d),
+		In24:     dayChart("in24", "Inbound, last 24 hours (5-minute buckets)", o.Inbound24h),
+		In30:     monthChart("in30", "Inbound, last 30 days", o.Inbound30d),
+		Out24:    dayChart("out24", "Outbound, last 24 hours (5-minute buckets)", o.Outbound24h),
+		Out30:    monthChart("out30", "Outbound, last 30 days", o.Outbound30d),
 		InTotals: o.Inbound24h.Lines, OutTotals: o.Outbound24h.Lines, InDomains: o.Inbound24h.Domains,
 		Verdicts: stats.InboundVerdicts}
 	if o.Store != nil {
