@@ -233,7 +233,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	errc := make(chan error, len(svc.list))
 	var wg sync.WaitGroup
 	for _, x := range svc.list {
-		listening = append(listening, x.name)
+		if !x.background {
+			listening = append(listening, x.name)
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- x.run() }()
 	}
