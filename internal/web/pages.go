@@ -17,7 +17,17 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/stats"
 )
 
-func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+// shortDuration writes 1h0m0s as 1h, 10m0s as 10m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 func clipText(s string, n int) string {
 	if len(s) <= n {
@@ -90,7 +100,7 @@ func (s *server) domains(now time.Time) []DomainRow {
 	}
 	for _, st := range s.o.Engine().Status(now) {
 		d := DomainRow{Name: st.Name, Mode: st.Mode.String(), Signing: st.Sign, SigningKey: st.SigningKey, Lifetime: st.Lifetime,
-			Syntax: string(st.Syntax), InGrace: st.InGraceNow}
+			Syntax: st.Syntax.String(), InGrace: st.InGraceNow}
 		if st.InGraceNow {
 			d.GraceEnds = st.GraceEnds.UTC()
 		}
@@ -112,7 +122,7 @@ func (s *server) overview(r *http.Request) (Overview, error) {
 	defer cancel()
 	now := s.o.Now()
 	dom := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("domain")))
-	o := Overview{Generated: now.UTC(), Version: s.o.Version, Domain: dom, Domains: s.domains(now), StrictFor: s.o.StrictFor.String()}
+	o := Overview{Generated: now.UTC(), Version: s.o.Version, Domain: dom, Domains: s.domains(now), StrictFor: shortDuration(s.o.StrictFor)}
 	if s.o.Store != nil {
 		st := s.o.Store(c)
 		o.Store = &st

@@ -108,10 +108,7 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"day": func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-	"f1": func(v float64) string {
-		return strings.TrimSuffix(strings.TrimRight(strings.TrimRight(fmtFloat(v), "0"), "."), ".")
-	},
+	"day":   func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 	"ago":   ago,
 	"short": func(s string, n int) string { return clipText(s, n) },
 	"list":  func(v ...string) []string { return v },

@@ -121,7 +121,7 @@ func TestOverview(t *testing.T) {
 	if o.Inbound24h.Total != 5 || o.Inbound24h.Backscat != 4 || o.Inbound30d.Total != 5 || o.Outbound24h.Total != 1 {
 		t.Fatalf("totals: in %d (%d) 30d %d out %d", o.Inbound24h.Total, o.Inbound24h.Backscat, o.Inbound30d.Total, o.Outbound24h.Total)
 	}
-	if len(o.Domains) != 2 || o.Domains[0].Name != "example.com" || o.Domains[0].Effect != "reject in force" ||
+	if len(o.Domains) != 2 || o.Domains[0].Name != "example.com" || o.Domains[0].Effect != "reject in force" || o.Domains[0].Syntax != "prvs" ||
 		!o.Domains[1].InGrace || !strings.HasPrefix(o.Domains[1].Effect, "grace period: accepted until ") || o.Domains[1].SigningKey != 1 {
 		t.Fatalf("domains %+v", o.Domains)
 	}
