@@ -58,18 +58,12 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 	cfg := rt.cfg
 	svc := &services{}
 	var opened []net.Listener
-	fail := func(err error) (*services, error) {
-		for _, ln := range opened {
-			ln.Close()
-		}
-		return nil, err
-	}
 	// Decisions go to the metrics and to the statistics (web.go).
 	agg := newStats(store, rt.engine.DomainNames(), log)
 	obs := observer{store.metrics, agg}
 	var engine atomic.Pointer[backscatter.Engine]
 	engine.Store(rt.engine)
-	fail = func(err error) (*services, error) {
+	fail := func(err error) (*services, error) {
 		for _, ln := range opened {
 			ln.Close()
 		}

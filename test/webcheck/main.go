@@ -247,6 +247,7 @@ func main() {
 	row := firstRow(ctx, "top-recipients")
 	check(strings.HasSuffix(loc, "window=30d") && len(row) == 2 && row[1] == fmt.Sprint(num(ex.TopRecipient[1])), "floods: 30 days, first recipient %v", row)
 	loc = clickAndLoad(ctx, `nav.windows a[href="/floods?window=24h"]`)
+	check(strings.HasSuffix(loc, "window=24h"), "floods: back to 24 hours (%s)", loc)
 	shot(ctx, *out, "floods")
 
 	// From a targeted recipient to its bounces.
@@ -257,6 +258,7 @@ func main() {
 
 	// Bounces, through the menu: the page lists what the API answers.
 	loc = clickAndLoad(ctx, `header nav a[href="/bounces"]`)
+	check(strings.HasSuffix(loc, "/bounces"), "bounces: reached by the menu (%s)", loc)
 	var evs []map[string]any
 	apiGet(ex.Base, "/api/events?since=7d&limit=200", &evs)
 	rows := eval[int](ctx, `document.querySelectorAll('#events tr[data-reason]').length`)
@@ -273,6 +275,7 @@ func main() {
 
 	// Keys.
 	loc = clickAndLoad(ctx, `header nav a[href="/keys"]`)
+	check(strings.HasSuffix(loc, "/keys"), "keys: reached by the menu (%s)", loc)
 	kr := eval[[]string](ctx, fmt.Sprintf(`[...(document.querySelector('#keys tr[data-key="%d"]')?.children || [])].map(td => td.textContent.trim())`, ex.Key))
 	check(len(kr) == 7 && kr[3] == fmt.Sprint(ex.KeySigned) && kr[5] == "no", "keys: key %d row %v (signed %d, not retirable)", ex.Key, kr, ex.KeySigned)
 	old := eval[[]string](ctx, fmt.Sprintf(`[...(document.querySelector('#keys tr[data-key="%d"]')?.children || [])].map(td => td.textContent.trim())`, ex.OldKey))
