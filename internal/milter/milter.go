@@ -325,9 +325,15 @@ func (ss *session) floodLog(r backscatter.Recipient, a backscatter.Answer) {
 		return
 	}
 	fo, _ := ss.s.obs.(FloodObserver)
-	if ss.s.detail != nil && (a.Facts.FloodEntered || a.Facts.FloodLeft) {
-		ss.s.detail.FloodChanged(stats.FloodChange{Entered: a.Facts.FloodEntered, Recipient: r.FloodKey(), Client: ss.clientString(),
-			RecipientStrict: a.Facts.RecipientStrict, ClientStrict: a.Facts.ClientStrict})
+	if ss.s.detail != nil {
+		// One query can report both: the recipient's state over, the
+		// client's begun.
+		for _, entered := range []bool{false, true} {
+			if (entered && a.Facts.FloodEntered) || (!entered && a.Facts.FloodLeft) {
+				ss.s.detail.FloodChanged(stats.FloodChange{Entered: entered, Recipient: r.FloodKey(), Client: ss.clientString(),
+					RecipientStrict: a.Facts.RecipientStrict, ClientStrict: a.Facts.ClientStrict})
+			}
+		}
 	}
 	if a.Facts.FloodEntered {
 		ss.s.log.Warn("flood: strict state entered", "queue_id", ss.queueID(), "rcpt", r.FloodKey(), "client", ss.clientString())
