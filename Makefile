@@ -78,15 +78,18 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt wants to reformat:"; echo "$$out"; exit 1; fi
 
-# packaging/docgen is a module of its own (its licence classifier is no
-# dependency of bounce-milter): checked beside the main one.
+# packaging/docgen and test/webcheck are modules of their own (a licence
+# classifier and a browser driver are no dependencies of bounce-milter):
+# checked beside the main one.
 vet:
 	$(GO) vet ./...
 	cd packaging/docgen && $(GO) vet ./...
+	cd test/webcheck && $(GO) vet ./...
 
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	cd packaging/docgen && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd test/webcheck && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # The patched go-milter copy is a nested module: ./... does not reach it.
 # Upstream's own client tests race under -race (ClientSession.Close, also in

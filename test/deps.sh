@@ -16,6 +16,8 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v lintian >/dev/null || need+=(lintian)
 /usr/bin/python3 -c 'import debian.copyright' 2>/dev/null || need+=(python3-debian)
 command -v rpm >/dev/null || need+=(rpm)
+# t-80-web: the monitoring pages in Debian's Chromium (headless).
+command -v chromium >/dev/null || need+=(chromium)
 # t-40-site: a real PostSRSd beside bounce-milter.
 command -v postsrsd >/dev/null || need+=(postsrsd)
 if [ ${#need[@]} -eq 0 ]; then

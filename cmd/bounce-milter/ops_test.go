@@ -213,7 +213,7 @@ func TestServicesMetrics(t *testing.T) {
 	}
 	cfg.Listen.Metrics = "127.0.0.1:0"
 	svc, err = startServices(rt, store, log)
-	if err != nil || len(svc.list) != 1 || !strings.HasPrefix(svc.list[0].name, "metrics http://127.0.0.1:") {
+	if err != nil || len(svc.list) != 2 || !strings.HasPrefix(svc.list[0].name, "metrics http://127.0.0.1:") || !svc.list[1].background {
 		t.Fatalf("listen.metrics set: %+v, %v", svc, err)
 	}
 	x := svc.list[0]

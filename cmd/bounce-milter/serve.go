@@ -24,7 +24,7 @@ import (
 // serveFlags are the essentials that can be given without a config file;
 // a flag given overrides the file.
 type serveFlags struct {
-	config, milter, sign, socketmap, policy, domains, keyFile, dataDir, mode, grace, redis, logFormat, logLevel, metrics *string
+	config, milter, sign, socketmap, policy, domains, keyFile, dataDir, mode, grace, redis, logFormat, logLevel, metrics, web *string
 }
 
 func addServeFlags(fs *flag.FlagSet) serveFlags {
@@ -43,6 +43,7 @@ func addServeFlags(fs *flag.FlagSet) serveFlags {
 		logFormat: fs.String("log-format", "", "log `format`: text or json"),
 		logLevel:  fs.String("log-level", "", "log `level`: debug, info, warn, error"),
 		metrics:   fs.String("metrics", "", "metrics and /healthz listen `HOST:PORT` (default off)"),
+		web:       fs.String("web", "", "monitoring pages listen `HOST:PORT` (default off; \"off\" to disable)"),
 	}
 }
 
@@ -121,6 +122,13 @@ func (f serveFlags) loadConfig() (*config.Config, error) {
 	}
 	if *f.metrics != "" {
 		cfg.Listen.Metrics = *f.metrics
+	}
+	switch *f.web {
+	case "":
+	case "off":
+		cfg.Listen.Web = ""
+	default:
+		cfg.Listen.Web = *f.web
 	}
 	if err := applyRedisFlag(cfg, *f.redis); err != nil {
 		return nil, err
@@ -225,7 +233,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	errc := make(chan error, len(svc.list))
 	var wg sync.WaitGroup
 	for _, x := range svc.list {
-		listening = append(listening, x.name)
+		if !x.background {
+			listening = append(listening, x.name)
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- x.run() }()
 	}
@@ -328,6 +338,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if cfg.Log != old.Log {
 		out = append(out, "log")
+	}
+	if cfg.Web != old.Web {
+		out = append(out, "web")
 	}
 	return out
 }

@@ -11,8 +11,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/config"
 	"github.com/bounce-milter/bounce-milter/internal/dkimcheck"
 	"github.com/bounce-milter/bounce-milter/internal/metrics"
@@ -36,6 +38,8 @@ type service struct {
 	// apply takes a new reloadable (reload); nil when the service has
 	// nothing that depends on the configuration.
 	apply func(*reloadable)
+	// background: not a listener (left out of "listening").
+	background bool
 }
 
 // services is what serve runs, and what else a reload must reach.
@@ -62,10 +66,16 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 	cfg := rt.cfg
 	svc := &services{}
 	var opened []net.Listener
+	// Decisions go to the metrics and to the statistics (web.go).
+	agg := newStats(store, rt.engine.DomainNames(), log)
+	obs := observer{store.metrics, agg}
+	var engine atomic.Pointer[backscatter.Engine]
+	engine.Store(rt.engine)
 	fail := func(err error) (*services, error) {
 		for _, ln := range opened {
 			ln.Close()
 		}
+		_ = agg.Close(context.Background())
 		return nil, err
 	}
 	lis := func(name string, ep config.Endpoint) (net.Listener, error) {
@@ -83,7 +93,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		}
 		host, _ := os.Hostname()
 		m := milter.New(milter.Options{
-			Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
+			Settings: rt.milter, Store: store.Store(), Logger: log, Observer: obs,
 			DKIM:         dkimcheck.Checker{Timeout: 3 * time.Second}.Verify,
 			StoreTimeout: store.timeout(), MaxConnections: cfg.Listen.MaxConnections,
 			Events: store.events, Host: host, HashRecipient: store.hashRecipient,
@@ -97,7 +107,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		if err != nil {
 			return fail(err)
 		}
-		m := milter.New(milter.Options{Settings: rt.milter, Store: store.Store(), Logger: log, Observer: store.metrics,
+		m := milter.New(milter.Options{Settings: rt.milter, Store: store.Store(), Logger: log, Observer: obs,
 			StoreTimeout: store.timeout(), SignOnly: true, MaxConnections: cfg.Listen.MaxConnections})
 		svc.list = append(svc.list, service{name: "sign-only milter " + cfg.Listen.Sign.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
@@ -119,7 +129,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			return fail(err)
 		}
 		p := policy.NewService(policy.Options{Settings: rt.policy, Store: store.Store(), Logger: log,
-			Observer: store.metrics, StoreTimeout: store.timeout(), WithMilter: cfg.Listen.Milter.IsSet(),
+			Observer: obs, StoreTimeout: store.timeout(), WithMilter: cfg.Listen.Milter.IsSet(),
 			MaxConnections: cfg.Listen.MaxConnections})
 		if cfg.Listen.Milter.IsSet() {
 			log.Info("policy service: tags checked at RCPT; counting and untagged bounces left to the milter (serve --milter off for policy only)")
@@ -137,9 +147,26 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		}
 		svc.list = append(svc.list, x)
 	}
-	// The metrics label only our domains: a reload changes them.
-	store.metrics.SetDomains(rt.engine.DomainNames())
-	svc.hooks = append(svc.hooks, func(rt *reloadable) { store.metrics.SetDomains(rt.engine.DomainNames()) })
+	if cfg.Listen.Web != "" {
+		x, err := startWeb(cfg, store, agg, &engine, log)
+		if err != nil {
+			return fail(err)
+		}
+		svc.list = append(svc.list, x)
+	}
+	// The metrics and statistics label only our domains: a reload changes
+	// them, and the pages show the engine in force.
+	obs.SetDomains(rt.engine.DomainNames())
+	svc.hooks = append(svc.hooks, func(rt *reloadable) {
+		obs.SetDomains(rt.engine.DomainNames())
+		engine.Store(rt.engine)
+	})
+	if len(svc.list) > 0 {
+		// Last: at a stop it writes what the others counted.
+		svc.list = append(svc.list, statsService(agg))
+	} else {
+		_ = agg.Close(context.Background())
+	}
 	return svc, nil
 }
 

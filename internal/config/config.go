@@ -29,6 +29,7 @@
 //
 // Needing a restart (a reload logs that they changed and keeps the old
 // ones): [listen] (addresses, socket mode and group, connection limits),
+// [web],
 // [store] (backend, its addresses, timeouts, flood limits), data_dir and
 // [log]. ([store] replay_slack is read again: the engine applies it.)
 package config
@@ -82,6 +83,7 @@ type Config struct {
 	Domains  map[string]Domain `toml:"domains"`
 	Store    Store             `toml:"store"`
 	Events   Events            `toml:"events"`
+	Web      Web               `toml:"web"`
 }
 
 // Events is the [events] section: what genuine bounces tell our senders
@@ -112,6 +114,9 @@ type Listen struct {
 	Policy    Endpoint `toml:"policy"`
 	// Metrics is HOST:PORT for the Prometheus endpoint and /healthz.
 	Metrics string `toml:"metrics"`
+	// Web is HOST:PORT for the monitoring pages and their JSON API
+	// (see Web).
+	Web string `toml:"web"`
 	// SocketMode is the permission of unix sockets (default 0660).
 	SocketMode string `toml:"socket_mode"`
 	// SocketGroup is the group unix sockets (and the directory holding
@@ -474,6 +479,7 @@ func (c *Config) applyDefaults() {
 	if c.Events.Max == 0 {
 		c.Events.Max = 1_000_000
 	}
+	c.applyWebDefaults()
 }
 
 // DefaultMaxConnections is listen.max_connections when unset: more than
@@ -635,6 +641,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("inbound: accept-unsigned is an outbound action; want accept, tempfail or reject")
 	}
 	if err := c.Store.Cache().Validate(); err != nil {
+		return err
+	}
+	if err := c.validateWeb(); err != nil {
 		return err
 	}
 	for name, d := range c.Domains {

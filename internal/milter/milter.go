@@ -34,6 +34,7 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/events"
+	"github.com/bounce-milter/bounce-milter/internal/stats"
 )
 
 // Settings is everything the milter takes from the configuration; a
@@ -69,6 +70,13 @@ type Observer interface {
 type FloodObserver interface {
 	FloodEntered()
 	FloodLeft()
+}
+
+// DetailObserver is an Observer that also takes each decision's details
+// and the flood state changes (package stats: the monitoring pages).
+type DetailObserver interface {
+	Decided(stats.Decision)
+	FloodChanged(stats.FloodChange)
 }
 
 type nopObserver struct{}
@@ -116,6 +124,7 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	obs      Observer
+	detail   DetailObserver // nil when obs is not one
 	srv      *gomilter.Server
 }
 
@@ -134,6 +143,7 @@ func New(o Options) *Server {
 		o.DKIMTimeout = 3 * time.Second
 	}
 	s := &Server{opts: o, log: o.Logger, obs: o.Observer}
+	s.detail, _ = o.Observer.(DetailObserver)
 	s.SetSettings(o.Settings)
 	proto, actions := Protocol, Actions
 	// {rcpt_addr} is the recipient as Postfix's smtpd resolved it (see
@@ -252,6 +262,7 @@ type message struct {
 	verdictN  int // copies of our verdict header seen
 	messageID string
 	queueID   string
+	reporter  string // the bounce's claimed reporting MTA, once read
 }
 
 func (ss *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
@@ -351,6 +362,16 @@ func (ss *session) floodLog(r backscatter.Recipient, a backscatter.Answer) {
 		return
 	}
 	fo, _ := ss.s.obs.(FloodObserver)
+	if ss.s.detail != nil {
+		// One query can report both: the recipient's state over, the
+		// client's begun.
+		for _, entered := range []bool{false, true} {
+			if (entered && a.Facts.FloodEntered) || (!entered && a.Facts.FloodLeft) {
+				ss.s.detail.FloodChanged(stats.FloodChange{Entered: entered, Recipient: r.FloodKey(), Client: ss.clientString(),
+					RecipientStrict: a.Facts.RecipientStrict, ClientStrict: a.Facts.ClientStrict})
+			}
+		}
+	}
 	if a.Facts.FloodEntered {
 		ss.s.log.Warn("flood: strict state entered", "queue_id", ss.queueID(), "rcpt", r.FloodKey(), "client", ss.clientString())
 		if fo != nil {
@@ -461,6 +482,10 @@ func (ss *session) logDecision(r backscatter.Recipient, v backscatter.Verdict, a
 	args = append(args, attrs...)
 	ss.s.log.Info("decision", args...)
 	ss.s.obs.Decision("inbound", v.Action.String(), string(v.Reason), r.Domain)
+	if ss.s.detail != nil {
+		ss.s.detail.Decided(stats.Decision{Direction: stats.Inbound, Verdict: v.Action.String(), Reason: string(v.Reason),
+			Domain: r.Domain, Recipient: r.FloodKey(), Client: ss.clientString(), ReportingMTA: ss.msg.reporter})
+	}
 }
 
 func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -522,6 +547,9 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 		if sig.Domain != "" {
 			ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
 				"sender", ss.msg.env.Sender, "verdict", "not-signed", "reason", string(sig.Skip), "origin", ss.msg.outbound)
+			if ss.s.detail != nil {
+				ss.s.detail.Decided(stats.Decision{Direction: stats.Outbound, Verdict: stats.NotSigned, Reason: string(sig.Skip), Domain: sig.Domain})
+			}
 		}
 		return nil
 	}
@@ -530,6 +558,9 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 		return ss.onInternalError()
 	}
 	ss.s.obs.Signed(sig.Domain, sig.KeyNum)
+	if ss.s.detail != nil {
+		ss.s.detail.Decided(stats.Decision{Direction: stats.Outbound, Verdict: stats.Signed, Reason: string(backscatter.ReasonSigned), Domain: sig.Domain})
+	}
 	ss.s.log.Info("decision", "queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
 		"sender", ss.msg.env.Sender, "verdict", "signed", "reason", ss.msg.outbound, "tag", sig.Sender, "key", sig.KeyNum, "rcpts", len(ss.msg.rcpts),
 		"record_ttl", sig.TTL.String())
@@ -584,6 +615,7 @@ func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 			rep = &bounce.Report{Kind: bounce.KindNotBounce}
 		default:
 			rep = r
+			ss.msg.reporter = r.ReportingMTA
 			if ss.msg.capHit {
 				note = "cap " + bounce.CapBytes
 			} else if r.CapHit != "" {

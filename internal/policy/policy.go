@@ -23,6 +23,7 @@ import (
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/stats"
 )
 
 // Protocol bounds. Postfix sends about 40 attributes of at most a few
@@ -384,6 +385,12 @@ type Observer interface {
 	Decision(direction, verdict, reason, domain string)
 }
 
+// DetailObserver is an Observer that also takes each decision's details
+// (package stats: the monitoring pages); the milter's satisfies it.
+type DetailObserver interface {
+	Decided(stats.Decision)
+}
+
 // Settings is what the service takes from the configuration; a reload
 // swaps it whole.
 type Settings struct {
@@ -529,6 +536,10 @@ func (p *Service) logDecision(req Request, rv backscatter.RcptVerdict, action st
 		"verdict", v.Action.String(), "result", string(v.Result), "reason", string(v.Reason), "action", action)
 	if p.obs != nil {
 		p.obs.Decision("inbound", v.Action.String(), string(v.Reason), rv.R.Domain)
+		if d, ok := p.obs.(DetailObserver); ok {
+			d.Decided(stats.Decision{Direction: stats.Inbound, Verdict: v.Action.String(), Reason: string(v.Reason),
+				Domain: rv.R.Domain, Recipient: rv.R.FloodKey(), Client: req.ClientAddress})
+		}
 	}
 }
 

@@ -1,0 +1,91 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/cache/storetest"
+)
+
+var statsPrefixN atomic.Int64
+
+// statsCfg gives each store a key prefix of its own: stores of one test
+// share a server.
+func statsCfg() cache.Config {
+	cfg := relaxed(storetest.Base())
+	cfg.Redis.KeyPrefix = fmt.Sprintf("st%d-%d:", time.Now().UnixNano(), statsPrefixN.Add(1))
+	return cfg
+}
+
+func TestMiniredisStatsConformance(t *testing.T) {
+	storetest.RunStats(t, func(t *testing.T) cache.StatsStore { return openMini(t, miniredis.RunT(t), statsCfg()) })
+}
+
+func TestStandaloneStatsConformance(t *testing.T) {
+	srv := startRedis(t)
+	url := "redis://" + srv.Addr + "/4"
+	storetest.RunStats(t, func(t *testing.T) cache.StatsStore { return openURL(t, url, statsCfg()) })
+}
+
+func TestClusterStatsConformance(t *testing.T) {
+	nodes := startCluster(t)
+	url := "redis-cluster://" + nodes[0].Addr
+	storetest.RunStats(t, func(t *testing.T) cache.StatsStore { return openURL(t, url, statsCfg()) })
+}
+
+// Every statistics key expires at the end of its bucket's retention, and
+// a write is one round trip.
+func TestMiniredisStatsTTLAndRoundTrips(t *testing.T) {
+	m := miniredis.RunT(t)
+	s := openMini(t, m, storetest.Base())
+	ctx := context.Background()
+	now := time.Now().UTC()
+	fine, day := now.Truncate(cache.StatsFine), now.Truncate(cache.StatsDaily)
+	// Warm the pipeline pool and load the script: handshakes are per
+	// connection, NOSCRIPT once per server.
+	if err := s.AddStats(ctx, cache.StatsWrite{Max: map[string]int64{"warm": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.RoundTrips()
+	err := s.AddStats(ctx, cache.StatsWrite{Buckets: []cache.StatsBucket{
+		{Width: cache.StatsFine, Start: fine, Counts: map[string]int64{"a": 1}, Sets: map[string]map[string]int64{"r": {"x": 1}},
+			Marks: []cache.StatsMark{{Time: now, Text: "entered"}}},
+		{Width: cache.StatsDaily, Start: day, Counts: map[string]int64{"a": 1}},
+	}, Max: map[string]int64{"key:1": now.Unix()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.RoundTrips() - before; n != 1 {
+		t.Fatalf("AddStats took %d round trips", n)
+	}
+	keys := m.Keys()
+	if len(keys) != 5 { // counters ×2, one set, marks, latest
+		t.Fatalf("keys %q", keys)
+	}
+	for _, k := range keys {
+		ttl := m.TTL(k)
+		var max time.Duration
+		switch {
+		case strings.Contains(k, "{5m:"):
+			max = cache.StatsFine + cache.StatsFineKeep
+		case strings.Contains(k, "{1d:"):
+			max = cache.StatsDaily + cache.StatsDailyKeep
+		default:
+			max = cache.StatsLatestKeep
+		}
+		if ttl <= 0 || ttl > max {
+			t.Errorf("key %q has TTL %v, want (0, %v]", k, ttl, max)
+		}
+	}
+	m.FastForward(cache.StatsLatestKeep + time.Hour)
+	if n := len(m.Keys()); n != 0 {
+		t.Fatalf("%d keys outlived their TTL: %q", n, m.Keys())
+	}
+}
