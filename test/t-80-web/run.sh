@@ -84,7 +84,8 @@ cat > "$T/expect.json" <<JSON
   "top_reporter": ["mx.backscatter.example", 6],
   "flood_entered": "carol@example.com",
   "key": 5, "key_signed": 2, "old_key": 4, "old_key_retire": "unknown",
-  "domain": "example.com", "domain_total": 6
+  "domain": "example.com", "domain_total": 6,
+  "events": 1, "event_reason": "userunknown"
 }
 JSON
 start=$(now_ms)

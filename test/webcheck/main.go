@@ -51,6 +51,10 @@ type Expect struct {
 	// One domain's inbound total (the Keys page links to it).
 	Domain      string `json:"domain"`
 	DomainTotal int64  `json:"domain_total"`
+	// Bounces: the genuine bounces delivered (events) and the first one's
+	// reason.
+	Events      int    `json:"events"`
+	EventReason string `json:"event_reason"`
 }
 
 var failures []string
@@ -262,7 +266,11 @@ func main() {
 	var evs []map[string]any
 	apiGet(ex.Base, "/api/events?since=7d&limit=200", &evs)
 	rows := eval[int](ctx, `document.querySelectorAll('#events tr[data-reason]').length`)
-	check(rows == len(evs), "bounces: %d event rows, the API has %d", rows, len(evs))
+	check(rows == len(evs) && rows == ex.Events, "bounces: %d event rows, the API has %d, want %d", rows, len(evs), ex.Events)
+	if rows > 0 {
+		reason := eval[string](ctx, `document.querySelector('#events tr[data-reason]').dataset.reason`)
+		check(reason == ex.EventReason, "bounces: the first event's reason is %q, want %q", reason, ex.EventReason)
+	}
 	if len(evs) == 0 {
 		none := eval[string](ctx, `document.querySelector('#events tbody').textContent`)
 		check(strings.Contains(none, "no events"), "bounces: says there are no events")
