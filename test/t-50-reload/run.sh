@@ -157,6 +157,8 @@ positive 'bounce_milter_decisions_total{direction="inbound",domain="example.com"
 positive 'bounce_milter_decisions_total{direction="inbound",domain="example.com",reason="bad-signature",verdict="reject"}' 2
 positive 'bounce_milter_decisions_total{direction="inbound",domain="example.com",reason="no-evidence",verdict="reject"}' 1
 positive 'bounce_milter_store_breaker_state{state="closed"}' 1
+positive 'bounce_milter_store_writes_ok' 1
+positive 'bounce_milter_store_records_written_total' 2
 grep -q '^bounce_milter_build_info{goversion="go[0-9.]*",version="[^"]*"} 1$' "$T/metrics.txt" || fail "no build_info"
 grep -q '^process_resident_memory_bytes ' "$T/metrics.txt" || fail "no process metrics"
 ok "/metrics passes promtool check metrics; decision and signing counters moved"
