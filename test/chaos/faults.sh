@@ -33,12 +33,15 @@ CH_ROWS=()
 CH_FAILED=()
 CH_MOUNT=
 
+# The exit trap: a paused Redis resumed (a stopped process ignores
+# SIGTERM), test/lib.sh's cleanup, the tmpfs unmounted; the test's own
+# status kept.
 chaos_cleanup() {
   local rc=$?
-  [ -n "${REDIS_PID:-}" ] && kill -CONT "$REDIS_PID" 2>/dev/null
-  cleanup
+  if [ -n "${REDIS_PID:-}" ]; then kill -CONT "$REDIS_PID" 2>/dev/null || true; fi
+  cleanup || true
   if [ -n "$CH_MOUNT" ] && mountpoint -q "$CH_MOUNT"; then umount "$CH_MOUNT" || true; fi
-  exit $rc
+  exit "$rc"
 }
 
 # chaos_setup: ports, keys, tags, the sink and Postfix.

@@ -31,6 +31,19 @@ Conditions: $(nproc) vCPUs shared with other jobs; Postfix $(postconf -d -h mail
 
 $head
 $(printf '%s\n' "${CH_ROWS[@]}")
+
+Reading it: sent counts every SMTP transaction or sendmail(1) call (the prefill, the load, the
+bounces afterwards and the retries); tempfailed includes transport errors; lost is accepted (250
+after DATA, or sendmail exit 0) but never at the sink. Valid refused: 5xx to a bounce to a valid tag
+that stayed within what the tag signed. Genuine refused: 5xx to an untagged bounce returning the
+headers (Date, Message-ID) of a message we sent. Every 4xx was retried once after the fault, as a
+sending MTA would. Backscatter accepted, why: "gap" = delivered marked neutral because the forged
+original is dated in a gap of the store's history (up to 5 minutes after a crash, a Redis outage or
+a Redis that lost its data); "unchecked" = taken by Postfix while bounce-milter was down
+(milter_default_action = accept), as were the forged tags accepted in daemon-kill. Checked goals
+(the run fails otherwise): lost 0, valid refused 0, genuine refused 0, outbound all signed, retries
+all accepted, no forged tag accepted while the daemon ran, and while the disk was full /healthz 503
+"store: writes failing" with bounce_milter_store_writes_ok 0 and records pending.
 RES
 )
 echo
