@@ -85,9 +85,10 @@ type Metrics struct {
 	floodEntered prometheus.Counter
 	strict       strictStates
 
-	domains atomic.Pointer[map[string]bool]
-	ev      eventMetrics
-	store   atomic.Pointer[storeState]
+	domains   atomic.Pointer[map[string]bool]
+	ev        eventMetrics
+	socketmap *prometheus.CounterVec
+	store     atomic.Pointer[storeState]
 }
 
 // strictStates follows the flood (strict) states this process saw begin,
@@ -209,6 +210,7 @@ func New(version string) *Metrics {
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	m.initEvents()
+	m.initSocketmap()
 
 	// Read from the store's Recorder at each scrape (WatchStore); until
 	// then, and without a store, nothing is pending and writes work.

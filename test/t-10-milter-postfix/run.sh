@@ -7,7 +7,7 @@ source "$(dirname "$0")/../lib.sh"
 setup_dirs
 
 PF_PORT=$(free_port); SUB_PORT=$(free_port); SINK_PORT=$(free_port)
-MILTER_PORT=$(free_port); SM_PORT=$(free_port)
+MILTER_PORT=$(free_port); SM_PORT=$(free_port); METRICS_PORT=$(free_port)
 SINK_OUT=$T/sink.jsonl
 KEYS=$T/keys
 
@@ -20,6 +20,7 @@ grace = "0s"
 [listen]
 milter = "inet:127.0.0.1:$MILTER_PORT"
 socketmap = "inet:127.0.0.1:$SM_PORT"
+metrics = "127.0.0.1:$METRICS_PORT"
 [domains."example.com"]
 [domains."tagmode.example"]
 mode = "tag"
@@ -56,6 +57,7 @@ printf 'Subject: local\nMessage-ID: <e2e-local@example.com>\n\nhello\n' | sendma
 n=$((n+1)); sink_wait $n
 from=$(sink_line $n | json_field from)
 [[ $from == prvs=2?????????=dave@example.com ]] || fail "sendmail: sender $from"
+DAVE_TAG=$from
 ok "local submission signed: $from"
 
 # 1d. Mail from outside (MX port, no auth) is not ours: not signed.
@@ -104,6 +106,18 @@ else
   sink_has $n '^X-Bounce-Check: pass (untagged; we sent the original: store:' || fail "no store evidence in the verdict"
   ok "untagged bounce of a message we sent: accepted on store evidence"
 fi
+
+# 4b'. Postfix asks the socketmap only about tag-shaped recipients.
+lookups() { metric_at "http://127.0.0.1:$METRICS_PORT/metrics" bounce_milter_socketmap_lookups_total "$@"; }
+before=$(lookups)
+deliver "untagged mail" "$PF_PORT" --from bob@example.org --to alice@example.com
+[ "$(lookups)" = "$before" ] || fail "the socketmap was asked about an untagged recipient ($before -> $(lookups) lookups)"
+after=$(lookups)
+found=$(lookups 'result="found"')
+deliver "bounce to a valid tag" "$PF_PORT" --from '<>' --to "$DAVE_TAG"
+[ "$(sink_line $n | json_field to)" = dave@example.com ] || fail "tag not stripped: $(sink_line $n | json_field to)"
+[ "$(lookups 'result="found"')" -gt "$found" ] || fail "the valid tag was not looked up in the socketmap"
+ok "the socketmap is asked about tagged recipients only ($before lookups before mail to an untagged recipient, $after after; a valid tag: found $found -> $(lookups 'result="found"'))"
 
 # 4c. Tag mode: accepted with a fail verdict.
 deliver "tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
