@@ -32,7 +32,8 @@
 # would hide the milter's cost); bounce-milter's data directory is on disk
 # ($BENCH_DATA, default /var/tmp), as in production, and logs at level info
 # (BENCH_LOG_LEVEL) to a file. BENCH_PERF=DIR records a CPU profile of the
-# daemon (perf record -g) during each timed run.
+# daemon (perf record -g) during each timed run; BENCH_ENV="GOMAXPROCS=1
+# GOGC=200" sets the daemon's environment.
 set -euo pipefail
 N=3000 S=10 R=3 OUT="" SCEN="sign inbound forged dsn" MEMN=100000 W=300
 while getopts n:s:r:o:S:M:w: opt; do
@@ -155,8 +156,10 @@ CONF
   SUB_OPTS=$(sed -n '/^submission inet/,/^$/p' "$T/postfix-config.out" | grep '^  -o ' |
     grep -v 'syslog_name\|smtpd_tls_security_level\|smtpd_sasl_auth_enable' | tr '\n' ' ')
   grep -q 'smtpd_milters=' <<<"$SUB_OPTS" || { cat "$T/postfix-config.out"; fail "postfix-config printed no milter for the submission service"; }
-  start_bm bm --config "$T/bm.toml"
-  BMPID=$bm_PID # set by start_bm
+  # shellcheck disable=SC2086 # BENCH_ENV: NAME=VALUE words for the daemon
+  env ${BENCH_ENV:-} "$BM" serve --config "$T/bm.toml" >"$T/bm.out" 2>"$T/bm.log" &
+  BMPID=$!
+  PIDS+=("$BMPID")
 
   local a up=0
   for _ in $(seq 200); do
