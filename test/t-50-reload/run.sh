@@ -206,7 +206,7 @@ kill -0 "$bm_PID" 2>/dev/null || fail "bounce-milter exited with a milter sessio
 if (exec 6<>"/dev/tcp/127.0.0.1/$MILTER_PORT") 2>/dev/null; then fail "milter port still accepts connections after SIGTERM"; fi
 code=$(http_status "$METRICS/healthz")
 [ "$code" = 503 ] || fail "/healthz while draining: $code, want 503"
-curl -s "$METRICS/healthz" | grep -q "milter listener" || fail "/healthz does not name the milter listener"
+grep -q "milter listener" <<<"$(curl -s "$METRICS/healthz")" || fail "/healthz does not name the milter listener"
 # A new SMTP session is not served by the milter (Postfix: milter_default_action = accept).
 submit carol@example.com
 [ "$FROM_OUT" = carol@example.com ] || fail "new session after SIGTERM: sender $FROM_OUT"
