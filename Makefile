@@ -26,7 +26,7 @@ DEB       := dist/bounce-milter_$(VERSION)_amd64.deb
 RPM       := dist/bounce-milter-$(VERSION)-1.x86_64.rpm
 NFPM      := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 DOCGEN    := $(GO) run -C packaging/docgen .
-FUZZTIME  ?= 10s
+FUZZTIME  ?= 5s
 BIN       := bin/bounce-milter
 export BM_REQUIRE_SERVERS ?= 1
 
