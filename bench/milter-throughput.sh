@@ -247,6 +247,11 @@ check_outcome() {
   esac
 }
 
+# CPU time in clock ticks: the machine's busy time, and one process's.
+HZ=$(getconf CLK_TCK)
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 RESULTS=${OUT:-$T/results.tsv}
 [ -n "$OUT" ] || : > "$RESULTS"
 run() { # SCENARIO CONFIG ROUND
@@ -256,18 +261,31 @@ run() { # SCENARIO CONFIG ROUND
   [ "$W" -gt 0 ] && send "$scen" "$W" "$S" >/dev/null
   : > "$T/pf/log/maillog"
   local perfpid=""
-  if [ -n "${BENCH_PERF:-}" ] && [ -n "$BMPID" ]; then
-    # BENCH_PERF=DIR: a CPU profile of the daemon during each timed run.
+  if [ -n "${BENCH_PERF:-}" ]; then
+    # BENCH_PERF=DIR: a CPU profile of the daemon during each timed run;
+    # with BENCH_PERF_ALL=1, of the whole machine (perf report --sort comm
+    # splits it by process: smtpd, cleanup, bounce-milter...).
     mkdir -p "$BENCH_PERF"
-    perf record -q -g -p "$BMPID" -o "$BENCH_PERF/$scen-$cfg-$round.data" >/dev/null 2>&1 & perfpid=$!
-    sleep 0.3
+    local target=(-p "$BMPID")
+    [ -n "${BENCH_PERF_ALL:-}" ] && target=(-a)
+    if [ -n "${BENCH_PERF_ALL:-}" ] || [ -n "$BMPID" ]; then
+      perf record -q -g "${target[@]}" -o "$BENCH_PERF/$scen-$cfg-$round.data" >/dev/null 2>&1 & perfpid=$!
+      sleep 0.3
+    fi
   fi
+  local busy0 busy1 d0=0 d1=0 cpu_all cpu_bm
+  busy0=$(cpu_busy); [ -n "$BMPID" ] && d0=$(proc_cpu "$BMPID")
   secs=$(send "$scen" "$N" "$S")
+  busy1=$(cpu_busy); [ -n "$BMPID" ] && d1=$(proc_cpu "$BMPID")
   if [ -n "$perfpid" ]; then kill -INT "$perfpid"; wait "$perfpid" 2>/dev/null || true; fi
   check_outcome "$scen" "$cfg"
   rate=$(echo "$N / $secs" | bc -l)
-  printf '%s\t%s\t%s\t%d\t%d\t%.3f\t%.1f\n' "$scen" "$cfg" "$round" "$N" "$S" "$secs" "$rate" >> "$RESULTS"
-  printf '  %-8s %-5s round %d: %7.1f msg/s\n' "$scen" "$cfg" "$round" "$rate" >&2
+  # CPU per message (ms): the whole machine's (Postfix, the load driver,
+  # the daemon; from /proc/stat) and the daemon's own.
+  cpu_all=$(echo "($busy1 - $busy0) * 1000 / $HZ / $N" | bc -l)
+  cpu_bm=$(echo "($d1 - $d0) * 1000 / $HZ / $N" | bc -l)
+  printf '%s\t%s\t%s\t%d\t%d\t%.3f\t%.1f\t%.3f\t%.3f\n' "$scen" "$cfg" "$round" "$N" "$S" "$secs" "$rate" "$cpu_all" "$cpu_bm" >> "$RESULTS"
+  printf '  %-8s %-5s round %d: %7.1f msg/s, CPU per message %.3f ms (daemon %.3f)\n' "$scen" "$cfg" "$round" "$rate" "$cpu_all" "$cpu_bm" >&2
   pf_down
   bm_stop
 }
@@ -290,15 +308,18 @@ label() {
   esac
 }
 echo
-printf '%-9s %-44s %9s %22s %6s\n' scenario configuration "msg/s" "runs" ratio
+printf '%-9s %-44s %9s %18s %6s %9s %9s\n' scenario configuration "msg/s" "runs" ratio "cpu ms" "daemon"
 for scen in $SCEN; do
   base=$(awk -F'\t' -v s="$scen" '$1==s && $2=="none" {print $7}' "$RESULTS" | median)
   for cfg in none unix tcp; do
-    m=$(awk -F'\t' -v s="$scen" -v c="$cfg" '$1==s && $2==c {print $7}' "$RESULTS" | median)
+    col() { awk -F'\t' -v s="$scen" -v c="$cfg" -v k="$1" '$1==s && $2==c {print $k}' "$RESULTS" | median; }
+    m=$(col 7)
     runs=$(awk -F'\t' -v s="$scen" -v c="$cfg" '$1==s && $2==c {printf "%s%.0f", (n++ ? "/" : ""), $7}' "$RESULTS")
-    printf '%-9s %-44s %9.1f %22s %6.2f\n' "$scen" "$(label "$scen" "$cfg")" "$m" "$runs" "$(echo "$m / $base" | bc -l)"
+    printf '%-9s %-44s %9.1f %18s %6.2f %9.3f %9.3f\n' "$scen" "$(label "$scen" "$cfg")" "$m" "$runs" \
+      "$(echo "$m / $base" | bc -l)" "$(col 8)" "$(col 9)"
   done
 done
+echo "(cpu ms: the machine's CPU time per message, Postfix, the load driver and the daemon; daemon: bounce-milter's own)"
 
 [ "$MEMN" -gt 0 ] || exit 0
 

@@ -259,6 +259,11 @@ type Server struct {
 	mu             sync.Mutex
 	inShutdown     atomic.Bool
 	milterCount    atomic.Uint64
+	// idle workers wait on work for their next connection, and end when
+	// stopWorkers is closed (Close, Shutdown) (bounce-milter patch)
+	work            chan net.Conn
+	stopWorkers     chan struct{}
+	stopWorkersOnce sync.Once
 }
 
 // NewServer creates a new milter server.
@@ -300,7 +305,7 @@ func NewServer(opts ...Option) *Server {
 		options.actions = options.actions | OptSetMacros
 	}
 
-	return &Server{options: options}
+	return &Server{options: options, work: make(chan net.Conn), stopWorkers: make(chan struct{})}
 }
 
 // onceCloseListener wraps a net.Listener, protecting it from multiple Close calls.
@@ -336,26 +341,73 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		go func(conn net.Conn) {
-			session := serverSession{}
-			if !s.trackSession(&session, true) {
-				_ = conn.Close()
-				return
-			}
-			defer s.trackSession(&session, false)
-			// A panic while handling one connection (malformed input, a bug in
-			// a Milter) ends that connection, not the process.
-			// HandleMilterCommands' deferred calls close the connection and
-			// run the Milter's Cleanup. (bounce-milter patch)
-			defer func() {
-				if r := recover(); r != nil {
-					LogWarning("panic in milter session, connection closed: %v\n%s", r, debug.Stack())
-				}
-			}()
-			session.init(s, conn, s.options.maxVersion, s.options.actions, s.options.protocol)
-			session.HandleMilterCommands()
-		}(conn)
+		// An idle worker takes the connection, or a new one starts.
+		// (bounce-milter patch: upstream started a goroutine per
+		// connection, whose stack then grew, by copying, through the same
+		// calls for every message: MTAs open a milter connection per SMTP
+		// session.)
+		select {
+		case s.work <- conn:
+		default:
+			go s.worker(conn)
+		}
 	}
+}
+
+// workerIdle is how long a worker waits for another connection before it
+// ends: the workers kept are about the connections open at once recently.
+// (bounce-milter patch)
+const workerIdle = 30 * time.Second
+
+// worker handles conn, then the connections Serve hands it, until none
+// comes for workerIdle. (bounce-milter patch)
+func (s *Server) worker(conn net.Conn) {
+	var idle *time.Timer
+	for {
+		s.handle(conn)
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case conn = <-s.work:
+		case <-idle.C:
+			return
+		case <-s.stopWorkers:
+			idle.Stop()
+			return
+		}
+	}
+}
+
+// endWorkers ends the idle workers; busy ones end after their
+// connection. (bounce-milter patch)
+func (s *Server) endWorkers() {
+	if s.stopWorkers != nil {
+		s.stopWorkersOnce.Do(func() { close(s.stopWorkers) })
+	}
+}
+
+// handle runs one connection's session.
+func (s *Server) handle(conn net.Conn) {
+	session := serverSession{}
+	if !s.trackSession(&session, true) {
+		_ = conn.Close()
+		return
+	}
+	defer s.trackSession(&session, false)
+	// A panic while handling one connection (malformed input, a bug in
+	// a Milter) ends that connection, not the process.
+	// HandleMilterCommands' deferred calls close the connection and
+	// run the Milter's Cleanup. (bounce-milter patch)
+	defer func() {
+		if r := recover(); r != nil {
+			LogWarning("panic in milter session, connection closed: %v\n%s", r, debug.Stack())
+		}
+	}()
+	session.init(s, conn, s.options.maxVersion, s.options.actions, s.options.protocol)
+	session.HandleMilterCommands()
 }
 
 // MilterCount returns the number of milter backends that this server created in total.
@@ -391,6 +443,7 @@ func (s *Server) closeActiveSessionsLocked() {
 // Close closes the server and all its listeners.
 func (s *Server) Close() error {
 	s.inShutdown.Store(true)
+	s.endWorkers()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.closeListenersLocked()
@@ -410,6 +463,7 @@ const shutdownPollIntervalMax = 500 * time.Millisecond
 // Shutdown stops the server gracefully.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.inShutdown.Store(true)
+	s.endWorkers()
 	s.mu.Lock()
 	lnerr := s.closeListenersLocked()
 	s.mu.Unlock()
