@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -397,5 +398,62 @@ func TestModificationsShareTheResponsesWrite(t *testing.T) {
 	// recipient (+), then accepts (a)
 	if string(codes) != "eh+a" {
 		t.Fatalf("the last write carries packets %q, want \"eh+a\"", codes)
+	}
+}
+
+// goroutineMilter records the goroutine each session's Connect runs on.
+type goroutineMilter struct {
+	NoOpMilter
+	ids *sync.Map
+}
+
+func (g goroutineMilter) Connect(string, string, uint16, string, Modifier) (*Response, error) {
+	var buf [64]byte
+	id := strings.Fields(string(buf[:runtime.Stack(buf[:], false)]))[1] // "goroutine N [running]:"
+	g.ids.Store(id, true)
+	return RespContinue, nil
+}
+
+// Sessions one after the other are handled by the same worker goroutine,
+// and Close ends the idle workers.
+func TestWorkersAreReused(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "m.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids sync.Map
+	srv := NewServer(WithMilter(func() Milter { return goroutineMilter{ids: &ids} }))
+	go srv.Serve(ln)
+	client := NewClient("unix", sock, WithReadTimeout(5*time.Second))
+	session := func() {
+		s, err := client.Session(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Conn("client.example", FamilyInet, 25, "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	session()
+	time.Sleep(50 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for range 50 {
+		session()
+		time.Sleep(5 * time.Millisecond) // the worker is idle again
+	}
+	n := 0
+	ids.Range(func(any, any) bool { n++; return true })
+	if n > 3 {
+		t.Errorf("51 sessions one after the other ran on %d goroutines: workers are not reused", n)
+	}
+	srv.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() >= before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n >= before {
+		t.Errorf("%d goroutines after Close, %d while serving: the idle worker did not end", n, before)
 	}
 }
