@@ -74,11 +74,11 @@ func Default() Config {
 		Forged:      Rule{Window: day, Floor: 200, Factor: 3},
 		Compromised: Rule{Window: day, Floor: 50, Factor: 4},
 		Unknown:     Rule{Window: day, Floor: 30, Factor: 4}, UnknownDomains: 10, UnknownShare: 0.5,
-		Spam:          Rule{Window: day, Floor: 10, Factor: 3, MinDomains: 3},
-		Malware:       Rule{Window: day, Floor: 3, Factor: 3, MinDomains: 2},
-		Blocklisted:   Rule{Window: day, Floor: 3, Factor: 3, MinDomains: 2},
-		Keys:          Rule{Window: day, Floor: 20, Factor: 3},
-		AfterRotation: 7 * day,
+		Spam:           Rule{Window: day, Floor: 10, Factor: 3, MinDomains: 3},
+		Malware:        Rule{Window: day, Floor: 3, Factor: 3, MinDomains: 2},
+		Blocklisted:    Rule{Window: day, Floor: 3, Factor: 3, MinDomains: 2},
+		Keys:           Rule{Window: day, Floor: 20, Factor: 3},
+		AfterRotation:  7 * day,
 		ForgedResponse: ResponseNone, CompromisedResponse: ResponseNone,
 	}
 }
