@@ -100,6 +100,13 @@ func NewMemoryAlerts() *MemoryAlerts {
 	return &MemoryAlerts{clears: map[string]time.Time{}, now: time.Now}
 }
 
+// SetClock replaces the clock the lease is judged by (tests).
+func (m *MemoryAlerts) SetClock(now func() time.Time) {
+	m.mu.Lock()
+	m.now = now
+	m.mu.Unlock()
+}
+
 // AlertLease implements AlertStore.
 func (m *MemoryAlerts) AlertLease(_ context.Context, holder string, ttl time.Duration) (bool, error) {
 	m.mu.Lock()
