@@ -302,3 +302,15 @@ func (o *ordinary) step(at time.Time) {
 	}
 	s.signed(at, k)
 }
+
+// warm runs days of ordinary traffic from simStart in 10-minute steps,
+// evaluating every hour (what the detectors see before a test's event).
+func (s *sim) warm(o *ordinary, days int) {
+	step := 10 * time.Minute
+	for at := simStart; at.Before(simStart.Add(time.Duration(days) * day)); at = at.Add(step) {
+		o.step(at)
+		if at.Minute() == 50 {
+			s.eval(at.Add(step - time.Second))
+		}
+	}
+}
