@@ -76,3 +76,25 @@ func TestAlertsCommand(t *testing.T) {
 		t.Fatalf("after the clear: %d %q", code, out)
 	}
 }
+
+// check shows, for a refusal of our mail, our sending host and the lists
+// named: what the alerts count.
+func TestCheckShowsRefusals(t *testing.T) {
+	dir := t.TempDir()
+	msg := "From: MAILER-DAEMON@mx-out.example.com\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n" +
+		"Reporting-MTA: dns; mx-out.example.com\r\n\r\nFinal-Recipient: rfc822; a@b1.example\r\nAction: failed\r\nStatus: 5.7.1\r\n" +
+		"Diagnostic-Code: smtp; 554 5.7.1 Service unavailable; Client host [192.0.2.26] blocked using zen.spamhaus.org\r\n\r\n" +
+		"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: alice@example.com\r\nMessage-ID: <x-1@example.com>\r\n\r\n--B--\r\n"
+	p := filepath.Join(dir, "bl.eml")
+	if err := os.WriteFile(p, []byte(msg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "--json", p}, &out, &errb); code != 0 {
+		t.Fatalf("%d %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), `"refusals":[{"recipient":"a@b1.example","sending_host":"192.0.2.26","blocklists":["zen.spamhaus.org"]}]`) {
+		t.Fatalf("%s", out.String())
+	}
+}
