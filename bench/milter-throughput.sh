@@ -30,7 +30,10 @@
 # (smtp-source gives up at the first refused recipient); accepted mail is
 # relayed to Postfix's smtp-sink. Postfix's queue is on tmpfs (fsync noise
 # would hide the milter's cost); bounce-milter's data directory is on disk
-# ($BENCH_DATA, default /var/tmp), as in production.
+# ($BENCH_DATA, default /var/tmp), as in production, and logs at level info
+# (BENCH_LOG_LEVEL) to a file. BENCH_PERF=DIR records a CPU profile of the
+# daemon (perf record -g) during each timed run; BENCH_ENV="GOMAXPROCS=1
+# GOGC=200" sets the daemon's environment.
 set -euo pipefail
 N=3000 S=10 R=3 OUT="" SCEN="sign inbound forged dsn" MEMN=100000 W=300
 while getopts n:s:r:o:S:M:w: opt; do
@@ -138,7 +141,7 @@ key_file = "$KEYS"
 mode = "reject"
 grace = "0s"
 [log]
-level = "warn"
+level = "${BENCH_LOG_LEVEL:-info}"
 [listen]
 socket_mode = "0666"
 milter = "$m"
@@ -153,8 +156,10 @@ CONF
   SUB_OPTS=$(sed -n '/^submission inet/,/^$/p' "$T/postfix-config.out" | grep '^  -o ' |
     grep -v 'syslog_name\|smtpd_tls_security_level\|smtpd_sasl_auth_enable' | tr '\n' ' ')
   grep -q 'smtpd_milters=' <<<"$SUB_OPTS" || { cat "$T/postfix-config.out"; fail "postfix-config printed no milter for the submission service"; }
-  start_bm bm --config "$T/bm.toml"
-  BMPID=$bm_PID # set by start_bm
+  # shellcheck disable=SC2086 # BENCH_ENV: NAME=VALUE words for the daemon
+  env ${BENCH_ENV:-} "$BM" serve --config "$T/bm.toml" >"$T/bm.out" 2>"$T/bm.log" &
+  BMPID=$!
+  PIDS+=("$BMPID")
 
   local a up=0
   for _ in $(seq 200); do
@@ -250,7 +255,15 @@ run() { # SCENARIO CONFIG ROUND
   pf_start "$scen" "$cfg"
   [ "$W" -gt 0 ] && send "$scen" "$W" "$S" >/dev/null
   : > "$T/pf/log/maillog"
+  local perfpid=""
+  if [ -n "${BENCH_PERF:-}" ] && [ -n "$BMPID" ]; then
+    # BENCH_PERF=DIR: a CPU profile of the daemon during each timed run.
+    mkdir -p "$BENCH_PERF"
+    perf record -q -g -p "$BMPID" -o "$BENCH_PERF/$scen-$cfg-$round.data" >/dev/null 2>&1 & perfpid=$!
+    sleep 0.3
+  fi
   secs=$(send "$scen" "$N" "$S")
+  if [ -n "$perfpid" ]; then kill -INT "$perfpid"; wait "$perfpid" 2>/dev/null || true; fi
   check_outcome "$scen" "$cfg"
   rate=$(echo "$N / $secs" | bc -l)
   printf '%s\t%s\t%s\t%d\t%d\t%.3f\t%.1f\n' "$scen" "$cfg" "$round" "$N" "$S" "$secs" "$rate" >> "$RESULTS"

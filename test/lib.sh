@@ -299,3 +299,16 @@ deliver() {
   n=$((n+1))
   sink_wait "$n"
 }
+
+# metric_at URL NAME [LABEL="value" ...]: the sum of the samples of metric
+# NAME (with every label given) at the Prometheus endpoint URL.
+metric_at() {
+  local url=$1 name=$2; shift 2
+  curl -fsS "$url" | awk -v name="$name" -v want="$*" '
+    $1 == name || index($1, name "{") == 1 {
+      ok = 1; n = split(want, w, " ")
+      for (i = 1; i <= n; i++) if (index($1, w[i]) == 0) ok = 0
+      if (ok) s += $2
+    }
+    END { print s + 0 }'
+}

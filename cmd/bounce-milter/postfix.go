@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -71,8 +74,56 @@ func regexpMap(e *backscatter.Engine, path string) string {
 	return b.String()
 }
 
+// tagFilterMap is an inline regexp table (regexp_table(5), Postfix 3.7)
+// that returns a tag-shaped address unchanged and finds nothing for any
+// other: in front of the socketmap in a pipemap, it keeps Postfix from
+// asking bounce-milter about every recipient (and from waiting for it
+// while it is down). It lets through whatever the socketmap could strip:
+// "prvs=" anywhere in the local part (prvs=KDDDHHHHHH=user and the
+// sub-address form user+prvs=KDDDHHHHHH) and signed VERP (vrp=...);
+// regexp tables match case-insensitively. The $ is doubled for main.cf,
+// where "$$" is a literal "$"; the pattern needs no "$" anchor (an address
+// has no newline, so ".*" reaches its end).
+const tagFilterMap = "regexp:{{/^(.*prvs=.*|vrp=.*)/ $${1}}}"
+
+// postfixInfo is what the lines depend on in the Postfix they are for.
+type postfixInfo struct {
+	version      string // mail_version, or "" when unknown
+	inlineRegexp bool   // inline regexp tables (Postfix 3.7 and later)
+}
+
+// detectPostfix asks postconf for Postfix's version. Without postconf
+// (the lines printed on another machine) it assumes a current Postfix.
+func detectPostfix(pfDir string) postfixInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	args := []string{"-h", "mail_version"}
+	if pfDir != "" {
+		if _, err := os.Stat(filepath.Join(pfDir, "main.cf")); err == nil {
+			args = append([]string{"-c", pfDir}, args...)
+		}
+	}
+	out, err := exec.CommandContext(ctx, "postconf", args...).Output()
+	if err != nil {
+		return postfixInfo{inlineRegexp: true}
+	}
+	v := strings.TrimSpace(string(out))
+	return postfixInfo{version: v, inlineRegexp: postfixAtLeast(v, 3, 7)}
+}
+
+// postfixAtLeast reports whether version (mail_version, e.g. "3.7.11" or
+// "3.10-20250101") is at least major.minor; an unreadable one counts as
+// current.
+func postfixAtLeast(version string, major, minor int) bool {
+	var ma, mi int
+	if n, _ := fmt.Sscanf(version, "%d.%d", &ma, &mi); n < 2 {
+		return true
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
 // postfixLines are the main.cf and master.cf lines for cfg.
-func postfixLines(cfg *config.Config, e *backscatter.Engine, now time.Time, mapPath string) string {
+func postfixLines(cfg *config.Config, e *backscatter.Engine, now time.Time, mapPath string, pf postfixInfo) string {
 	var b strings.Builder
 	milterOn, smOn, policyOn := cfg.Listen.Milter.IsSet(), cfg.Listen.Socketmap.IsSet(), cfg.Listen.Policy.IsSet()
 	var deployment string
@@ -115,13 +166,23 @@ func postfixLines(cfg *config.Config, e *backscatter.Engine, now time.Time, mapP
 		b.WriteString("milter_protocol = 6\n")
 	}
 	switch {
-	case smOn:
+	case smOn && pf.inlineRegexp:
 		b.WriteString("# Strip valid tags before delivery; lets tagged recipients pass\n" +
 			"# reject_unlisted_recipient and repairs Postfix's own bounces to tagged senders.\n" +
-			"# Postfix asks this map about every recipient: while bounce-milter is down it\n" +
-			"# cannot answer and Postfix defers ALL incoming mail (4xx, retried by the\n" +
-			"# senders; nothing is lost). To keep mail flowing then, run serve --socketmap off\n" +
-			"# and use the static regexp map that postfix-config prints instead.\n")
+			"# The inline regexp in front (Postfix 3.7 or later) passes only tag-shaped\n" +
+			"# recipients on to bounce-milter: mail to anyone else never waits for it.\n" +
+			"# While bounce-milter is down, mail to tagged recipients (bounces) is deferred\n" +
+			"# (4xx, retried by the senders; nothing is lost).\n")
+		fmt.Fprintf(&b, "recipient_canonical_maps = pipemap:{%s, socketmap:%s:unbatv}\n", tagFilterMap, config.PostfixEndpoint(cfg.Listen.Socketmap))
+		b.WriteString("recipient_canonical_classes = envelope_recipient\n")
+	case smOn:
+		fmt.Fprintf(&b, "# Strip valid tags before delivery; lets tagged recipients pass\n"+
+			"# reject_unlisted_recipient and repairs Postfix's own bounces to tagged senders.\n"+
+			"# Postfix %s asks this map about every recipient (Postfix 3.7 and later take an\n"+
+			"# inline regexp in front that passes only tags on): while bounce-milter is down\n"+
+			"# it cannot answer and Postfix defers ALL incoming mail (4xx, retried by the\n"+
+			"# senders; nothing is lost). To keep mail flowing then, run serve --socketmap off\n"+
+			"# and use the static regexp map that postfix-config prints instead.\n", pf.version)
 		fmt.Fprintf(&b, "recipient_canonical_maps = socketmap:%s:unbatv\n", config.PostfixEndpoint(cfg.Listen.Socketmap))
 		b.WriteString("recipient_canonical_classes = envelope_recipient\n")
 	case cfg.Inbound.StripTags == "postfix":
@@ -221,6 +282,6 @@ func cmdPostfixConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, regexpMap(e, mapPath))
 		return 0
 	}
-	fmt.Fprint(stdout, postfixLines(cfg, e, time.Now(), mapPath))
+	fmt.Fprint(stdout, postfixLines(cfg, e, time.Now(), mapPath, detectPostfix(*pfDir)))
 	return 0
 }

@@ -4,8 +4,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/config"
 )
 
 func TestPostfixConfigDeployments(t *testing.T) {
@@ -18,12 +20,12 @@ func TestPostfixConfigDeployments(t *testing.T) {
 			"# bounce-milter deployment: milter and socketmap; sign-only milter on submission\n",
 			"-o smtpd_milters=unix:",
 			"smtpd_milters = unix:",
-			"recipient_canonical_maps = socketmap:unix:",
-			"defers ALL incoming mail",
+			"recipient_canonical_maps = pipemap:{" + tagFilterMap + ", socketmap:unix:",
+			"mail to anyone else never waits for it",
 			"milter_default_action = accept\n",
 			"-o milter_default_action=tempfail\n",
 			"-o milter_macro_daemon_name=ORIGINATING\n",
-		}, []string{"check_policy_service", "regexp:", "mail still flows"}},
+		}, []string{"check_policy_service", "recipient_canonical_maps = regexp:", "defers ALL", "mail still flows"}},
 		{[]string{"--socketmap", "off"}, []string{
 			"# bounce-milter deployment: milter only, regexp map; sign-only milter on submission\n",
 			"recipient_canonical_maps = regexp:" + RegexpMapPath + "\n",
@@ -109,6 +111,72 @@ func TestRegexpMap(t *testing.T) {
 	} {
 		if got := lookup(in); got != want {
 			t.Errorf("%s -> %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Postfix before 3.7 has no inline regexp tables: the socketmap alone, and
+// the comment says what that costs.
+func TestPostfixLinesOldPostfix(t *testing.T) {
+	cfg, err := config.Parse([]byte("data_dir = \"/nonexistent\"\n[listen]\nmilter = \"unix:/run/bm/m.sock\"\nsocketmap = \"unix:/run/bm/sm.sock\"\n"), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := backscatter.New(cfg.Engine(nil), nil)
+	out := postfixLines(cfg, e, time.Now(), RegexpMapPath, postfixInfo{version: "3.5.18", inlineRegexp: false})
+	for _, w := range []string{"recipient_canonical_maps = socketmap:unix:", "Postfix 3.5.18 asks this map about every recipient", "defers ALL incoming mail"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("no %q in\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "pipemap") {
+		t.Errorf("pipemap for Postfix 3.5:\n%s", out)
+	}
+	for v, want := range map[string]bool{"3.7.11": true, "3.7": true, "3.10-20250101": true, "4.0.1": true, "3.6.4": false, "2.11.3": false, "": true, "x": true} {
+		if got := postfixAtLeast(v, 3, 7); got != want {
+			t.Errorf("postfixAtLeast(%q, 3, 7) = %v", v, got)
+		}
+	}
+}
+
+// The filter in front of the socketmap passes every tag the engine makes,
+// in every syntax and case, and nothing that carries no tag: whatever the
+// socketmap could strip reaches it, and untagged mail never asks it.
+func TestTagFilterMap(t *testing.T) {
+	spec := strings.ReplaceAll(tagFilterMap, "$$", "$")
+	m := regexp.MustCompile(`^regexp:\{\{/(.*)/ \$\{1\}\}\}$`).FindStringSubmatch(spec)
+	if m == nil {
+		t.Fatalf("tagFilterMap %q is not one inline regexp rule returning ${1}", tagFilterMap)
+	}
+	re := regexp.MustCompile("(?i)" + m[1])
+	secret := []byte("filter-secret")
+	now := time.Now()
+	var tagged []string
+	for _, addr := range []string{"alice@example.com", "a.b-c+d@sub.example", "x@y.z"} {
+		p, err := backscatter.SignPRVS(addr, secret, 3, now, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := backscatter.SignPRVSSubaddress(addr, '-', secret, 3, now, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := backscatter.SignVERP(addr, "list@remote.example", secret, 3, now, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tagged = append(tagged, p, strings.ToUpper(p), sub, v, strings.ToUpper(v))
+	}
+	for _, a := range tagged {
+		sm := re.FindStringSubmatch(a)
+		if sm == nil || sm[1] != a {
+			t.Errorf("%s: not passed on unchanged (%q)", a, sm)
+		}
+	}
+	for _, a := range []string{"alice@example.com", "alice+news@example.com", "srs0=abcd=xy=remote.example=bob@example.com",
+		"prv@example.com", "vrpx@example.com", "postmaster", "bounce-123@lists.example"} {
+		if re.MatchString(a) {
+			t.Errorf("%s: passed on to the socketmap", a)
 		}
 	}
 }

@@ -242,7 +242,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	log.Info("bounce-milter started", "version", versionString(), "listening", strings.Join(listening, ", "),
 		"domains", strings.Join(cfg.DomainNames(), ","), "store", storeDesc, "data_dir", cfg.DataDir)
 	logDomains(rt, log)
-	fmt.Fprintf(stdout, "bounce-milter %s listening: %s\n\n%s", versionString(), strings.Join(listening, ", "), postfixLines(cfg, rt.engine, time.Now(), RegexpMapPath))
+	fmt.Fprintf(stdout, "bounce-milter %s listening: %s\n\n%s", versionString(), strings.Join(listening, ", "), postfixLines(cfg, rt.engine, time.Now(), RegexpMapPath, detectPostfix("/etc/postfix")))
 	notifyReady(log)
 
 	sigs := make(chan os.Signal, 4)

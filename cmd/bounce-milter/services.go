@@ -132,7 +132,8 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		if err != nil {
 			return fail(err)
 		}
-		sm := policy.NewSocketmap(policy.SocketmapOptions{Engine: rt.engine, Logger: log, MaxConnections: cfg.Listen.MaxConnections})
+		sm := policy.NewSocketmap(policy.SocketmapOptions{Engine: rt.engine, Logger: log, MaxConnections: cfg.Listen.MaxConnections,
+			OnLookup: store.metrics.SocketmapLookup})
 		svc.list = append(svc.list, service{name: "socketmap " + cfg.Listen.Socketmap.String(),
 			run: func() error { return sm.Serve(ln) }, shutdown: sm.Shutdown,
 			apply: func(rt *reloadable) { sm.SetEngine(rt.engine) }})

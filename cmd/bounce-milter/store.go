@@ -85,6 +85,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (storeHandle, string, error
 		ro.SpoolPath = filepath.Join(cfg.DataDir, "outbox.spool")
 	}
 	st := cache.NewRecorder(bst, ro)
+	m.WatchStore(st)
 	desc := cc.Backend
 	if cc.Backend == cache.BackendRedis {
 		desc += " " + cc.Redis.Mode()

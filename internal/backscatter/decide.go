@@ -506,10 +506,18 @@ func (j *Judgement) inGap(gaps []evidence.Window) bool {
 	return false
 }
 
-// The margins of a gap for a returned original's Date.
+// The margins of a gap for a returned original's Date. A message is dated
+// when its sender's software writes it, so mail sent during a gap can be
+// dated well before it began (written, then held in an outbox or a
+// queue): gapBefore. Mail written after a gap ended was sent after it and
+// recorded, so only a clock running fast dates mail of the gap later than
+// its end: gapAfter allows that skew and no more (a wide margin after the
+// end would accept backscatter of spam sent just now for that long after
+// every restart of the daemon, which ends a downtime gap; make chaos
+// showed it with 30 minutes).
 const (
-	gapBefore = 10 * time.Minute
-	gapAfter  = 2 * time.Minute
+	gapBefore = 30 * time.Minute
+	gapAfter  = 5 * time.Minute
 )
 
 func kindWord(k bounce.Kind) string {

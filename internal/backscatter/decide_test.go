@@ -472,6 +472,25 @@ func TestGap(t *testing.T) {
 	if d.Reply.Code != ReplyReject {
 		t.Errorf("no date: %+v", d)
 	}
+	// The margins: mail written up to 30 minutes before a gap may have
+	// been sent in it; mail dated more than a clock skew (5 minutes) after
+	// it ended was written after it, and recorded.
+	for _, c := range []struct {
+		date time.Duration // from testNow; the gap is [testNow-4h, testNow-2h]
+		in   bool
+	}{
+		{-4*time.Hour - 29*time.Minute, true},
+		{-4*time.Hour - 31*time.Minute, false},
+		{-2*time.Hour + 4*time.Minute, true},
+		{-2*time.Hour + 6*time.Minute, false},
+	} {
+		r := dsn("alice@example.com", "lost@example.com")
+		r.OriginalDate = testNow.Add(c.date)
+		_, d := message(t, e, Envelope{}, r, []string{"alice@example.com"}, gap(testNow.Add(-4*time.Hour), testNow.Add(-2*time.Hour)))
+		if in := d.Reply.Code != ReplyReject; in != c.in {
+			t.Errorf("original dated %v from now: in gap %v, want %v (%+v)", c.date, in, c.in, d)
+		}
+	}
 }
 
 func TestCheckRecipientAddresses(t *testing.T) {

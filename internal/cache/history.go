@@ -232,15 +232,22 @@ func (h *history) addGap(w Window) {
 }
 
 // storeError notes that the store failed: with a shared store its data
-// may have been lost, so the epoch is checked at once.
+// may have been lost, so the epoch is checked at once. Only the first
+// error since the last check pokes the loop: while the store stays down,
+// the loop retries on its own (every 200 ms), so that an outage under load
+// does not cost a round of history calls per failed message (the fault
+// runs counted 140 a second).
 func (h *history) storeError() {
 	if !h.o.Shared || h.j == nil {
 		return
 	}
 	h.mu.Lock()
+	first := !h.suspect
 	h.suspect = true
 	h.mu.Unlock()
-	h.poke()
+	if first {
+		h.poke()
+	}
 }
 
 func (h *history) poke() {

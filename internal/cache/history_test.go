@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,4 +186,56 @@ func TestHistoryEpochFile(t *testing.T) {
 	if g := r.Gaps(now); !covers(g, cache.Window{From: now.Add(-cache.MaxTTL), To: now}) {
 		t.Fatalf("store that lost its data: gaps %v", g)
 	}
+}
+
+// journalDown is a flaky store whose history calls fail too (a Redis that
+// does not answer), counting the epoch checks.
+type journalDown struct {
+	*flaky
+	down   atomic.Bool
+	epochs atomic.Int64
+}
+
+func (s *journalDown) Epoch(ctx context.Context, newID string) (string, bool, error) {
+	s.epochs.Add(1)
+	if s.down.Load() {
+		return "", false, errDown
+	}
+	return s.flaky.Epoch(ctx, newID)
+}
+
+// While a shared store is down, failing messages do not each set off a
+// round of history calls: the history retries on its own, a few times a
+// second, and checks the epoch again once the store answers.
+func TestHistoryOutageDoesNotSpin(t *testing.T) {
+	now := time.Now()
+	c := &clock{t: now}
+	st := &journalDown{flaky: newFlaky()}
+	o := histOpts(c, "a", true)
+	o.RefreshEvery = time.Hour
+	r := cache.NewRecorder(st, o)
+	defer r.Close()
+	st.down.Store(true)
+	st.failReads.Store(true)
+	before := st.epochs.Load()
+	start := time.Now()
+	for i := 0; i < 400; i++ {
+		if _, err := r.Inbound(context.Background(), cache.InboundQuery{MessageIDs: []string{"<x@y>"}, Now: now}); err == nil {
+			t.Fatal("no error while the store is down")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	// One check at the first error, then one per 200 ms retry (and some
+	// slack for a slow machine); not one per failed message.
+	if n, most := st.epochs.Load()-before, int64(elapsed/(200*time.Millisecond))+3; n > most {
+		t.Errorf("%d epoch checks in %v of outage with 400 failed messages, want at most %d", n, elapsed, most)
+	}
+	// Provisional gap while the epoch is unverified; gone once it is.
+	if g := r.Gaps(now); !covers(g, cache.Window{From: now.Add(-cache.MaxTTL), To: now}) {
+		t.Fatalf("during the outage: gaps %v", g)
+	}
+	st.down.Store(false)
+	st.failReads.Store(false)
+	waitGaps(t, r, now, func(g []cache.Window) bool { return len(g) == 0 })
 }

@@ -4,7 +4,9 @@
 // (decisions by verdict, reason and domain), whether an old key can be
 // retired (tags signed per key number: once a key has signed nothing for a
 // tag lifetime, no valid tag can name it), whether the store is healthy
-// (latency, errors, circuit-breaker state) and whether a flood is on.
+// (latency, errors, circuit-breaker state, whether it can write, the
+// records waiting for it and those given up, the gaps in its history) and
+// whether a flood is on.
 //
 // Metrics has its own registry, not the global default one, so that only
 // what is declared here (plus the Go and process collectors) is exposed,
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/cache"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,7 +43,7 @@ var (
 	directions    = set("inbound", "outbound")
 	verdicts      = set("accept", "reject", "tempfail", "quarantine", "drop-recipient")
 	reasons       = reasonSet()
-	storeOps      = set("record_sent", "inbound", "ping")
+	storeOps      = set("record_sent", "inbound", "ping", "journal")
 	breakerStates = []string{"closed", "open", "half-open"}
 )
 
@@ -82,8 +85,10 @@ type Metrics struct {
 	floodEntered prometheus.Counter
 	strict       strictStates
 
-	domains atomic.Pointer[map[string]bool]
-	ev      eventMetrics
+	domains   atomic.Pointer[map[string]bool]
+	ev        eventMetrics
+	socketmap *prometheus.CounterVec
+	store     atomic.Pointer[storeState]
 }
 
 // strictStates follows the flood (strict) states this process saw begin,
@@ -147,6 +152,17 @@ func (s *strictStates) count() float64 {
 	return float64(len(s.until))
 }
 
+// StoreState is what the metrics read from the store's Recorder at each
+// scrape (cache.Recorder implements it): its backlog, its counters, whether
+// writes fail, and the gaps in the store's history.
+type StoreState interface {
+	Stats() cache.RecorderStats
+	WriteError() error
+	Gaps(now time.Time) []cache.Window
+}
+
+type storeState struct{ s StoreState }
+
 // New makes the metrics with their own registry; version is the build's
 // version string, exposed in bounce_milter_build_info.
 func New(version string) *Metrics {
@@ -161,7 +177,7 @@ func New(version string) *Metrics {
 	}, []string{"domain", "key"})
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bounce_milter_store_records_dropped_total",
-		Help: "Records of signed outbound mail that could not be written to the store (their bounces then need a tag or other evidence).",
+		Help: "Records of signed outbound mail given up: neither written to the store nor kept (the outbox full, or a stop that could not spool them). Their time span is a gap in the store's history.",
 	})
 	m.storeDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "bounce_milter_store_duration_seconds",
@@ -194,12 +210,48 @@ func New(version string) *Metrics {
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	m.initEvents()
+	m.initSocketmap()
+
+	// Read from the store's Recorder at each scrape (WatchStore); until
+	// then, and without a store, nothing is pending and writes work.
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bounce_milter_store_records_pending",
+		Help: "Records of signed outbound mail waiting to be written: queued, or kept while the store cannot take them (retried; given up beyond 100,000).",
+	}, func() float64 { return m.storeStat(func(s StoreState) float64 { return float64(s.Stats().Pending) }) })
+	written := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "bounce_milter_store_records_written_total",
+		Help: "Records of signed outbound mail written to the store.",
+	}, func() float64 { return m.storeStat(func(s StoreState) float64 { return float64(s.Stats().Written) }) })
+	failed := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "bounce_milter_store_record_batches_failed_total",
+		Help: "Batches of records the store did not take (kept and retried).",
+	}, func() float64 {
+		return m.storeStat(func(s StoreState) float64 { return float64(s.Stats().FailedBatches) })
+	})
+	writeOK := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bounce_milter_store_writes_ok",
+		Help: "1 when the store takes writes, 0 while they fail (disk full, Redis down or read-only): records then wait in memory, and /healthz fails.",
+	}, func() float64 {
+		return m.storeStat(func(s StoreState) float64 {
+			if s.WriteError() != nil {
+				return 0
+			}
+			return 1
+		}, 1)
+	})
+	gaps := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bounce_milter_store_gaps",
+		Help: "Gaps in the store's history within the last 33 days (outages, lost data, downtime, records given up): an untagged bounce whose original was sent in one is accepted and marked (reason gap); a tag signed near one where records were lost is never refused as replayed.",
+	}, func() float64 {
+		return m.storeStat(func(s StoreState) float64 { return float64(len(s.Gaps(time.Now()))) })
+	})
 
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.decisions, m.signed, m.dropped, m.storeDur, m.storeErrs, m.breaker,
 		floodStrict, m.floodEntered, buildInfo,
+		pending, written, failed, writeOK, gaps,
 	)
 	// Series that exist from the start, so that rate() and alerts see a
 	// zero before the first event rather than nothing.
@@ -209,6 +261,22 @@ func New(version string) *Metrics {
 	}
 	m.SetDomains(nil)
 	return m
+}
+
+// WatchStore makes the store metrics (records pending, written, failed
+// batches, writes ok, gaps) read s at each scrape.
+func (m *Metrics) WatchStore(s StoreState) { m.store.Store(&storeState{s}) }
+
+// storeStat is f of the watched store, or def (0 unless given) when none
+// is watched.
+func (m *Metrics) storeStat(f func(StoreState) float64, def ...float64) float64 {
+	if st := m.store.Load(); st != nil && st.s != nil {
+		return f(st.s)
+	}
+	if len(def) > 0 {
+		return def[0]
+	}
+	return 0
 }
 
 // Registry is the registry the metrics are in (for tests and extra

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -202,5 +203,67 @@ func TestEngineLabelsKnown(t *testing.T) {
 		if !verdicts[a.String()] {
 			t.Errorf("verdict %q has no label value", a)
 		}
+	}
+}
+
+// fakeStore is a StoreState whose answers the test sets.
+type fakeStore struct {
+	stats cache.RecorderStats
+	err   error
+	gaps  []cache.Window
+}
+
+func (f *fakeStore) Stats() cache.RecorderStats        { return f.stats }
+func (f *fakeStore) WriteError() error                 { return f.err }
+func (f *fakeStore) Gaps(now time.Time) []cache.Window { return f.gaps }
+
+func TestStoreState(t *testing.T) {
+	m := New("test-1")
+	gather := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		b, _ := io.ReadAll(rec.Body)
+		return string(b)
+	}
+	// No store watched: nothing pending, writes work.
+	for _, want := range []string{"bounce_milter_store_records_pending 0", "bounce_milter_store_writes_ok 1", "bounce_milter_store_gaps 0"} {
+		if out := gather(); !strings.Contains(out, want+"\n") {
+			t.Errorf("before WatchStore: exposition lacks %q", want)
+		}
+	}
+	now := time.Now()
+	f := &fakeStore{stats: cache.RecorderStats{Pending: 1234, Written: 99, FailedBatches: 7},
+		err: errors.New("no space left on device"), gaps: []cache.Window{{From: now.Add(-time.Hour), To: now}}}
+	m.WatchStore(f)
+	out := gather()
+	for _, want := range []string{
+		"bounce_milter_store_records_pending 1234",
+		"bounce_milter_store_records_written_total 99",
+		"bounce_milter_store_record_batches_failed_total 7",
+		"bounce_milter_store_writes_ok 0",
+		"bounce_milter_store_gaps 1",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+	// Read at each scrape: writes recover, the backlog drains.
+	f.err, f.stats.Pending = nil, 0
+	out = gather()
+	for _, want := range []string{"bounce_milter_store_writes_ok 1", "bounce_milter_store_records_pending 0"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("after recovery: exposition lacks %q", want)
+		}
+	}
+	m.ObserveStore("journal", time.Millisecond, errors.New("down"))
+	if got := testutil.ToFloat64(m.storeErrs.WithLabelValues("journal")); got != 1 {
+		t.Errorf("journal errors = %v, want 1 (not \"other\")", got)
+	}
+	problems, err := testutil.GatherAndLint(m.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 }

@@ -189,10 +189,14 @@ func New(o Options) *Server {
 const IdleTimeout = 2 * time.Hour
 
 // Protocol is what the milter asks of the MTA: no HELO, DATA or unknown
-// command events, and no replies awaited where it never decides.
+// command events, and no replies awaited where it never decides. The end
+// of the header is answered: there the milter accepts the mail that needs
+// nothing more from it (most of an MX's mail: no bounce, no tag, nothing
+// to sign or remove), and Postfix then sends it neither the body nor the
+// end of the message (see Headers).
 const Protocol = gomilter.OptNoHelo | gomilter.OptNoData | gomilter.OptNoUnknown |
 	gomilter.OptNoConnReply | gomilter.OptNoMailReply | gomilter.OptNoHeaderReply |
-	gomilter.OptNoEOHReply | gomilter.OptNoBodyReply
+	gomilter.OptNoBodyReply
 
 // Actions are the modifications the milter may make.
 const Actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptAddRcpt |
@@ -200,7 +204,7 @@ const Actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptA
 
 // SignOnlyProtocol is what the sign-only milter asks: no body at all, and
 // no reply awaited before the end of the message.
-const SignOnlyProtocol = Protocol | gomilter.OptNoBody | gomilter.OptNoRcptReply
+const SignOnlyProtocol = Protocol | gomilter.OptNoBody | gomilter.OptNoRcptReply | gomilter.OptNoEOHReply
 
 // SignOnlyActions are the sign-only milter's modifications: the sender, and
 // removing a forged verdict header.
@@ -431,16 +435,45 @@ func leadSpace(v string) []byte {
 }
 
 func (ss *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
-	if ss.msg.st == nil || !ss.msg.needBody {
+	if ss.msg.st == nil || ss.msg.st.Engine == nil {
 		return gomilter.RespContinue, nil
 	}
-	ss.msg.buffering = ss.msg.precheck.LooksLikeBounce(ss.msg.env.Sender)
-	if ss.msg.buffering {
-		ss.appendBuf([]byte("\r\n"))
-	} else {
-		ss.msg.buf = bytes.Buffer{}
+	if ss.msg.needBody {
+		ss.msg.buffering = ss.msg.precheck.LooksLikeBounce(ss.msg.env.Sender)
+		if ss.msg.buffering {
+			ss.appendBuf([]byte("\r\n"))
+		} else {
+			ss.msg.buf = bytes.Buffer{}
+		}
+	}
+	if !ss.s.opts.SignOnly && ss.doneAtEOH() {
+		// Accepted here, Postfix sends this milter nothing more of the
+		// message; the next one starts at MAIL again.
+		ss.msg = message{}
+		return gomilter.RespAccept, nil
 	}
 	return gomilter.RespContinue, nil
+}
+
+// doneAtEOH reports whether the message needs nothing more from the
+// milter once its header is read: nothing to sign, no copy of our verdict
+// header to remove, and nothing the engine would judge at its end, which
+// takes a message that does not look like a bounce or an auto-reply (by
+// its envelope and header), from a sender that is not null or
+// bounce-like, with no tagged recipient of ours (a tag is judged, and
+// stripped by the milter when strip_tags = "milter").
+func (ss *session) doneAtEOH() bool {
+	msg := &ss.msg
+	if msg.outbound != "" || msg.verdictN > 0 || msg.buffering || msg.env.Sender == "" ||
+		ss.engine().IsBounceSender(msg.env.Sender) {
+		return false
+	}
+	for _, st := range msg.inbound {
+		if st.R.Tagged() {
+			return false
+		}
+	}
+	return true
 }
 
 func (ss *session) appendBuf(parts ...[]byte) {

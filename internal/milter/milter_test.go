@@ -151,6 +151,7 @@ type txn struct {
 
 type result struct {
 	rcptCodes []uint16
+	eoh       *gomilter.Action // the answer at the end of the header
 	mods      []gomilter.ModifyAction
 	final     *gomilter.Action
 }
@@ -205,9 +206,11 @@ func (h *harness) run(tx txn) result {
 			h.t.Fatal(err)
 		}
 	}
-	if _, err := s.HeaderEnd(); err != nil {
+	eoh, err := s.HeaderEnd()
+	if err != nil {
 		h.t.Fatal(err)
 	}
+	res.eoh = eoh
 	if tx.body == "" {
 		tx.body = "hello\r\n"
 	}
@@ -551,5 +554,47 @@ func TestResolvedRecipient(t *testing.T) {
 	res = h.run(txn{from: "", rcpts: []string{"victim"}, headers: hdrs, body: body})
 	if res.final == nil || res.final.Type == gomilter.ActionRejectWithCode {
 		t.Fatalf("bare local part, no macro: %+v (nothing says it is ours)", res.final)
+	}
+}
+
+// Mail that needs nothing more from the milter is accepted at the end of
+// its header (Postfix then sends neither body nor end of message); every
+// other kind goes on to the end.
+func TestAcceptAtEndOfHeader(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	valid := h.sign("alice@example.com", testNow)
+	for _, c := range []struct {
+		name string
+		tx   txn
+		done bool
+	}{
+		{"ordinary inbound mail", txn{from: "bob@example.org", rcpts: []string{"alice@example.com"},
+			headers: [][2]string{{"From", "bob@example.org"}, {"Subject", "lunch?"}}}, true},
+		{"mail for other domains", txn{from: "bob@example.org", rcpts: []string{"carol@example.net"}}, true},
+		{"a null sender", txn{from: "", rcpts: []string{"alice@example.com"}}, false},
+		{"a MAILER-DAEMON sender", txn{from: "MAILER-DAEMON@example.org", rcpts: []string{"alice@example.com"}}, false},
+		{"an auto-reply", txn{from: "bob@example.org", rcpts: []string{"alice@example.com"},
+			headers: [][2]string{{"Auto-Submitted", "auto-replied"}, {"Subject", "Out of office"}}}, false},
+		{"a tagged recipient", txn{from: "bob@example.org", rcpts: []string{valid}}, false},
+		{"a copy of our verdict header", txn{from: "bob@example.org", rcpts: []string{"alice@example.com"},
+			headers: [][2]string{{"X-Bounce-Check", "pass"}}}, false},
+		{"our users' mail (signed)", txn{daemon: "ORIGINATING", from: "alice@example.com", rcpts: []string{"bob@example.org"}}, false},
+	} {
+		r := h.run(c.tx)
+		if r.eoh == nil {
+			t.Fatalf("%s: no answer at the end of the header", c.name)
+		}
+		if got := r.eoh.Type == gomilter.ActionAccept; got != c.done {
+			t.Errorf("%s: accepted at the end of the header %v, want %v (%+v, rcpt %v)", c.name, got, c.done, r.eoh, r.rcptCodes)
+		}
+	}
+	// The verdict header copy is still removed at the end.
+	r := h.run(txn{from: "bob@example.org", rcpts: []string{"alice@example.com"}, headers: [][2]string{{"X-Bounce-Check", "pass"}}})
+	removed := false
+	for _, m := range r.mods {
+		removed = removed || m.Type == gomilter.ActionChangeHeader && strings.EqualFold(m.HeaderName, "X-Bounce-Check") && m.HeaderValue == ""
+	}
+	if !removed {
+		t.Errorf("the copy of our verdict header was not removed: %+v", r.mods)
 	}
 }

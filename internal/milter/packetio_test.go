@@ -36,9 +36,11 @@ func (c *recordWrites) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// Each reply goes out in one write, header and data together (the patched
-// go-milter; upstream wrote the two apart): with TCP_NODELAY a reply the MTA
-// waits for is one segment, and one syscall.
+// Each reply goes out in one write, header and data together, and the
+// modifications made at end of message go out with its response (the
+// patched go-milter; upstream wrote a packet's header and data apart, and
+// every modification on its own): with TCP_NODELAY a reply the MTA waits
+// for is one segment, and one syscall. Each write is whole packets.
 func TestOneWritePerPacket(t *testing.T) {
 	h := newHarness(t, baseConfig)
 	h.srv.Close()
@@ -60,13 +62,21 @@ func TestOneWritePerPacket(t *testing.T) {
 	}
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
-	// OPTNEG, RCPT, the modifications and the accept at least.
-	if len(rl.writes) < 4 {
-		t.Fatalf("%d writes", len(rl.writes))
+	// OPTNEG, RCPT, EOH, then the modifications and the accept.
+	if len(rl.writes) != 4 {
+		t.Fatalf("%d writes, want 4", len(rl.writes))
 	}
 	for i, w := range rl.writes {
-		if len(w) < 5 || int(binary.BigEndian.Uint32(w))+4 != len(w) {
-			t.Errorf("write %d is not one whole packet: %q", i, w)
+		var codes []byte
+		for len(w) >= 5 && int(binary.BigEndian.Uint32(w))+4 <= len(w) {
+			codes = append(codes, w[4])
+			w = w[4+binary.BigEndian.Uint32(w):]
+		}
+		if len(w) != 0 || len(codes) == 0 {
+			t.Errorf("write %d is not whole packets: %q left", i, w)
+		}
+		if i == 3 && (len(codes) < 2 || codes[len(codes)-1] != 'a' || !strings.Contains(string(codes), "e")) {
+			t.Errorf("the last write carries packets %q, want the new sender (e) ... and accept (a)", codes)
 		}
 	}
 }

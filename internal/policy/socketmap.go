@@ -43,8 +43,9 @@ const maxNetstring = 100000
 // and repairs the DSNs Postfix itself sends to tagged senders, which never
 // pass through smtpd milters.
 type Socketmap struct {
-	engine atomic.Pointer[backscatter.Engine]
-	log    *slog.Logger
+	engine   atomic.Pointer[backscatter.Engine]
+	log      *slog.Logger
+	onLookup func(result string)
 	server
 }
 
@@ -55,6 +56,9 @@ type SocketmapOptions struct {
 	// MaxConnections caps the connections open at once (0:
 	// DefaultMaxConnections, < 0: no cap).
 	MaxConnections int
+	// OnLookup, when set, is told each lookup's result: "found",
+	// "notfound" or "bad-request" (metrics).
+	OnLookup func(result string)
 }
 
 // NewSocketmap makes a socketmap service.
@@ -62,7 +66,10 @@ func NewSocketmap(o SocketmapOptions) *Socketmap {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Socketmap{log: o.Logger}
+	s := &Socketmap{log: o.Logger, onLookup: o.OnLookup}
+	if s.onLookup == nil {
+		s.onLookup = func(string) {}
+	}
 	s.engine.Store(o.Engine)
 	s.server.init(s.serveConn, o.MaxConnections, o.Logger,
 		"socketmap connection limit reached: new connections closed at once (Postfix's lookup fails and the mail is deferred)")
@@ -116,8 +123,14 @@ func (s *Socketmap) serveConn(c net.Conn) {
 		var reply string
 		if !ok || key == "" {
 			reply = "PERM request must be \"name key\""
+			s.onLookup("bad-request")
 		} else {
 			reply = s.Lookup(name, key)
+			if reply[0] == 'O' {
+				s.onLookup("found")
+			} else {
+				s.onLookup("notfound")
+			}
 		}
 		writeNetstring(bw, reply)
 		if br.Buffered() == 0 || bw.Buffered() >= 4096 {

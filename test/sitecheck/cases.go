@@ -21,6 +21,7 @@ type result struct {
 
 type sent struct {
 	tag, msgid, from string
+	tok              string // the token in its subject, to find it at the sink
 }
 
 // run sends the outbound mail, then every case, and prints the outcome.
@@ -41,17 +42,20 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "outbound %s: %v %v\n", name, o, refused)
 			os.Exit(1)
 		}
-		s := sent{msgid: id, from: from}
-		if ms := waitFor(tok, 1, 20*time.Second); len(ms) > 0 {
+		return sent{msgid: id, from: from, tok: tok}
+	}
+	// tagOf waits for an outbound message at the sink: its (signed) sender.
+	tagOf := func(s *sent) {
+		if ms := waitFor(s.tok, 1, 20*time.Second); len(ms) > 0 {
 			s.tag = ms[0].From
 		}
-		return s
 	}
 	// alice writes to four: her tag takes 4 + 2 bounces (five come back below).
 	alice := outbound("alice", "alice@example.com", []string{"dest1@remote.example", "dest1b@remote.example", "dest1c@remote.example", "dest1d@remote.example"})
 	bob := outbound("bob", "bob@example.com", []string{"dest2@remote.example", "dest3@remote.example"})
 	news := outbound("news", "alice+news@example.com", []string{"dest4@remote.example"})
 	erin := outbound("erin", "erin@example.com", []string{"dest5@remote.example"})
+	// All sent first, then waited for together.
 	carolFwd := func() string {
 		// A remote sender's mail forwarded by our alias: PostSRSd rewrites
 		// its sender to an SRS0= address of ours.
@@ -66,6 +70,9 @@ func run() int {
 		}
 		return ""
 	}()
+	for _, s := range []*sent{&alice, &bob, &news, &erin} {
+		tagOf(s)
+	}
 	for _, s := range []sent{alice, bob, news, erin} {
 		if !strings.HasPrefix(strings.ToLower(s.tag), "prvs=") {
 			fmt.Fprintf(os.Stderr, "outbound mail from %s left unsigned (%q)\n", s.from, s.tag)
@@ -87,8 +94,12 @@ func run() int {
 	// Records are written in the background: give them a moment.
 	time.Sleep(1500 * time.Millisecond)
 
-	var results []result
-	add := func(r result) { results = append(results, r) }
+	// Every message is sent at once, in order (the store counts as they
+	// arrive); what each one became is checked at the end, so that the
+	// waits for delivery overlap instead of adding up.
+	var checks []func() result
+	later := func(f func() result) { checks = append(checks, f) }
+	add := func(r result) { later(func() result { return r }) }
 
 	// deliver checks a genuine message: accepted for every recipient and
 	// delivered to want (untagged addresses), never marked fail.
@@ -101,34 +112,12 @@ func run() int {
 		case len(refused) > 0:
 			r.detail = fmt.Sprintf("recipients refused at RCPT: %v", refused)
 		default:
-			got := waitFor(tok, 1, 15*time.Second)
-			have := map[string]bool{}
-			fail := ""
-			for _, m := range got {
-				for _, t := range m.To {
-					have[strings.ToLower(t)] = true
-				}
-				if h := header(m.Data, "X-Bounce-Check"); strings.HasPrefix(h, "fail") {
-					fail = h
-				}
-			}
-			var missing []string
-			for _, w := range want {
-				if !have[strings.ToLower(w)] {
-					missing = append(missing, w)
-				}
-			}
-			switch {
-			case len(got) == 0:
-				r.detail = "accepted but never delivered"
-			case len(missing) > 0:
-				r.detail = fmt.Sprintf("delivered to %v, not to %v", keys(have), missing)
-			case fail != "":
-				r.detail = "delivered marked " + fail
-			default:
-				r.ok = true
-				r.detail = "delivered to " + strings.Join(want, ", ")
-			}
+			later(func() result {
+				r := r
+				r.detail, r.ok = delivered(tok, want)
+				return r
+			})
+			return
 		}
 		add(r)
 	}
@@ -139,21 +128,26 @@ func run() int {
 		r := result{name: name, needsBody: needsBody}
 		o, refused := send(*mxAddr, from, rcpts, data)
 		if o.accepted {
-			got := waitFor(tok, 1, 10*time.Second)
-			// A policy service reads no body: untagged null-sender mail is
-			// marked "not checked", and an auto-reply from an ordinary
-			// sender looks like any mail to it.
-			h := ""
-			if len(got) > 0 {
-				h = header(got[0].Data, "X-Bounce-Check")
-			}
-			switch {
-			case policyOnly && needsBody && len(got) > 0 && (h == "" || strings.Contains(h, "not checked")):
-				r.ok, r.marked = true, true
-				r.detail = "delivered unjudged (no body): " + h
-			default:
-				r.detail = fmt.Sprintf("accepted (refused at RCPT: %v), delivered %d", refused, len(got))
-			}
+			later(func() result {
+				r := r
+				got := waitFor(tok, 1, 10*time.Second)
+				// A policy service reads no body: untagged null-sender mail is
+				// marked "not checked", and an auto-reply from an ordinary
+				// sender looks like any mail to it.
+				h := ""
+				if len(got) > 0 {
+					h = header(got[0].Data, "X-Bounce-Check")
+				}
+				switch {
+				case policyOnly && needsBody && len(got) > 0 && (h == "" || strings.Contains(h, "not checked")):
+					r.ok, r.marked = true, true
+					r.detail = "delivered unjudged (no body): " + h
+				default:
+					r.detail = fmt.Sprintf("accepted (refused at RCPT: %v), delivered %d", refused, len(got))
+				}
+				return r
+			})
+			return
 		} else {
 			r.ok = true
 			r.detail = "refused: " + o.String()
@@ -300,21 +294,27 @@ Disposition: manual-action/MDN-sent-manually; displayed
 	deliver("bounce to a sub-addressed sender's tag", "", []string{news.tag}, dsn(tok, "dest4@remote.example", "5.1.1", "failed", origHeaders(news, "dest4@remote.example"), true), tok, "alice+news@example.com")
 	tok = "tok-g18-" + T
 	deliver("one DSN to two valid tags", "", []string{alice.tag, bob.tag}, dsn(tok, "dest1@remote.example", "5.1.1", "failed", origHeaders(alice, "dest1@remote.example"), true), tok, "alice@example.com", "bob@example.com")
-	{
+	later(func() result {
 		r := result{name: "Postfix's own bounce of a signed message reaches the sender", genuine: true}
-		got := waitFor(frankTok, 2, 20*time.Second)
-		for _, m := range got {
+		bounceToFrank := func(m sinkMsg) bool {
 			for _, t := range m.To {
 				if strings.EqualFold(t, "frank@example.com") && m.From == "" {
-					r.ok, r.detail = true, "delivered to frank@example.com"
+					return true
 				}
+			}
+			return false
+		}
+		got := waitForMatch(frankTok, bounceToFrank, 20*time.Second)
+		for _, m := range got {
+			if bounceToFrank(m) {
+				r.ok, r.detail = true, "delivered to frank@example.com"
 			}
 		}
 		if !r.ok {
 			r.detail = fmt.Sprintf("%d messages with the token, none a bounce to frank@example.com", len(got))
 		}
-		add(r)
-	}
+		return r
+	})
 
 	// ===== Backscatter =====
 	forged := func(tag, user string) string {
@@ -357,6 +357,10 @@ Disposition: manual-action/MDN-sent-manually; displayed
 
 	// ===== Report =====
 	var gOK, gN, bOK, bN, marked int
+	var results []result
+	for _, check := range checks {
+		results = append(results, check())
+	}
 	for _, r := range results {
 		status := "ok  "
 		if !r.ok {
@@ -398,4 +402,35 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// delivered waits for the message carrying tok and says whether it reached
+// every address in want, never marked fail.
+func delivered(tok string, want []string) (string, bool) {
+	got := waitFor(tok, 1, 15*time.Second)
+	have := map[string]bool{}
+	fail := ""
+	for _, m := range got {
+		for _, t := range m.To {
+			have[strings.ToLower(t)] = true
+		}
+		if h := header(m.Data, "X-Bounce-Check"); strings.HasPrefix(h, "fail") {
+			fail = h
+		}
+	}
+	var missing []string
+	for _, w := range want {
+		if !have[strings.ToLower(w)] {
+			missing = append(missing, w)
+		}
+	}
+	switch {
+	case len(got) == 0:
+		return "accepted but never delivered", false
+	case len(missing) > 0:
+		return fmt.Sprintf("delivered to %v, not to %v", keys(have), missing), false
+	case fail != "":
+		return "delivered marked " + fail, false
+	}
+	return "delivered to " + strings.Join(want, ", "), true
 }

@@ -186,6 +186,24 @@ func waitFor(tok string, n int, d time.Duration) []sinkMsg {
 	}
 }
 
+// waitForMatch waits up to d for a sink message carrying tok that match
+// accepts, and returns the messages carrying tok.
+func waitForMatch(tok string, match func(sinkMsg) bool, d time.Duration) []sinkMsg {
+	deadline := time.Now().Add(d)
+	for {
+		got := waitFor(tok, 0, 0)
+		for _, m := range got {
+			if match(m) {
+				return got
+			}
+		}
+		if time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func header(data, name string) string {
 	for _, line := range strings.Split(data, "\n") {
 		line = strings.TrimRight(line, "\r")

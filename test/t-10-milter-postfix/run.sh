@@ -7,7 +7,7 @@ source "$(dirname "$0")/../lib.sh"
 setup_dirs
 
 PF_PORT=$(free_port); SUB_PORT=$(free_port); SINK_PORT=$(free_port)
-MILTER_PORT=$(free_port); SM_PORT=$(free_port)
+MILTER_PORT=$(free_port); SM_PORT=$(free_port); METRICS_PORT=$(free_port)
 SINK_OUT=$T/sink.jsonl
 KEYS=$T/keys
 
@@ -20,6 +20,7 @@ grace = "0s"
 [listen]
 milter = "inet:127.0.0.1:$MILTER_PORT"
 socketmap = "inet:127.0.0.1:$SM_PORT"
+metrics = "127.0.0.1:$METRICS_PORT"
 [domains."example.com"]
 [domains."tagmode.example"]
 mode = "tag"
@@ -28,8 +29,12 @@ CONF
 start_sink "$SINK_PORT" "$SINK_OUT"
 start_bm bm --config "$T/bm.toml"
 wait_port "$MILTER_PORT"
+# The socketmap as postfix-config prints it: behind an inline regexp that
+# passes it only tag-shaped recipients.
+RCM=$("$BM" postfix-config --config "$T/bm.toml" | grep '^recipient_canonical_maps = ')
+[[ $RCM == "recipient_canonical_maps = pipemap:{regexp:{{"*"socketmap:inet:127.0.0.1:$SM_PORT:unbatv}" ]] || fail "postfix-config printed $RCM"
 PF_MILTER="inet:127.0.0.1:$MILTER_PORT" PF_NON_SMTPD_MILTER="inet:127.0.0.1:$MILTER_PORT" \
-PF_EXTRA="recipient_canonical_maps = socketmap:inet:127.0.0.1:$SM_PORT:unbatv
+PF_EXTRA="$RCM
 recipient_canonical_classes = envelope_recipient" pf_up
 n=0
 
@@ -52,6 +57,7 @@ printf 'Subject: local\nMessage-ID: <e2e-local@example.com>\n\nhello\n' | sendma
 n=$((n+1)); sink_wait $n
 from=$(sink_line $n | json_field from)
 [[ $from == prvs=2?????????=dave@example.com ]] || fail "sendmail: sender $from"
+DAVE_TAG=$from
 ok "local submission signed: $from"
 
 # 1d. Mail from outside (MX port, no auth) is not ours: not signed.
@@ -101,6 +107,18 @@ else
   ok "untagged bounce of a message we sent: accepted on store evidence"
 fi
 
+# 4b'. Postfix asks the socketmap only about tag-shaped recipients.
+lookups() { metric_at "http://127.0.0.1:$METRICS_PORT/metrics" bounce_milter_socketmap_lookups_total "$@"; }
+before=$(lookups)
+deliver "untagged mail" "$PF_PORT" --from bob@example.org --to alice@example.com
+[ "$(lookups)" = "$before" ] || fail "the socketmap was asked about an untagged recipient ($before -> $(lookups) lookups)"
+after=$(lookups)
+found=$(lookups 'result="found"')
+deliver "bounce to a valid tag" "$PF_PORT" --from '<>' --to "$DAVE_TAG"
+[ "$(sink_line $n | json_field to)" = dave@example.com ] || fail "tag not stripped: $(sink_line $n | json_field to)"
+[ "$(lookups 'result="found"')" -gt "$found" ] || fail "the valid tag was not looked up in the socketmap"
+ok "the socketmap is asked about tagged recipients only ($before lookups before mail to an untagged recipient, $after after; a valid tag: found $found -> $(lookups 'result="found"'))"
+
 # 4c. Tag mode: accepted with a fail verdict.
 deliver "tag mode" "$PF_PORT" --from '<>' --to alice@tagmode.example
 sink_has $n '^X-Bounce-Check: fail' || fail "tag mode: no fail header"
@@ -123,12 +141,19 @@ ok "Postfix's own bounce of a signed message reaches frank@example.com"
 grep -q 'queue_id=[0-9A-F]' "$T/bm.log" || fail "decision log lines lack the queue id"
 ok "decisions logged with the queue id"
 
-# 7. bounce-milter stopped. With the socketmap in recipient_canonical_maps,
-# Postfix defers (4xx: nothing is lost, clients retry) because the map is down.
+# 7. bounce-milter stopped. Postfix cannot ask the socketmap about a tagged
+# recipient and defers it (4xx: nothing is lost, clients retry); mail to
+# anyone else flows (the milter step is skipped: milter_default_action =
+# accept). With the socketmap alone (Postfix before 3.7), it defers all.
 stop_pid "$bm_PID"
-out=$(smtp "$PF_PORT" --from '<>' --to alice@example.com --quit-after RCPT)
-expect_reply "$out" '<\*\* 4[0-9][0-9] ' "daemon down, socketmap configured"
-ok "daemon down with the socketmap configured: Postfix defers (451), nothing lost"
+out=$(smtp "$PF_PORT" --from '<>' --to "$TAG")
+expect_reply "$out" '<\*\* 4[0-9][0-9] ' "daemon down: bounce to a tag"
+deliver "daemon down: untagged recipient" "$PF_PORT" --from bob@example.org --to alice@example.com
+postconf -c "$T/pf/etc" -e "recipient_canonical_maps = socketmap:inet:127.0.0.1:$SM_PORT:unbatv" && postfix -c "$T/pf/etc" reload >/dev/null 2>&1
+sleep 1
+out=$(smtp "$PF_PORT" --from bob@example.org --to alice@example.com)
+expect_reply "$out" '<\*\* 4[0-9][0-9] ' "daemon down, socketmap alone"
+ok "daemon down: a bounce to a tag is deferred (4xx), other mail flows; with the socketmap alone all mail is deferred"
 
 # 7b. Milter-only deployment (no socketmap): the static regexp map that
 # postfix-config prints strips the valid tag, and when the milter is stopped

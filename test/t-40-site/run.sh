@@ -59,7 +59,8 @@ sender_canonical_classes = envelope_sender"
 summaries=()
 run_deployment() { # NAME SERVE-FLAGS...
   local dep=$1; shift
-  local D=$T/$dep
+  local D=$T/$dep t_dep
+  t_dep=$(date +%s)
   mkdir -p "$D"; chmod 755 "$D"
   cat > "$D/bm.toml" <<CONF
 data_dir = "$D/data"
@@ -94,10 +95,12 @@ CONF
   PF_POSTCONF="$SITE_POSTCONF
 $lines" PF_SUB_ARGS="-o mynetworks=127.0.0.0/8 -o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination -o smtpd_recipient_restrictions=permit_mynetworks,reject $sub_opts" pf_up_keep_etc
   echo "--- $dep: $(head -1 "$D/postfix-config.out")"
-  local out rc=0
+  local out rc=0 t0
+  t0=$(date +%s)
   out=$("$T/sitecheck" -mx "127.0.0.1:$PF_PORT" -sub "127.0.0.1:$SUB_PORT" -sink "$SINK_OUT" -keys "$KEYS" \
     -deployment "$dep" -token "$dep-$RANDOM") || rc=$?
   echo "$out"
+  echo "    ($dep: setup $(( t0 - t_dep ))s, the cases $(( $(date +%s) - t0 ))s)"
   summaries+=("$(tail -1 <<<"$out")")
   pf_down
   stop_pid "${!pid_var}"

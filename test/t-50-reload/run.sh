@@ -157,6 +157,8 @@ positive 'bounce_milter_decisions_total{direction="inbound",domain="example.com"
 positive 'bounce_milter_decisions_total{direction="inbound",domain="example.com",reason="bad-signature",verdict="reject"}' 2
 positive 'bounce_milter_decisions_total{direction="inbound",domain="example.com",reason="no-evidence",verdict="reject"}' 1
 positive 'bounce_milter_store_breaker_state{state="closed"}' 1
+positive 'bounce_milter_store_writes_ok' 1
+positive 'bounce_milter_store_records_written_total' 2
 grep -q '^bounce_milter_build_info{goversion="go[0-9.]*",version="[^"]*"} 1$' "$T/metrics.txt" || fail "no build_info"
 grep -q '^process_resident_memory_bytes ' "$T/metrics.txt" || fail "no process metrics"
 ok "/metrics passes promtool check metrics; decision and signing counters moved"
@@ -204,7 +206,7 @@ kill -0 "$bm_PID" 2>/dev/null || fail "bounce-milter exited with a milter sessio
 if (exec 6<>"/dev/tcp/127.0.0.1/$MILTER_PORT") 2>/dev/null; then fail "milter port still accepts connections after SIGTERM"; fi
 code=$(http_status "$METRICS/healthz")
 [ "$code" = 503 ] || fail "/healthz while draining: $code, want 503"
-curl -s "$METRICS/healthz" | grep -q "milter listener" || fail "/healthz does not name the milter listener"
+grep -q "milter listener" <<<"$(curl -s "$METRICS/healthz")" || fail "/healthz does not name the milter listener"
 # A new SMTP session is not served by the milter (Postfix: milter_default_action = accept).
 submit carol@example.com
 [ "$FROM_OUT" = carol@example.com ] || fail "new session after SIGTERM: sender $FROM_OUT"

@@ -72,20 +72,38 @@ PY
 docs=("$ROOT"/docs/*.md "$ROOT"/packaging/man/bounce-milter.8.md "$ROOT"/packaging/README.Debian)
 [ ${#docs[@]} -ge "${BM_DOCS_MIN:-8}" ] || fail "want the six guides in docs/, the man page and README.Debian, have ${docs[*]}"
 total_run=0 total_skip=0 failed=()
+# Each document runs in its own sandbox (own mount, network and PID
+# namespaces), so several run at once: BM_DOCS_JOBS (default 3).
+run_doc() { # NAME OUT SB: runs the document's commands; writes OUT/result
+  local name=$1 OUT=$2 SB=$3 start rc=0
+  start=$(date +%s)
+  timeout 180 unshare --mount --net --pid --fork --mount-proc \
+    bash "$HERE/sandbox.sh" "$SB" "$OUT" "$DEB" "$CAPS" > "$OUT/log" 2>&1 || rc=$?
+  echo "$rc $(( $(date +%s) - start ))" > "$OUT/result"
+  [ "$rc" = 0 ] && rm -rf "$SB"  # the sandbox's overlays; kept when a document fails
+  return 0
+}
+names=()
 for doc in "${docs[@]}"; do
   name=$(basename "$doc" .md)
   OUT=$T/$name SB=$T/$name/sb
   mkdir -p "$SB"
   python3 "$HERE/extract.py" "$doc" "$OUT" "$CAPS" || fail "$doc: cannot extract its commands"
+  names+=("$name")
+  [ "$(grep -c $'\trun\t' "$OUT/blocks.tsv" || true)" -gt 0 ] || continue
+  while [ "$(jobs -rp | wc -l)" -ge "${BM_DOCS_JOBS:-3}" ]; do wait -n || true; done
+  run_doc "$name" "$OUT" "$SB" &
+done
+wait
+for name in "${names[@]}"; do
+  OUT=$T/$name
   nrun=$(grep -c $'\trun\t' "$OUT/blocks.tsv" || true)
   nskip=$(grep -c $'\tskip\t' "$OUT/blocks.tsv" || true)
   total_run=$((total_run + nrun)); total_skip=$((total_skip + nskip))
   [ "$nrun" -gt 0 ] || { failed+=("$name"); echo "FAIL $name: no command runs"; continue; }
-  start=$(date +%s)
-  if timeout 180 unshare --mount --net --pid --fork --mount-proc \
-      bash "$HERE/sandbox.sh" "$SB" "$OUT" "$DEB" "$CAPS" > "$OUT/log" 2>&1; then
-    echo "ok - $name: $nrun blocks ran ($(( $(date +%s) - start ))s)"
-    rm -rf "$SB"  # the sandbox's overlays; kept when a document fails
+  read -r rc secs < "$OUT/result" || { rc=1 secs="?"; }
+  if [ "$rc" = 0 ]; then
+    echo "ok - $name: $nrun blocks ran (${secs}s)"
   else
     failed+=("$name")
     echo "FAIL $name: the block at $(grep '^=== ' "$OUT/log" | grep -v '^=== sandbox\|^=== redis' | tail -1 | cut -c5-)"

@@ -80,7 +80,7 @@ if [ "$(cat "$OUT/mode")" = installed ]; then
   printf '\n[domains."example.com"]\nmode = "tag"\n' >> /etc/bounce-milter/bounce-milter.toml
   systemctl start bounce-milter
   postconf -e 'smtpd_milters = unix:bounce-milter/milter.sock' 'non_smtpd_milters = unix:bounce-milter/milter.sock' \
-    'milter_default_action = accept' 'recipient_canonical_maps = socketmap:unix:bounce-milter/socketmap.sock:unbatv'
+    'milter_default_action = accept' 'recipient_canonical_maps = pipemap:{regexp:{{/^(.*prvs=.*|vrp=.*)/ $${1}}}, socketmap:unix:bounce-milter/socketmap.sock:unbatv}'
 fi
 
 # Started whenever a block needs Redis, even when this build cannot use

@@ -455,6 +455,9 @@ type modifier struct {
 	macros      Macros
 	state       modifierState
 	writePacket func(*wire.Message) error
+	// queuePacket queues a modification to go out with the next response
+	// (bounce-milter patch)
+	queuePacket func(*wire.Message) error
 	version     uint32
 	protocol    OptProtocol
 	actions     OptAction
@@ -643,8 +646,11 @@ func (m *modifier) write(requiredState modifierState, resp *Response) error {
 	if len(msg.Data) > int(DataSize64K) {
 		return fmt.Errorf("milter: invalid data length: %d > %d", len(msg.Data), DataSize64K)
 	}
-	err := m.writePacket(resp.Response())
-	return err
+	if resp == respProgress || m.queuePacket == nil {
+		// progress tells the MTA at once that the milter is still working
+		return m.writePacket(msg)
+	}
+	return m.queuePacket(msg)
 }
 
 // withState returns m in state. The copy is made once and kept: upstream
@@ -672,6 +678,7 @@ func newModifier(s *serverSession, state modifierState) *modifier {
 		macros:      &macroReader{macrosStages: s.macros},
 		state:       state,
 		writePacket: s.writePacket,
+		queuePacket: s.queuePacket,
 		version:     s.version,
 		protocol:    s.protocol,
 		actions:     s.actions,

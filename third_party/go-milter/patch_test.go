@@ -354,3 +354,48 @@ func TestWithStateCopies(t *testing.T) {
 		t.Fatal("read-only modifier added a header")
 	}
 }
+
+// recordingConn reads from r and keeps each write.
+type recordingConn struct {
+	memConn
+	writes [][]byte
+}
+
+func (c *recordingConn) Write(b []byte) (int, error) {
+	c.writes = append(c.writes, bytes.Clone(b))
+	return len(b), nil
+}
+
+// The modifications made at end of message go out with its response, in
+// one write, in order.
+func TestModificationsShareTheResponsesWrite(t *testing.T) {
+	s := NewServer(WithMilter(func() Milter { return fuzzMilter{} }),
+		WithActions(OptAddHeader|OptChangeFrom|OptAddRcpt|OptChangeHeader))
+	stream := bytes.Join([][]byte{optNegAll,
+		frame('M', "<alice@example.com>\x00"),
+		frame('R', "<bob@example.org>\x00"),
+		frame('N'),
+		frame('E'),
+		frame('Q'),
+	}, nil)
+	c := &recordingConn{memConn: memConn{r: bytes.NewReader(stream)}}
+	var session serverSession
+	session.init(s, c, s.options.maxVersion, s.options.actions, s.options.protocol)
+	session.HandleMilterCommands()
+	// negotiation, continue to MAIL, RCPT and EOH, then the end of message
+	if len(c.writes) != 5 {
+		t.Fatalf("%d writes, want 5 (the last with every modification and the response)", len(c.writes))
+	}
+	var codes []byte
+	last := c.writes[4]
+	for len(last) >= 5 {
+		n := binary.BigEndian.Uint32(last)
+		codes = append(codes, last[4])
+		last = last[4+n:]
+	}
+	// fuzzMilter changes the sender (e), adds a header (h) and a
+	// recipient (+), then accepts (a)
+	if string(codes) != "eh+a" {
+		t.Fatalf("the last write carries packets %q, want \"eh+a\"", codes)
+	}
+}

@@ -35,6 +35,10 @@ type serverSession struct {
 	// conn is read through br, from readerPool, while HandleMilterCommands
 	// runs (bounce-milter patch)
 	br *bufio.Reader
+	// modification packets waiting for the next response, written with it
+	// (queuePacket; only the session's goroutine uses it) (bounce-milter
+	// patch)
+	pending []byte
 }
 
 // readerPool holds the read buffers of ended sessions. Upstream read each
@@ -71,7 +75,8 @@ func (m *serverSession) readPacket(timeout time.Duration) (wire.Message, error) 
 	return wire.ReadPacketFrom(m.br)
 }
 
-// writePacket sends a milter response packet to socket stream
+// writePacket sends a milter response packet to socket stream, after the
+// modification packets queued before it, in one write.
 func (m *serverSession) writePacket(msg *wire.Message) error {
 	m.mu.Lock()
 	conn := m.conn
@@ -83,10 +88,57 @@ func (m *serverSession) writePacket(msg *wire.Message) error {
 	}
 	m.mu.Unlock()
 	if conn == nil {
+		m.pending = m.pending[:0]
 		return errCloseSession
 	}
-	return wire.WritePacket(conn, msg, 0)
+	if len(m.pending) == 0 {
+		return wire.WritePacket(conn, msg, 0)
+	}
+	if len(msg.Data)+1 > wire.MaxPacketSize {
+		m.pending = m.pending[:0]
+		return fmt.Errorf("milter: cannot write %d bytes in one message", len(msg.Data)+1)
+	}
+	buf := wire.AppendPacket(m.pending, msg)
+	m.pending = m.pending[:0]
+	if cap(m.pending) > maxKeptPending {
+		m.pending = nil
+	}
+	_, err := conn.Write(buf)
+	return err
 }
+
+// queuePacket queues a modification packet (a header change, a new
+// sender...) to go out with the next write: the MTA acts on them only
+// with the response to end of message that follows, so they share its
+// write instead of one write (and, on TCP, one segment) each. A queue
+// past maxPending is written at once. (bounce-milter patch)
+func (m *serverSession) queuePacket(msg *wire.Message) error {
+	if len(msg.Data)+1 > wire.MaxPacketSize {
+		return fmt.Errorf("milter: cannot write %d bytes in one message", len(msg.Data)+1)
+	}
+	m.pending = wire.AppendPacket(m.pending, msg)
+	if len(m.pending) < maxPending {
+		return nil
+	}
+	m.mu.Lock()
+	conn := m.conn
+	m.mu.Unlock()
+	if conn == nil {
+		m.pending = m.pending[:0]
+		return errCloseSession
+	}
+	_, err := conn.Write(m.pending)
+	m.pending = m.pending[:0]
+	return err
+}
+
+// The queue of modification packets: written once it holds maxPending
+// bytes; a buffer that grew past maxKeptPending is not kept between
+// messages. (bounce-milter patch)
+const (
+	maxPending     = 64 * 1024
+	maxKeptPending = 256 * 1024
+)
 
 // nextDeadline tells whether the deadline cur must move before an I/O that
 // may take timeout (0: no limit), and where to. Setting a deadline re-arms a

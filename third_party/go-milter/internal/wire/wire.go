@@ -81,6 +81,9 @@ const (
 // let anyone who reaches the socket make the milter allocate that much.)
 const maxPacketSize = 1 << 20
 
+// MaxPacketSize is the largest packet read or written. (bounce-milter patch)
+const MaxPacketSize = maxPacketSize
+
 // readChunk bounds what ReadPacket allocates ahead of the data that has
 // arrived: a packet longer than this is read in steps, its buffer growing
 // with what was actually received. (bounce-milter patch)
@@ -161,12 +164,16 @@ func WritePacket(conn net.Conn, msg *Message, timeout time.Duration) error {
 	// one write per packet (bounce-milter patch: was the 5-byte header and
 	// the data in two writes, two syscalls and, with TCP_NODELAY, two
 	// segments for a reply the MTA waits for)
-	packet := make([]byte, 5+len(msg.Data))
-	binary.BigEndian.PutUint32(packet, uint32(length))
-	packet[4] = byte(msg.Code)
-	copy(packet[5:], msg.Data)
-	_, err := conn.Write(packet)
+	_, err := conn.Write(AppendPacket(make([]byte, 0, 5+len(msg.Data)), msg))
 	return err
+}
+
+// AppendPacket appends msg as it goes on the wire (length, code, data) to
+// dst. The caller checks the length. (bounce-milter patch)
+func AppendPacket(dst []byte, msg *Message) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(msg.Data)+1))
+	dst = append(dst, byte(msg.Code))
+	return append(dst, msg.Data...)
 }
 
 // AppendUint16 appends the big endian encoding of val to dest. It returns the new dest like append does.
