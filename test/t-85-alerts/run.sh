@@ -2,9 +2,9 @@
 # Threat signals from bounce patterns, through a real Postfix, on a Redis
 # shared by two hosts (A is Postfix's milter; B only evaluates and serves
 # pages): a history seeded into the store gives the baselines (10 days of
-# statistics, example.com's usual 2 suspected bounces and 1 bad tag a day,
+# statistics, example.com's usual 3 suspected bounces a day (one a bad tag),
 # the newsletter's 10 bounces, 8 of them unknown recipients); windows are
-# 20 seconds so that the test runs in about a minute.
+# 30 seconds so that the test runs in about a minute.
 #
 #  1. Ordinary traffic raises nothing: signed mail, the newsletter's usual
 #     unknown recipients, a soft bounce, backscatter in the grace period,
@@ -79,12 +79,12 @@ snooze = "1h"
 webhook = "http://127.0.0.1:$HOOK_PORT/alerts"
 webhook_secret_file = "$T/hook.key"
 [alerts.forged]
-window = "20s"
+window = "30s"
 floor = 8
 factor = 3.0
 response = "strict"
 [alerts.compromised]
-window = "20s"
+window = "30s"
 floor = 10
 factor = 3.0
 unknown_floor = 6
@@ -92,7 +92,7 @@ unknown_factor = 3.0
 unknown_domains = 4
 response = "hold"
 [alerts.refused]
-window = "20s"
+window = "30s"
 factor = 3.0
 spam_floor = 3
 spam_domains = 2
@@ -101,7 +101,7 @@ malware_domains = 2
 blocklist_floor = 2
 blocklist_domains = 2
 [alerts.keys]
-window = "20s"
+window = "30s"
 floor = 4
 factor = 3.0
 CONF
@@ -268,7 +268,7 @@ if [ -n "${BM_WEB_DOCS_IMG:-}" ]; then
 fi
 
 # --- 3. Cleared ----------------------------------------------------------
-for _ in $(seq 200); do
+for _ in $(seq 300); do
   [ -z "$(active)" ] && break
   sleep 0.2
 done
@@ -290,7 +290,7 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 [ "$(grep -c '"state":"cleared"' "$T/hooks.jsonl")" = 6 ] || fail "webhook: $(grep -c '"state":"cleared"' "$T/hooks.jsonl") cleared"
-ok "each cleared once the 20-second window passed (+3 s), by the detector; the metric gone; 6 clears POSTed"
+ok "each cleared once the 30-second window passed (+3 s), by the detector; the metric gone; 6 clears POSTed"
 codes=$(backscatter erin@example.com 1)
 [ "$codes" = 250 ] || fail "backscatter after the forged-domain alert: $codes, want 250 (grace again)"
 out=$(smtp "$SUB_PORT" --from bob@example.com --to friend@remote.example)
