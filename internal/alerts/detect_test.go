@@ -119,6 +119,7 @@ func TestForgedRaiseHoldClear(t *testing.T) {
 	if r := s.raised(KindForged, "example.com"); len(r) != 2 || r[1].Alert.Figures.Usual >= 3000 {
 		t.Fatalf("second flood: %s", s.describe())
 	}
+	s.log()
 }
 
 // A compromised account: a user with a bounce or two a day suddenly gets
@@ -158,6 +159,8 @@ func TestCompromised(t *testing.T) {
 		t.Fatalf("evidence %q", e)
 	}
 
+	s.log()
+
 	// The unknown-recipients rule's guards (the volume rule out of the way).
 	cfg := Default()
 	cfg.Compromised.Floor = 1000
@@ -179,6 +182,7 @@ func TestCompromised(t *testing.T) {
 	if len(s.trans) != 1 || len(s.raised(KindCompromised, "user11@example.com")) != 1 {
 		t.Fatalf("guards: %s", s.describe())
 	}
+	s.log()
 }
 
 // Our mail refused: spam verdicts and virus verdicts from several domains,
@@ -219,6 +223,16 @@ func TestRefused(t *testing.T) {
 	if len(s.trans) != 3 {
 		t.Fatalf("raised: %s", s.describe())
 	}
+	// They hold while the window covers the refusals, then clear.
+	s.run(at.Add(time.Hour), at.Add(23*time.Hour), step, o.step)
+	if len(s.st.Active) != 3 {
+		t.Fatalf("did not hold: %s", s.describe())
+	}
+	s.run(at.Add(23*time.Hour), at.Add(27*time.Hour), step, o.step)
+	if len(s.st.Active) != 0 || len(s.trans) != 6 {
+		t.Fatalf("not cleared: %s", s.describe())
+	}
+	s.log()
 }
 
 // Key trouble: bad-signature refusals rising without a rotation are the
@@ -252,6 +266,11 @@ func TestKeyTrouble(t *testing.T) {
 	if len(r) != 1 || !strings.Contains(r[0].Alert.Figures.Rotation, "key 2 first signed") {
 		t.Fatalf("after a rotation: %s", s.describe())
 	}
+	s.run(simStart.Add(10*day+time.Hour), simStart.Add(11*day+2*time.Hour), 10*time.Minute, nil)
+	if c := s.cleared(KindKeys, "example.com"); len(c) != 1 || len(s.st.Active) != 0 {
+		t.Fatalf("not cleared: %s", s.describe())
+	}
+	s.log()
 
 	s = newSim(t, Default())
 	s.run(simStart, simStart.Add(10*day), time.Hour, func(t time.Time) { s.signed(t, 3) })

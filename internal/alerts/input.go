@@ -245,20 +245,26 @@ type baseline struct {
 
 // baselineDays returns the daily buckets the usual is taken over for a
 // window: the last n complete days before the day the window begins in,
-// not before the day statistics began, oldest first.
+// not before the day statistics began, oldest first; a day the store has
+// no bucket for counted nothing (an empty bucket stands for it).
 func baselineDays(in *Input, window time.Duration, n int) []Bucket {
 	end := in.Now.Add(-window).Truncate(day)
 	start := end.Add(-time.Duration(n) * day)
 	if !in.Since.IsZero() && in.Since.Truncate(day).After(start) {
 		start = in.Since.Truncate(day)
 	}
-	var out []Bucket
+	byStart := map[int64]Bucket{}
 	for _, b := range in.Daily {
-		if !b.Start.Before(start) && b.Start.Before(end) {
-			out = append(out, b)
-		}
+		byStart[b.Start.Unix()] = b
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	var out []Bucket
+	for d := start; d.Before(end); d = d.Add(day) {
+		b, ok := byStart[d.Unix()]
+		if !ok {
+			b = Bucket{Start: d}
+		}
+		out = append(out, b)
+	}
 	return out
 }
 

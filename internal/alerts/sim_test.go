@@ -314,3 +314,18 @@ func (s *sim) warm(o *ordinary, days int) {
 		}
 	}
 }
+
+// log prints what was raised and cleared, with the figures (go test -v).
+func (s *sim) log() {
+	s.t.Helper()
+	for _, t := range s.trans {
+		a := t.Alert
+		f := a.Figures
+		if t.Raised {
+			s.t.Logf("raised %s %s at %s: %s [rule %s, count %d, threshold %d, usual %d over %d days]", a.Kind, a.Subject,
+				a.Started.Format("2006-01-02 15:04"), a.Summary, f.Rule, f.Count, f.Threshold, f.Usual, f.BaselineDays)
+		} else {
+			s.t.Logf("cleared %s %s at %s by %s (peak %d)", a.Kind, a.Subject, a.Cleared.Format("2006-01-02 15:04"), a.ClearedBy, a.Peak)
+		}
+	}
+}

@@ -179,7 +179,7 @@ sleep 5
 [ -z "$(active)" ] || fail "active after ordinary traffic: $(active)"
 curl -fsS "http://127.0.0.1:$MB/api/alerts" | grep -q '"learning_until"' && fail "still learning despite the seeded history"
 curl -fsS "http://127.0.0.1:$MA/metrics" | grep -q '^bounce_milter_alert{' && fail "an alert metric after ordinary traffic"
-ok "ordinary traffic raised nothing: 3 signed messages (key 5 new: a rotation), the newsletter's 6 unknown recipients at 6 domains (threshold 24), a soft bounce, a spam verdict (threshold 3), 4 backscatter in the grace period (threshold 8), a forged tag after the rotation (threshold 4)"
+ok "ordinary traffic raised nothing: 3 signed messages (key 5 new: a rotation); the newsletter's 6 unknown recipients at 6 domains (thresholds 24 unknown, 30 bounces); alice's soft bounce and spam verdict (spam threshold 3); 4 backscatter in the grace period and a forged tag (5, threshold 9); that forged tag after the rotation (1, threshold 4)"
 
 # --- 2. The threats ------------------------------------------------------
 codes=$(backscatter dave@example.com 10 | sort | uniq -c | tr -s ' ')

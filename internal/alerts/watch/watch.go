@@ -301,7 +301,7 @@ func (w *Watcher) evaluate(ctx context.Context, cfg alerts.Config, now time.Time
 	st, more := w.ev.Evaluate(in, st)
 	trans = append(trans, more...)
 	st.Host = w.o.Holder
-	doc, err := json.Marshal(st)
+	doc, err := marshalBounded(&st)
 	if err == nil {
 		err = w.o.Alerts.SaveAlerts(ctx, w.o.Holder, doc)
 	}
@@ -324,6 +324,35 @@ func (w *Watcher) evaluate(ctx context.Context, cfg alerts.Config, now time.Time
 	v.Evaluated = now
 	w.view.Store(&v)
 	return nil
+}
+
+// marshalBounded encodes the state within cache.MaxAlertDoc: the oldest
+// cleared alerts go first, then the members listed in the figures.
+func marshalBounded(st *alerts.State) ([]byte, error) {
+	for {
+		doc, err := json.Marshal(st)
+		if err != nil || len(doc) <= cache.MaxAlertDoc {
+			return doc, err
+		}
+		switch {
+		case len(st.Recent) > 0:
+			st.Recent = st.Recent[:len(st.Recent)/2]
+		case len(st.Snoozed) > 0:
+			st.Snoozed = nil
+		default:
+			trimmed := false
+			for i := range st.Active {
+				f := &st.Active[i]
+				if len(f.Figures.Top)+len(f.Figures.Reporters)+len(f.Raised.Top)+len(f.Raised.Reporters) > 0 {
+					f.Figures.Top, f.Figures.Reporters, f.Raised.Top, f.Raised.Reporters = nil, nil, nil, nil
+					trimmed = true
+				}
+			}
+			if !trimmed {
+				return doc, nil // SaveAlerts refuses it, and says so
+			}
+		}
+	}
 }
 
 // Message is the webhook's body for an alert raised or cleared.

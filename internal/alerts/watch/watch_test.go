@@ -223,3 +223,21 @@ type failing struct{ cache.AlertStore }
 func (failing) AlertLease(context.Context, string, time.Duration) (bool, error) {
 	return false, cache.ErrUnavailable
 }
+
+// The stored state stays within the store's bound: the oldest cleared
+// alerts go first.
+func TestStateBounded(t *testing.T) {
+	big := strings.Repeat("x", 4000)
+	st := alerts.State{}
+	for i := 0; i < alerts.MaxRecent; i++ {
+		st.Recent = append(st.Recent, alerts.Alert{Kind: alerts.KindForged, Subject: fmt.Sprint(i), Summary: big})
+	}
+	for i := 0; i < 50; i++ {
+		st.Active = append(st.Active, alerts.Alert{Kind: alerts.KindSpam, Subject: fmt.Sprint(i), Summary: "s",
+			Figures: alerts.Figures{Top: []alerts.Member{{Name: big}}}})
+	}
+	doc, err := marshalBounded(&st)
+	if err != nil || len(doc) > cache.MaxAlertDoc || len(st.Active) != 50 || len(st.Recent) == 0 || len(st.Recent) == alerts.MaxRecent {
+		t.Fatalf("%d bytes, %d active, %d recent, %v", len(doc), len(st.Active), len(st.Recent), err)
+	}
+}
