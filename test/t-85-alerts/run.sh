@@ -182,7 +182,7 @@ curl -fsS "http://127.0.0.1:$MA/metrics" | grep -q '^bounce_milter_alert{' && fa
 ok "ordinary traffic raised nothing: 3 signed messages (key 5 new: a rotation); the newsletter's 6 unknown recipients at 6 domains (thresholds 24 unknown, 30 bounces); alice's soft bounce and spam verdict (spam threshold 3); 4 backscatter in the grace period and a forged tag (5, threshold 9); that forged tag after the rotation (1, threshold 4)"
 
 # --- 2. The threats ------------------------------------------------------
-codes=$(backscatter dave@example.com 10 | sort | uniq -c | tr -s ' ')
+codes=$(backscatter dave@example.com 10 | sort | uniq -c | tr -s ' ' | tr '\n' ';')
 # shellcheck disable=SC2046
 bounce "bob's burst: 7 userunknown at 7 domains" "$TB" \
   "$(dsn mx-out.example.com bob@example.com bob-1@example.com '550 5.1.1 <x>: Recipient address rejected: User unknown in virtual mailbox table' $(rcpts h 7))"
@@ -207,7 +207,7 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 [ "$(active)" = "$WANT" ] || fail "active alerts: $(active)"
-ok "raised: 10 backscatter for example.com ($codes, grace) -> forged-domain; bob's 7 userunknown at 7 domains -> compromised-account (unknown-recipients; the volume floor is 10); 3 spam and 2 virus verdicts -> refused-spam, refused-malware 192.0.2.25; 2 refusals naming zen.spamhaus.org -> blocklisted 192.0.2.26; 5 bad-signature tags after key 5 began -> key-trouble"
+ok "raised: 10 backscatter for example.com (replies:$codes accepted in the grace period until the alert's strict response refuses them) -> forged-domain; bob's 7 userunknown at 7 domains -> compromised-account (unknown-recipients; the volume floor is 10); 3 spam and 2 virus verdicts -> refused-spam, refused-malware 192.0.2.25; 2 refusals naming zen.spamhaus.org -> blocklisted 192.0.2.26; 5 bad-signature tags after key 5 began -> key-trouble"
 for k in $WANT; do
   kind=${k%%|*} subj=${k#*|}
   c=$(logs | grep 'msg="alert raised"' | grep -c "kind=$kind subject=$subj ")
