@@ -77,7 +77,7 @@
 // Signed mail must never wait for the store, and a record the store cannot
 // take must not be forgotten. The services record through a Recorder
 // (NewRecorder), a Store wrapping the backend: Record queues and returns; a
-// writer writes batches (up to 256 records or 20 ms: one bbolt transaction,
+// writer writes batches (up to 256 records or 100 ms: one bbolt transaction,
 // one Redis pipeline), keeps what fails (up to 100,000 records) and retries
 // it, spools it to a file at a clean stop (embedded store), and counts and
 // logs (once per interval) what it had to give up. Until written, a queued
@@ -86,8 +86,9 @@
 // # What a crash can lose, and gaps
 //
 // A crash of the daemon loses the records still queued (at most the last
-// 20 ms of signed mail, or, while the store was failing, everything kept
-// since). A Redis without persistence that restarts loses everything; an
+// 100 ms of signed mail, or, while the store was failing, everything kept
+// since); the gap from the host's last heartbeat to its restart covers
+// them. A Redis without persistence that restarts loses everything; an
 // asynchronous replica promoted by a failover may lack the last writes of
 // its master. The embedded store loses nothing it committed.
 //

@@ -21,7 +21,7 @@ func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t 
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func histOpts(c *clock, instance string, shared bool) cache.RecorderOptions {
-	return cache.RecorderOptions{FlushTimeout: 50 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+	return cache.RecorderOptions{MaxDelay: time.Millisecond, FlushTimeout: 50 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
 		HistoryOptions: cache.HistoryOptions{Instance: instance, Shared: shared, Now: c.Now, RefreshEvery: 10 * time.Millisecond, HeartbeatEvery: 10 * time.Millisecond}}
 }
 

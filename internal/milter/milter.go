@@ -163,8 +163,9 @@ func New(o Options) *Server {
 		gomilter.WithProtocols(proto),
 		gomilter.WithActions(actions),
 		gomilter.WithoutDefaultMacros(),
-		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroDaemonName}),
-		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen}),
+		// Both at MAIL, where they are read: one macro packet per
+		// message, none with the connection's event.
+		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroDaemonName, gomilter.MacroAuthAuthen}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithReadTimeout(IdleTimeout),
 		gomilter.WithWriteTimeout(10 * time.Second),
