@@ -20,6 +20,7 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/dkimcheck"
+	"github.com/bounce-milter/bounce-milter/internal/events"
 )
 
 const checkUsage = `usage: bounce-milter check [--json] [--domains d1,d2] [--relays h1,h2] PATH...
@@ -65,6 +66,17 @@ type checkResult struct {
 	HeadersOnly       bool               `json:"original_headers_only,omitempty"`
 	CapHit            string             `json:"cap_hit,omitempty"`
 	Warnings          []string           `json:"warnings,omitempty"`
+	// Refusals say, for the failed recipients whose refusal names it, our
+	// host that sent the original and the block lists named (what the
+	// alerts count: docs/alerts.md).
+	Refusals []checkRefusal `json:"refusals,omitempty"`
+}
+
+// checkRefusal is one failed recipient's sending host and lists.
+type checkRefusal struct {
+	Recipient   string   `json:"recipient"`
+	SendingHost string   `json:"sending_host,omitempty"`
+	Blocklists  []string `json:"blocklists,omitempty"`
 }
 
 // cmdCheck implements "bounce-milter check".
@@ -121,15 +133,37 @@ type evidenceOptions struct {
 	timeout         time.Duration
 }
 
-// collect is the evidence a report carries by itself, as the engine's
-// ladder reads it (DKIM checked only when domains are given: it queries
-// DNS).
-func (o evidenceOptions) collect(rep *bounce.Report) []string {
+// engine is an engine knowing only our domains and relays.
+func (o evidenceOptions) engine() *backscatter.Engine {
 	s := backscatter.Settings{Domains: map[string]backscatter.Domain{}, Relays: o.relays}
 	for _, d := range o.domains {
 		s.Domains[strings.ToLower(d)] = backscatter.Domain{Mode: backscatter.ModeReject}
 	}
-	e := backscatter.New(s, nil)
+	return backscatter.New(s, nil)
+}
+
+// refusals are the report's failed recipients with their sending host or
+// block lists, as the bounce events record them.
+func (o evidenceOptions) refusals(rep *bounce.Report) []checkRefusal {
+	ours := o.engine().HostOurs
+	var out []checkRefusal
+	for _, r := range rep.Recipients {
+		if !strings.HasPrefix(strings.ToLower(r.Action), "fail") {
+			continue
+		}
+		x := checkRefusal{Recipient: r.Address, SendingHost: events.SendingHost(rep, r.Diagnostic, ours), Blocklists: bounce.Blocklists(r.Diagnostic)}
+		if x.SendingHost != "" || len(x.Blocklists) > 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// collect is the evidence a report carries by itself, as the engine's
+// ladder reads it (DKIM checked only when domains are given: it queries
+// DNS).
+func (o evidenceOptions) collect(rep *bounce.Report) []string {
+	e := o.engine()
 	if !rep.OriginalDate.IsZero() {
 		// Judged as on arrival: a file analysed months later still shows
 		// the evidence it carried then.
@@ -320,6 +354,7 @@ func (c *checker) message(path string, data []byte) {
 		if rep.Kind.IsBounceLike() {
 			res.Evidence = c.opts.collect(rep)
 		}
+		res.Refusals = c.opts.refusals(rep)
 	}
 	if c.json {
 		b, err := json.Marshal(res)
@@ -358,6 +393,18 @@ func (c *checker) message(path string, data []byte) {
 		}
 		if r.Diagnostic != "" {
 			fmt.Fprintf(w, "    diagnostic: %s\n", printable(r.Diagnostic))
+		}
+		for _, x := range res.Refusals {
+			if x.Recipient != r.Address {
+				continue
+			}
+			if x.SendingHost != "" {
+				fmt.Fprintf(w, "    our host:   %s\n", printable(x.SendingHost))
+			}
+			if len(x.Blocklists) > 0 {
+				fmt.Fprintf(w, "    lists:      %s\n", printable(strings.Join(x.Blocklists, ", ")))
+			}
+			break
 		}
 	}
 	if res.InReplyTo != "" {

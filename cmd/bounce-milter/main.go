@@ -37,6 +37,7 @@ func init() {
 		"postfix-config": {"print the Postfix main.cf and master.cf lines", cmdPostfixConfig},
 		"events":         {"print bounce events: which of our senders' mail bounced, and why", cmdEvents},
 		"suppressions":   {"print recipients that hard-bounced repeatedly", cmdSuppressions},
+		"alerts":         {"list or clear the alerts: forged domains, compromised accounts, refused mail, key trouble", cmdAlerts},
 		"version":        {"print the version", cmdVersion},
 	}
 }

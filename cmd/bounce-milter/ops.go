@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bounce-milter/bounce-milter/internal/alerts/watch"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
 	"github.com/bounce-milter/bounce-milter/internal/connlimit"
@@ -123,7 +124,7 @@ func isLoopbackHost(host string) bool {
 // /metrics and /healthz. The metrics show our domains and mail volumes, so
 // a non-loopback address is served but warned about: put it behind a
 // firewall or a scraping proxy.
-func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Context) error, ev events.Reader, log *slog.Logger) (service, error) {
+func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Context) error, ev events.Reader, al *watch.Watcher, log *slog.Logger) (service, error) {
 	addr := cfg.Listen.Metrics
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -144,6 +145,10 @@ func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Co
 		api := events.API(ev, nil)
 		mux.Handle("GET /api/events", api)
 		mux.Handle("GET /api/suppressions", api)
+	}
+	if al != nil {
+		// Read only here: clearing needs the web listener's login.
+		mux.Handle("GET /api/alerts", al.API(false))
 	}
 	srv := &http.Server{
 		Handler:           mux,

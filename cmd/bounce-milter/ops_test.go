@@ -81,7 +81,7 @@ func TestHealthz(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	m := newMetrics(cfg)
-	x, err := startMetrics(cfg, m, healthCheck(cfg, store), nil, log)
+	x, err := startMetrics(cfg, m, healthCheck(cfg, store), nil, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestMetricsAddress(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.Listen.Metrics = "no-port"
-	if _, err := startMetrics(cfg, newMetrics(cfg), healthCheck(cfg, nil), nil, log); err == nil || !strings.Contains(err.Error(), "listen.metrics") {
+	if _, err := startMetrics(cfg, newMetrics(cfg), healthCheck(cfg, nil), nil, nil, log); err == nil || !strings.Contains(err.Error(), "listen.metrics") {
 		t.Fatalf("bad address: %v", err)
 	}
 	for host, loop := range map[string]bool{"127.0.0.1": true, "::1": true, "localhost": true, "0.0.0.0": false, "192.0.2.1": false, "": false} {
@@ -173,7 +173,7 @@ func TestMetricsAddress(t *testing.T) {
 		}
 	}
 	cfg.Listen.Metrics = "0.0.0.0:0"
-	x, err := startMetrics(cfg, newMetrics(cfg), healthCheck(cfg, nil), nil, log)
+	x, err := startMetrics(cfg, newMetrics(cfg), healthCheck(cfg, nil), nil, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestServicesMetrics(t *testing.T) {
 	}
 	cfg.Listen.Metrics = "127.0.0.1:0"
 	svc, err = startServices(rt, store, log)
-	if err != nil || len(svc.list) != 2 || !strings.HasPrefix(svc.list[0].name, "metrics http://127.0.0.1:") || !svc.list[1].background {
+	if err != nil || len(svc.list) != 3 || !strings.HasPrefix(svc.list[0].name, "metrics http://127.0.0.1:") || !svc.list[1].background || !svc.list[2].background {
 		t.Fatalf("listen.metrics set: %+v, %v", svc, err)
 	}
 	x := svc.list[0]

@@ -342,5 +342,8 @@ func restartOnly(old, cfg *config.Config) []string {
 	if cfg.Web != old.Web {
 		out = append(out, "web")
 	}
+	if cfg.Alerts.Interval != old.Alerts.Interval || cfg.Alerts.Webhook != old.Alerts.Webhook || cfg.AlertsWebhookSecretFile() != old.AlertsWebhookSecretFile() {
+		out = append(out, "alerts interval or webhook")
+	}
 	return out
 }

@@ -71,12 +71,26 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 	obs := observer{store.metrics, agg}
 	var engine atomic.Pointer[backscatter.Engine]
 	engine.Store(rt.engine)
+	// The alerts read the statistics; the milter applies their responses.
+	watcher, alertHook, err := newWatcher(cfg, store, agg, &engine, log)
+	if err != nil {
+		_ = agg.Close(context.Background())
+		return nil, err
+	}
 	fail := func(err error) (*services, error) {
 		for _, ln := range opened {
 			ln.Close()
 		}
+		_ = watcher.Close(context.Background())
+		if alertHook != nil {
+			alertHook.Close()
+		}
 		_ = agg.Close(context.Background())
 		return nil, err
+	}
+	var sink milter.EventSink
+	if store.events != nil {
+		sink = bouncedSink{store.events, agg}
 	}
 	lis := func(name string, ep config.Endpoint) (net.Listener, error) {
 		ln, err := listen(ep, cfg.Listen.SocketMode, cfg.Listen.SocketGroup)
@@ -96,7 +110,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			Settings: rt.milter, Store: store.Store(), Logger: log, Observer: obs,
 			DKIM:         dkimcheck.Checker{Timeout: 3 * time.Second}.Verify,
 			StoreTimeout: store.timeout(), MaxConnections: cfg.Listen.MaxConnections,
-			Events: store.events, Host: host, HashRecipient: store.hashRecipient,
+			Events: sink, Host: host, HashRecipient: store.hashRecipient, Responses: watcher.Responses,
 		})
 		svc.list = append(svc.list, service{name: "milter " + cfg.Listen.Milter.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
@@ -108,7 +122,7 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			return fail(err)
 		}
 		m := milter.New(milter.Options{Settings: rt.milter, Store: store.Store(), Logger: log, Observer: obs,
-			StoreTimeout: store.timeout(), SignOnly: true, MaxConnections: cfg.Listen.MaxConnections})
+			StoreTimeout: store.timeout(), SignOnly: true, MaxConnections: cfg.Listen.MaxConnections, Responses: watcher.Responses})
 		svc.list = append(svc.list, service{name: "sign-only milter " + cfg.Listen.Sign.String(),
 			run: func() error { return m.Serve(ln) }, shutdown: m.Shutdown,
 			apply: func(rt *reloadable) { m.SetSettings(rt.milter) }})
@@ -142,14 +156,14 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 			apply: func(rt *reloadable) { p.SetSettings(rt.policy) }})
 	}
 	if cfg.Listen.Metrics != "" {
-		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), store.eventsReader, log)
+		x, err := startMetrics(cfg, store.metrics, healthCheck(cfg, store.Store()), store.eventsReader, watcher, log)
 		if err != nil {
 			return fail(err)
 		}
 		svc.list = append(svc.list, x)
 	}
 	if cfg.Listen.Web != "" {
-		x, err := startWeb(cfg, store, agg, &engine, log)
+		x, err := startWeb(cfg, store, agg, &engine, watcher, log)
 		if err != nil {
 			return fail(err)
 		}
@@ -163,9 +177,14 @@ func startServices(rt *reloadable, store storeHandle, log *slog.Logger) (*servic
 		engine.Store(rt.engine)
 	})
 	if len(svc.list) > 0 {
+		svc.list = append(svc.list, watchService(watcher, alertHook))
 		// Last: at a stop it writes what the others counted.
 		svc.list = append(svc.list, statsService(agg))
 	} else {
+		_ = watcher.Close(context.Background())
+		if alertHook != nil {
+			alertHook.Close()
+		}
 		_ = agg.Close(context.Background())
 	}
 	return svc, nil

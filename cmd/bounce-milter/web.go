@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bounce-milter/bounce-milter/internal/alerts/watch"
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/config"
@@ -137,7 +138,7 @@ func readSecret(key, path string) (string, error) {
 }
 
 // startWeb listens on [listen] web and serves the pages.
-func startWeb(cfg *config.Config, h storeHandle, agg *stats.Aggregator, engine *atomic.Pointer[backscatter.Engine], log *slog.Logger) (service, error) {
+func startWeb(cfg *config.Config, h storeHandle, agg *stats.Aggregator, engine *atomic.Pointer[backscatter.Engine], al *watch.Watcher, log *slog.Logger) (service, error) {
 	addr := cfg.Listen.Web
 	loop, err := config.WebLoopback(addr)
 	if err != nil {
@@ -152,6 +153,9 @@ func startWeb(cfg *config.Config, h storeHandle, agg *stats.Aggregator, engine *
 		Version:   versionString(),
 		Logger:    log,
 		Store:     storeStatus(h, agg),
+	}
+	if al != nil {
+		o.Alerts = al
 	}
 	if cfg.Web.TokenFile != "" {
 		if o.Token, err = readSecret("token_file", cfg.Web.TokenFile); err != nil {

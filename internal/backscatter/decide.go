@@ -174,6 +174,8 @@ type Message struct {
 	// accepted recipient (postmaster, a valid tag) never carries the
 	// refused ones in.
 	NoDrop bool
+	// Responses are the alerts' responses in force (nil: none).
+	Responses *Responses
 }
 
 // Judgement is a message being decided: what to ask the store and which
@@ -454,6 +456,8 @@ func (j *Judgement) untaggedVerdict(rj *RcptJudgement) Verdict {
 	switch {
 	case a.Asked && a.Err == nil && (a.Facts.RecipientStrict || a.Facts.ClientStrict):
 		v = Verdict{Result: ResultFail, Reason: ReasonFlood, Comment: "untagged " + kind + " during a bounce flood"}
+	case a.Err == nil && j.msg.Responses.StrictDomain(r.Domain):
+		v = Verdict{Result: ResultFail, Reason: ReasonFlood, Comment: "untagged " + kind + " while the domain is being forged (alert)"}
 	case e.InGrace(r.Domain):
 		return Verdict{Action: ActAccept, Result: ResultNeutral, Reason: ReasonGrace,
 			Comment: "untagged; grace period after signing began"}

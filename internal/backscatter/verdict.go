@@ -47,6 +47,11 @@ const (
 	ReasonNullSender    Reason = "null-sender"
 	ReasonUnparsable    Reason = "unparsable-sender"
 	ReasonSignError     Reason = "sign-error"
+	// A response to an alert (package alerts): the sender's account looks
+	// compromised, and the site chose to stop signing its mail, or to
+	// defer it until an admin clears the alert.
+	ReasonAlertNoSign Reason = "alert-no-sign"
+	ReasonAlertHold   Reason = "alert-hold"
 )
 
 // Reasons is the closed set of reasons, for metric label validation and
@@ -56,7 +61,7 @@ var Reasons = []Reason{
 	ReasonValidTag, ReasonReplayed, ReasonEvidence, ReasonBackscatter, ReasonFlood, ReasonExempt, ReasonModeOff,
 	ReasonGrace, ReasonGap, ReasonStoreError, ReasonBadAddress, ReasonNotChecked, ReasonInternal,
 	ReasonSigned, ReasonNotOurDomain, ReasonAlreadyTagged, ReasonSRS, ReasonVERP, ReasonOptedOut, ReasonSigningOff,
-	ReasonNoKey, ReasonNullSender, ReasonUnparsable, ReasonSignError,
+	ReasonNoKey, ReasonNullSender, ReasonUnparsable, ReasonSignError, ReasonAlertNoSign, ReasonAlertHold,
 }
 
 // Result is a verdict header's result word, as in Authentication-Results.
@@ -152,6 +157,10 @@ func RejectText(reason Reason) string {
 	}
 	return fmt.Sprintf("5.7.1 Bounce address tag not valid (%s)", reason)
 }
+
+// HoldText is the SMTP reply text of our user's mail deferred by an
+// alert's response (alert-hold).
+const HoldText = "4.7.1 Sending from this address is suspended: it looks compromised; contact your postmaster"
 
 // TempfailText is the SMTP reply text of a temporary refusal.
 const TempfailText = "4.3.0 Bounce check temporarily unavailable; try again later"

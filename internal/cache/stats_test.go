@@ -10,3 +10,7 @@ import (
 func TestMemoryStatsConformance(t *testing.T) {
 	storetest.RunStats(t, func(t *testing.T) cache.StatsStore { return cache.NewMemoryStats() })
 }
+
+func TestMemoryAlertsConformance(t *testing.T) {
+	storetest.RunAlerts(t, func(t *testing.T) cache.AlertStore { return cache.NewMemoryAlerts() })
+}

@@ -27,9 +27,12 @@
 // header, unrecorded_tag_budget, strip_tags, max_message_bytes), and the
 // domain labels of the metrics.
 //
+// Also changed: [alerts] (detectors, thresholds, windows, baselines,
+// responses), except its interval and webhook.
+//
 // Needing a restart (a reload logs that they changed and keeps the old
 // ones): [listen] (addresses, socket mode and group, connection limits),
-// [web],
+// [web], [alerts] interval and webhook,
 // [store] (backend, its addresses, timeouts, flood limits), data_dir and
 // [log]. ([store] replay_slack is read again: the engine applies it.)
 package config
@@ -84,6 +87,7 @@ type Config struct {
 	Store    Store             `toml:"store"`
 	Events   Events            `toml:"events"`
 	Web      Web               `toml:"web"`
+	Alerts   Alerts            `toml:"alerts"`
 }
 
 // Events is the [events] section: what genuine bounces tell our senders
@@ -480,6 +484,7 @@ func (c *Config) applyDefaults() {
 		c.Events.Max = 1_000_000
 	}
 	c.applyWebDefaults()
+	c.applyAlertsDefaults()
 }
 
 // DefaultMaxConnections is listen.max_connections when unset: more than
@@ -644,6 +649,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateWeb(); err != nil {
+		return err
+	}
+	if err := c.validateAlerts(); err != nil {
 		return err
 	}
 	for name, d := range c.Domains {

@@ -11,7 +11,7 @@ import (
 
 // API serves the events and the suppression candidates as JSON:
 //
-//	GET /api/events?since=24h&sender=a@example.com&recipient=...&reason=userunknown&kind=bounce&hard=true&limit=100
+//	GET /api/events?since=24h&sender=a@example.com&recipient=...&reason=userunknown&kind=bounce&hard=true&sending_host=192.0.2.1&limit=100
 //	GET /api/suppressions?min_hard=2&since=30d&limit=100
 //
 // since and until take a duration back from now ("24h", "7d") or an
@@ -102,6 +102,7 @@ func ParseQuery(get func(string) string, now time.Time) (Query, error) {
 	q.Recipient = strings.ToLower(strings.TrimSpace(get("recipient")))
 	q.Reason = strings.ToLower(strings.TrimSpace(get("reason")))
 	q.Kind = Kind(strings.ToLower(strings.TrimSpace(get("kind"))))
+	q.SendingHost = strings.ToLower(strings.TrimSpace(get("sending_host")))
 	switch h := get("hard"); h {
 	case "":
 	case "true", "1", "hard":

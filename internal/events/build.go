@@ -20,6 +20,10 @@ type Delivered struct {
 	Report *bounce.Report
 	// Sender is the envelope sender of the bounce or auto-reply.
 	Sender string
+	// Ours, when set, says whether a host name or address is one of our
+	// own (the outbound relays, names under our domains); it helps
+	// SendingHost find our host among the returned original's hops.
+	Ours func(host string) bool
 }
 
 // Build returns the events of one delivered message: per genuine recipient
@@ -60,6 +64,9 @@ func Build(d Delivered, hash func(string) string) []Event {
 				e.Diagnostic, e.RemoteMTA, e.Reason, e.Hard = rc.Diagnostic, rc.RemoteMTA, string(rc.Reason), rc.Hard
 				if kind == KindDelay {
 					e.Hard = false
+				} else {
+					e.SendingHost = SendingHost(rep, rc.Diagnostic, d.Ours)
+					e.Blocklists = bounce.Blocklists(clipDiag(rc.Diagnostic))
 				}
 				out = append(out, finish(e, hash))
 				n++
@@ -90,6 +97,72 @@ func Build(d Delivered, hash func(string) string) []Event {
 	return out
 }
 
+// clipDiag bounds what the diagnostic parsers read.
+func clipDiag(s string) string {
+	if len(s) > 1000 {
+		return s[:1000]
+	}
+	return s
+}
+
+// SendingHost names our host that handed the original to the site that
+// refused it, from what a bounce tells (the first that applies):
+//
+//  1. the client address the diagnostic names ("Client host [192.0.2.1]
+//     blocked using ...": the refusing site saw it connect);
+//  2. walking the returned original's Received hops from the topmost: a
+//     hop whose client ours says is one of our hosts (the remote site
+//     received the original from it), or whose receiving host is one of
+//     ours (our own MTA wrote the bounce: the remote site refused the
+//     original during the SMTP dialogue);
+//  3. the reporting MTA, when it received the topmost hop from a private
+//     or loopback address (our MTA, from one of our users);
+//  4. the client of the topmost hop (the remote site's Received line
+//     names the host it received the original from).
+//
+// An address is given when known, else a name; "" when nothing tells.
+// ours may be nil.
+func SendingHost(rep *bounce.Report, diag string, ours func(string) bool) string {
+	if a := bounce.ClientAddr(clipDiag(diag)); a.IsValid() {
+		return a.String()
+	}
+	if rep == nil || len(rep.OriginalReceived) == 0 {
+		return ""
+	}
+	hopHost := func(h bounce.Hop) string {
+		if h.IP.IsValid() {
+			return h.IP.Unmap().String()
+		}
+		return clipHost(h.Name)
+	}
+	if ours != nil {
+		for _, h := range rep.OriginalReceived {
+			if (h.Name != "" && ours(h.Name)) || (h.IP.IsValid() && ours(h.IP.Unmap().String())) {
+				return hopHost(h)
+			}
+			if h.By != "" && ours(h.By) {
+				return clipHost(h.By)
+			}
+		}
+	}
+	top := rep.OriginalReceived[0]
+	mta := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(rep.ReportingMTA), "."))
+	if mta != "" && top.By == mta && top.IP.IsValid() && (top.IP.IsPrivate() || top.IP.IsLoopback()) {
+		return clipHost(mta)
+	}
+	if h := hopHost(top); h != "" {
+		return h
+	}
+	return ""
+}
+
+func clipHost(s string) string {
+	if len(s) > 255 {
+		return s[:255]
+	}
+	return s
+}
+
 func evidenceName(v backscatter.Verdict) string {
 	if v.Reason == backscatter.ReasonValidTag {
 		return "valid-tag"
@@ -106,10 +179,19 @@ func evidenceName(v backscatter.Verdict) string {
 func finish(e Event, hash func(string) string) Event {
 	e.Recipient = strings.ToLower(strings.TrimSpace(e.Recipient))
 	e.ID = NewID(e.Time)
+	if at := strings.LastIndexByte(e.Recipient, '@'); at >= 0 && at < len(e.Recipient)-1 {
+		e.RecipientDomain = strings.TrimSuffix(e.Recipient[at+1:], ".")
+		if len(e.RecipientDomain) > 255 {
+			e.RecipientDomain = e.RecipientDomain[:255]
+		}
+	}
 	if hash != nil && e.Recipient != "" {
 		addr := e.Recipient
 		e.Recipient = hash(addr)
 		e.Diagnostic = replaceFold(e.Diagnostic, addr, "<recipient>")
+		if e.RecipientDomain != "" {
+			e.RecipientDomain = hash(e.RecipientDomain)
+		}
 	}
 	if len(e.Diagnostic) > 1000 {
 		e.Diagnostic = e.Diagnostic[:1000]

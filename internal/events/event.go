@@ -62,6 +62,16 @@ type Event struct {
 	Evidence string `json:"evidence"`
 	QueueID  string `json:"queue_id,omitempty"`
 	Host     string `json:"host,omitempty"` // the fleet member that saw it
+	// RecipientDomain is the remote recipient's domain (with
+	// hash_recipients, its keyed hash): the alerts count the distinct
+	// domains a sender's mail bounced from.
+	RecipientDomain string `json:"recipient_domain,omitempty"`
+	// SendingHost is our host that handed the original to the site that
+	// refused it (an address when known, else a name; "" when the bounce
+	// does not tell): see SendingHost.
+	SendingHost string `json:"sending_host,omitempty"`
+	// Blocklists are the block lists the diagnostic names (bounce.Blocklists).
+	Blocklists []string `json:"blocklists,omitempty"`
 }
 
 // NewID returns a unique, time-ordered event id: the time in

@@ -12,6 +12,7 @@ type Query struct {
 	Recipient    string    // the remote address (or its hash), exact; "" any
 	Reason       string    // "" any
 	Kind         Kind      // "" any
+	SendingHost  string    // our sending host (Event.SendingHost), exact; "" any
 	Hard         *bool     // nil any
 	Limit        int       // at most this many (0: DefaultLimit; never more than MaxLimit)
 }
@@ -72,6 +73,8 @@ func (q Query) Match(e Event) bool {
 	case q.Reason != "" && e.Reason != q.Reason:
 		return false
 	case q.Kind != "" && e.Kind != q.Kind:
+		return false
+	case q.SendingHost != "" && e.SendingHost != q.SendingHost:
 		return false
 	case q.Hard != nil && e.Hard != *q.Hard:
 		return false

@@ -29,7 +29,9 @@ import (
 // timeout or a connection error is retried with exponential backoff
 // (1 s doubling, at most 5 minutes between tries) until MaxAge; any other
 // 4xx drops it (the receiver refuses it and will refuse it again). A full
-// queue drops the newest event. Every drop is counted.
+// queue drops the newest event. Every drop is counted. X-Bounce-Milter-Type
+// says what the body is: "event" (a bounce event) or "alert" (an alert
+// raised or cleared, package alerts/watch).
 
 // Signature is the value of X-Bounce-Milter-Signature for body sent at ts.
 func Signature(secret []byte, ts int64, body []byte) string {
@@ -80,10 +82,10 @@ type WebhookStats struct {
 	Sent, Retried, Dropped, Failed uint64
 }
 
-// Webhook delivers events to a URL.
+// Webhook delivers events (and alerts: package alerts) to a URL.
 type Webhook struct {
 	o                              WebhookOptions
-	queue                          chan Event
+	queue                          chan payload
 	stop                           chan struct{}
 	done                           chan struct{}
 	once                           sync.Once
@@ -116,15 +118,28 @@ func NewWebhook(o WebhookOptions) *Webhook {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	w := &Webhook{o: o, queue: make(chan Event, o.Queue), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Webhook{o: o, queue: make(chan payload, o.Queue), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
 
+// payload is one POST waiting: its id (for the log), its type (the
+// X-Bounce-Milter-Type header: "event" or "alert") and its JSON value.
+type payload struct {
+	id, typ string
+	v       any
+}
+
 // Send queues an event; it never blocks.
-func (w *Webhook) Send(e Event) {
+func (w *Webhook) Send(e Event) { w.enqueue(payload{e.ID, "event", e}) }
+
+// SendJSON queues any JSON value (an alert) of type typ, named id in the
+// log; it never blocks.
+func (w *Webhook) SendJSON(id, typ string, v any) { w.enqueue(payload{id, typ, v}) }
+
+func (w *Webhook) enqueue(p payload) {
 	select {
-	case w.queue <- e:
+	case w.queue <- p:
 	default:
 		if n := w.dropped.Add(1); n == 1 || n%1000 == 0 {
 			w.o.Logger.Warn("webhook: queue full; events dropped", "dropped_total", n)
@@ -162,10 +177,10 @@ func (w *Webhook) loop() {
 	}
 }
 
-// deliver tries one event until it is delivered, refused for good, too
+// deliver tries one payload until it is delivered, refused for good, too
 // old, or the webhook stops.
-func (w *Webhook) deliver(e Event) {
-	body, err := json.Marshal(e)
+func (w *Webhook) deliver(e payload) {
+	body, err := json.Marshal(e.v)
 	if err != nil {
 		w.failed.Add(1)
 		return
@@ -173,24 +188,24 @@ func (w *Webhook) deliver(e Event) {
 	wait := w.o.MinBackoff
 	first := w.o.Now()
 	for try := 0; ; try++ {
-		retry, err := w.post(body)
+		retry, err := w.post(body, e.typ)
 		if err == nil {
 			w.sent.Add(1)
 			return
 		}
 		if !retry {
 			w.failed.Add(1)
-			w.o.Logger.Warn("webhook: event refused; dropped", "id", e.ID, "err", err)
+			w.o.Logger.Warn("webhook: "+e.typ+" refused; dropped", "id", e.id, "err", err)
 			return
 		}
 		if w.o.Now().Add(wait).Sub(first) > w.o.MaxAge {
 			w.failed.Add(1)
-			w.o.Logger.Warn("webhook: event undeliverable; dropped", "id", e.ID, "tries", try+1, "err", err)
+			w.o.Logger.Warn("webhook: "+e.typ+" undeliverable; dropped", "id", e.id, "tries", try+1, "err", err)
 			return
 		}
 		w.retried.Add(1)
 		if try == 0 {
-			w.o.Logger.Warn("webhook: delivery failed; retrying", "id", e.ID, "in", wait.String(), "err", err)
+			w.o.Logger.Warn("webhook: delivery failed; retrying", "id", e.id, "in", wait.String(), "err", err)
 		}
 		select {
 		case <-w.stop:
@@ -206,7 +221,7 @@ func (w *Webhook) deliver(e Event) {
 }
 
 // post sends one request; retry says whether a failure is worth retrying.
-func (w *Webhook) post(body []byte) (retry bool, err error) {
+func (w *Webhook) post(body []byte, typ string) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.o.URL, bytes.NewReader(body))
@@ -218,6 +233,7 @@ func (w *Webhook) post(body []byte) (retry bool, err error) {
 	req.Header.Set("User-Agent", "bounce-milter")
 	req.Header.Set("X-Bounce-Milter-Timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("X-Bounce-Milter-Signature", Signature(w.o.Secret, ts, body))
+	req.Header.Set("X-Bounce-Milter-Type", typ)
 	resp, err := w.o.Client.Do(req)
 	if err != nil {
 		return true, err

@@ -113,6 +113,10 @@ type Options struct {
 	Events        EventSink
 	Host          string
 	HashRecipient func(string) string
+	// Responses returns the alerts' responses in force (package alerts;
+	// nil: none): our users' mail held or left unsigned, domains judged
+	// as in a flood. It must not block (an atomic load).
+	Responses func() *backscatter.Responses
 }
 
 // EventSink takes bounce events without blocking.
@@ -280,6 +284,14 @@ func (ss *session) Connect(host, family string, port uint16, addr string, m gomi
 }
 
 func (ss *session) engine() *backscatter.Engine { return ss.msg.st.Engine }
+
+// responses is the alerts' responses in force, nil for none.
+func (ss *session) responses() *backscatter.Responses {
+	if ss.s.opts.Responses == nil {
+		return nil
+	}
+	return ss.s.opts.Responses()
+}
 
 func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
 	st := ss.s.settings.Load()
@@ -576,6 +588,9 @@ func (ss *session) onInternalError() *gomilter.Response {
 // when the message must end here (an internal error).
 func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 	e := ss.engine()
+	if resp, done := ss.alertResponse(); done {
+		return resp
+	}
 	sig := e.Sign(ss.msg.env.Sender, ss.msg.rcpts)
 	if sig.Sender == "" {
 		if sig.Domain != "" {
@@ -611,6 +626,50 @@ func (ss *session) sign(m gomilter.Modifier) *gomilter.Response {
 		}
 	}
 	return nil
+}
+
+// alertResponse applies an alert's response to our user's mail (see
+// backscatter.Responses): a held sender's mail is deferred (local
+// submission, which is never refused, leaves unsigned instead), a sender
+// not to sign leaves unsigned. done says the message is decided here.
+func (ss *session) alertResponse() (*gomilter.Response, bool) {
+	act := ss.responses().Outbound(ss.msg.env.Sender)
+	if act == "" {
+		return nil, false
+	}
+	sender := ss.msg.env.Sender
+	domain := ""
+	if at := strings.LastIndexByte(sender, '@'); at >= 0 {
+		domain = sender[at+1:]
+	}
+	verdict, note := stats.NotSigned, ""
+	if act == backscatter.ReasonAlertHold {
+		if ss.local {
+			note = "local submission, not deferred"
+		} else {
+			verdict = "tempfail"
+		}
+	}
+	args := []any{"queue_id", ss.queueID(), "direction", "outbound", "client", ss.clientString(),
+		"sender", sender, "verdict", verdict, "reason", string(act), "origin", ss.msg.outbound}
+	if note != "" {
+		args = append(args, "note", note)
+	}
+	ss.s.log.Info("decision", args...)
+	if verdict == "tempfail" {
+		ss.s.obs.Decision("outbound", verdict, string(act), domain)
+	}
+	if ss.s.detail != nil {
+		ss.s.detail.Decided(stats.Decision{Direction: stats.Outbound, Verdict: verdict, Reason: string(act), Domain: domain})
+	}
+	if verdict == "tempfail" {
+		r, err := gomilter.RejectWithCodeAndReason(451, backscatter.HoldText)
+		if err != nil {
+			return gomilter.RespTempFail, true
+		}
+		return r, true
+	}
+	return nil, true
 }
 
 // MaxRecipients bounds the recipients a message keeps (Postfix's own
@@ -657,7 +716,7 @@ func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 			}
 		}
 	}
-	j := e.Judge(backscatter.Message{Env: ss.msg.env, Rcpts: ss.msg.inbound, Report: rep, ClientIP: ss.clientString()})
+	j := e.Judge(backscatter.Message{Env: ss.msg.env, Rcpts: ss.msg.inbound, Report: rep, ClientIP: ss.clientString(), Responses: ss.responses()})
 	if j.WantsDKIM() && ss.s.opts.DKIM != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.DKIMTimeout)
 		j.DKIM = ss.s.opts.DKIM(ctx, rep.Original, e.DKIMDomainOurs)
@@ -678,7 +737,7 @@ func (ss *session) judge(m gomilter.Modifier) (*gomilter.Response, error) {
 	resp, failed := ss.apply(m, d)
 	if failed == "" && resp == gomilter.RespAccept && ss.s.opts.Events != nil {
 		if es := events.Build(events.Delivered{Time: e.Now(), QueueID: ss.queueID(), Host: ss.s.opts.Host,
-			Decision: d, Report: rep, Sender: ss.msg.env.Sender}, ss.s.opts.HashRecipient); len(es) > 0 {
+			Decision: d, Report: rep, Sender: ss.msg.env.Sender, Ours: e.HostOurs}, ss.s.opts.HashRecipient); len(es) > 0 {
 			ss.s.opts.Events.Record(es...)
 		}
 	}

@@ -29,6 +29,32 @@
 // names it (Reporting-MTA or the text), which whoever sent the bounce
 // chose, hence "claimed".
 //
+// # Figures for the alerts
+//
+// Package alerts watches these figures for threats; besides the counters
+// above, the Aggregator keeps for it, from the bounce events of genuine
+// bounces (Bounced: failures only, not delays or auto-replies):
+//
+//	sb    our sender → its genuine bounces
+//	su    our sender → its hard userunknown/hostunknown bounces
+//	sud   "sender|recipient domain" of those (distinct domains)
+//	rf    "kind|sending host" → refusals of our mail: kind spam
+//	      (spamdetected), malware (virusdetected), blocklist (the
+//	      diagnostic names a block list)
+//	rfd   "kind|sending host|recipient domain" of those
+//	rfl   "sending host|list" → refusals naming a block list
+//
+// and, for suspected backscatter, per domain of ours:
+//
+//	dn    "domain|client network"
+//	dm    "domain|claimed reporting MTA"
+//
+// (sending host "unknown" when the bounce does not tell), and the kept
+// value "keyfirst:<n>", the first time key n signed (with
+// "keyfirst-since", when that began to be recorded). All of them are sets
+// trimmed to their top members like the others: bounded whatever the
+// senders and hosts.
+//
 // # Counter names
 //
 //	d|<direction>|<verdict>|<reason>|<domain>   decisions (both widths)
@@ -53,7 +79,9 @@ import (
 	"time"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
+	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
+	"github.com/bounce-milter/bounce-milter/internal/events"
 )
 
 // Set names.
@@ -66,6 +94,41 @@ const (
 
 // Sets are the flood sets, in the order the pages show them.
 var Sets = []string{SetRecipients, SetNetworks, SetReporters, SetReplayed}
+
+// The alerts' sets (see the package doc).
+const (
+	SetSenderBounces        = "sb"
+	SetSenderUnknown        = "su"
+	SetSenderUnknownDomains = "sud"
+	SetRefused              = "rf"
+	SetRefusedDomains       = "rfd"
+	SetRefusedLists         = "rfl"
+	SetDomainNetworks       = "dn"
+	SetDomainReporters      = "dm"
+)
+
+// AlertSets are the sets the alerts read.
+var AlertSets = []string{SetSenderBounces, SetSenderUnknown, SetSenderUnknownDomains, SetRefused, SetRefusedDomains,
+	SetRefusedLists, SetDomainNetworks, SetDomainReporters}
+
+// Kinds of refusal of our mail (set rf).
+const (
+	RefusedSpam      = "spam"
+	RefusedMalware   = "malware"
+	RefusedBlocklist = "blocklist"
+)
+
+// UnknownHost is the sending host of a refusal that does not tell.
+const UnknownHost = "unknown"
+
+// Sep separates the parts of a member ("sender|domain").
+const Sep = "|"
+
+// Kept values of the key numbers' first use.
+const (
+	KeyFirstPrefix = "keyfirst:"
+	KeyFirstSince  = "keyfirst-since"
+)
 
 // Other is the label of anything outside a label's closed set.
 const Other = "other"
@@ -375,7 +438,9 @@ func (a *Aggregator) Decided(d Decision) {
 	verdict := bounded(verdictSet, d.Verdict)
 	reason := bounded(reasonSet, d.Reason)
 	name := "d|" + dir + "|" + verdict + "|" + reason + "|" + a.domain(d.Domain)
+
 	var rcpt, net, mta, replay string
+	dom := a.domain(d.Domain)
 	if dir == Inbound && suspect[reason] {
 		rcpt, net, mta = clip(d.Recipient), Network(d.Client), clip(d.ReportingMTA)
 		if reason == string(backscatter.ReasonReplayed) {
@@ -392,6 +457,14 @@ func (a *Aggregator) Decided(d Decision) {
 			a.member(b, SetNetworks, net, 1)
 			a.member(b, SetReporters, mta, 1)
 			a.member(b, SetReplayed, replay, 1)
+			if dom != Other {
+				if net != "" {
+					a.member(b, SetDomainNetworks, dom+Sep+net, 1)
+				}
+				if mta != "" {
+					a.member(b, SetDomainReporters, dom+Sep+mta, 1)
+				}
+			}
 		}
 	}
 	a.firstLocked(t)
@@ -417,6 +490,61 @@ func (a *Aggregator) Signed(domain string, keyNum int) {
 	a.count(daily, "k|"+k, 1)
 	if v := a.max["key:"+k]; t.Unix() > v {
 		a.max["key:"+k] = t.Unix()
+	}
+	for _, n := range []string{KeyFirstPrefix + k, KeyFirstSince} {
+		if v, ok := a.min[n]; !ok || t.Unix() < v {
+			a.min[n] = t.Unix()
+		}
+	}
+	a.firstLocked(t)
+}
+
+// Bounced counts a bounce event of a genuine bounce for the alerts (see
+// the package doc): failures only.
+func (a *Aggregator) Bounced(e events.Event) {
+	if e.Kind != events.KindBounce || e.Sender == "" {
+		return
+	}
+	t := a.now(e.Time)
+	sender := clip(e.Sender)
+	rdom := clip(e.RecipientDomain)
+	if rdom == "" {
+		rdom = "?"
+	}
+	unknown := e.Hard && (e.Reason == string(bounce.ReasonUserUnknown) || e.Reason == string(bounce.ReasonHostUnknown))
+	host := clip(e.SendingHost)
+	if host == "" {
+		host = UnknownHost
+	}
+	var kinds []string
+	switch e.Reason {
+	case string(bounce.ReasonSpamDetected):
+		kinds = append(kinds, RefusedSpam)
+	case string(bounce.ReasonVirusDetected):
+		kinds = append(kinds, RefusedMalware)
+	}
+	if len(e.Blocklists) > 0 {
+		kinds = append(kinds, RefusedBlocklist)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fine, daily := a.bucketsLocked(t)
+	for _, b := range []*delta{fine, daily} {
+		a.member(b, SetSenderBounces, sender, 1)
+		if unknown {
+			a.member(b, SetSenderUnknown, sender, 1)
+			a.member(b, SetSenderUnknownDomains, sender+Sep+rdom, 1)
+		}
+		for _, k := range kinds {
+			a.member(b, SetRefused, k+Sep+host, 1)
+			a.member(b, SetRefusedDomains, k+Sep+host+Sep+rdom, 1)
+		}
+		for i, l := range e.Blocklists {
+			if i == 4 {
+				break
+			}
+			a.member(b, SetRefusedLists, host+Sep+clip(l), 1)
+		}
 	}
 	a.firstLocked(t)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -292,8 +293,10 @@ type bouncesPage struct {
 	Recipient     string
 	Reason        string
 	Kind          string
+	SendingHost   string
 	Hard          string
 	Since         string
+	SinceOptions  []string
 	MinHard       int
 	Events        []events.Event
 	More          bool
@@ -308,11 +311,15 @@ func (s *server) bouncesPage(w http.ResponseWriter, r *http.Request) {
 	qv := r.URL.Query()
 	now := s.o.Now()
 	p := bouncesPage{Page: "bounces", Title: "Bounces", Masked: s.mask.on(), Now: now.UTC(), Recorded: s.ev != nil, Query: qv,
-		Sender: qv.Get("sender"), Recipient: qv.Get("recipient"), Reason: qv.Get("reason"), Kind: qv.Get("kind"),
+		Sender: qv.Get("sender"), Recipient: qv.Get("recipient"), Reason: qv.Get("reason"), Kind: qv.Get("kind"), SendingHost: qv.Get("sending_host"),
 		Hard: qv.Get("hard"), Since: qv.Get("since"), MinHard: 2, Reasons: reasonWords}
 	if p.Since == "" {
 		p.Since = "7d"
 		qv.Set("since", p.Since)
+	}
+	p.SinceOptions = []string{"24h", "7d", "30d"}
+	if !slices.Contains(p.SinceOptions, p.Since) {
+		p.SinceOptions = append([]string{p.Since}, p.SinceOptions...)
 	}
 	if m := qv.Get("min_hard"); m != "" {
 		n, err := strconv.Atoi(m)
@@ -323,7 +330,7 @@ func (s *server) bouncesPage(w http.ResponseWriter, r *http.Request) {
 		p.MinHard = n
 	}
 	eq := url.Values{}
-	for _, k := range []string{"since", "sender", "recipient", "reason", "kind", "hard"} {
+	for _, k := range []string{"since", "sender", "recipient", "reason", "kind", "hard", "sending_host"} {
 		if v := qv.Get(k); v != "" {
 			eq.Set(k, v)
 		}

@@ -1,11 +1,13 @@
 // Package web serves the monitoring pages: Overview (decisions over time,
-// each domain's mode, the store's health, the flood state), Floods (the
-// suspected backscatter of a window: whom it targets, where it comes
-// from), Bounces (the genuine bounce events and the suppression
-// candidates, from package events) and Keys (messages signed per key
-// number and whether a key can be retired), with a JSON API behind each
-// (/api/overview, /api/floods, /api/keys, /api/events, /api/suppressions)
-// that answers the same data.
+// each domain's mode, the store's health, the flood state, a banner when
+// alerts are active), Floods (the suspected backscatter of a window: whom
+// it targets, where it comes from), Bounces (the genuine bounce events and
+// the suppression candidates, from package events), Keys (messages signed
+// per key number and whether a key can be retired) and Alerts (package
+// alerts: what is active, with its figures and links to the evidence,
+// the senders held, what cleared), with a JSON API behind each
+// (/api/overview, /api/floods, /api/keys, /api/events, /api/suppressions,
+// /api/alerts) that answers the same data.
 //
 // Pages are rendered on the server (html/template, files embedded in the
 // binary); charts are SVG drawn on the server; there is no script at all,
@@ -14,7 +16,10 @@
 // is bounded (the statistics and events readers bound their answers, and
 // MaxAnswer bounds the bytes written).
 //
-// Access: the pages are read-only. On a loopback listener they need no
+// Access: the pages are read-only; the one request that changes
+// anything is POST /api/alerts/clear (JSON, which a page elsewhere cannot
+// send without the browser asking first), from bounce-milter alerts
+// clear. On a loopback listener they need no
 // login, but the Host header must name a loopback host (so that a web
 // page elsewhere cannot read them through DNS rebinding); with a token or
 // a user and password (required by config on any other listener) every
@@ -91,6 +96,8 @@ type Options struct {
 	Version        string
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// Alerts are the alerts (nil: the Alerts page says they do not run).
+	Alerts AlertsSource
 }
 
 type server struct {
@@ -136,8 +143,12 @@ func New(o Options) (http.Handler, error) {
 	if o.Events != nil {
 		s.ev = maskedReader{o.Events, s.mask}
 	}
-	for _, p := range []string{"overview", "floods", "bounces", "keys"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+p+".html")
+	fm := template.FuncMap{"activeAlerts": s.activeAlerts}
+	for k, v := range funcs {
+		fm[k] = v
+	}
+	for _, p := range []string{"overview", "floods", "bounces", "keys", "alerts"} {
+		t, err := template.New("layout.html").Funcs(fm).ParseFS(files, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, err
 		}
@@ -152,6 +163,7 @@ func New(o Options) (http.Handler, error) {
 	mux.HandleFunc("GET /floods", s.floodsPage)
 	mux.HandleFunc("GET /bounces", s.bouncesPage)
 	mux.HandleFunc("GET /keys", s.keysPage)
+	mux.HandleFunc("GET /alerts", s.alertsPage)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, static, "favicon.svg")
@@ -159,6 +171,16 @@ func New(o Options) (http.Handler, error) {
 	mux.HandleFunc("GET /api/overview", s.overviewAPI)
 	mux.HandleFunc("GET /api/floods", s.floodsAPI)
 	mux.HandleFunc("GET /api/keys", s.keysAPI)
+	if o.Alerts != nil {
+		mux.HandleFunc("GET /api/alerts", s.alertsAPI)
+		// The one request that changes something: an admin clears an
+		// alert (JSON only; see watch.Watcher.API).
+		mux.Handle("POST /api/alerts/clear", o.Alerts.API(true))
+	} else {
+		mux.HandleFunc("GET /api/alerts", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "alerts do not run in this daemon", http.StatusNotFound)
+		})
+	}
 	if s.ev != nil {
 		api := events.API(s.ev, o.Now)
 		mux.Handle("GET /api/events", api)

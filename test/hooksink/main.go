@@ -2,7 +2,9 @@
 // each request's signature and timestamp, answers 500 to the first try of
 // every event (so that the sender's retry is tested) and 200 afterwards,
 // and appends each event it accepted to a JSONL file, with the number of
-// tries it took. It is a test tool, not part of bounce-milter.
+// tries it took. Alerts (X-Bounce-Milter-Type: alert) are accepted at
+// once and appended as {"alert": BODY}. It is a test tool, not part of
+// bounce-milter.
 package main
 
 import (
@@ -40,6 +42,18 @@ func main() {
 		if err := events.VerifySignature(key, r.Header.Get("X-Bounce-Milter-Timestamp"), r.Header.Get("X-Bounce-Milter-Signature"), body, time.Now(), 5*time.Minute); err != nil {
 			log.Printf("refused: %v", err)
 			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if r.Header.Get("X-Bounce-Milter-Type") == "alert" {
+			var a map[string]any
+			if err := json.Unmarshal(body, &a); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			line, _ := json.Marshal(map[string]any{"alert": a})
+			mu.Lock()
+			f.Write(append(line, '\n'))
+			mu.Unlock()
 			return
 		}
 		var e events.Event

@@ -121,7 +121,7 @@ token_file = "$T/web-token"
 CONF
 start_bm bm2 --config "$T/bm2.toml"
 wait_port "$P2"
-for p in / /floods /bounces /keys /api/overview /api/floods /api/keys /api/events /api/suppressions; do
+for p in / /floods /bounces /keys /alerts /api/overview /api/floods /api/keys /api/events /api/suppressions /api/alerts; do
   [ "$(http_status "http://127.0.0.1:$P2$p")" = 401 ] || fail "$p answered without the token"
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer wrong-token" "http://127.0.0.1:$P2$p")
   [ "$code" = 401 ] || fail "$p answered a wrong token ($code)"

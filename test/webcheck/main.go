@@ -9,6 +9,12 @@
 // of the daemon.
 //
 //	webcheck -expect expect.json -out DIR
+//	webcheck -mode alerts -expect alerts.json -out DIR
+//
+// The alerts mode (test/t-85-alerts) checks the alerts while they are
+// active: the Overview's banner and the menu's count, the Alerts page's
+// rows against the JSON API, an evidence link followed to the bounces it
+// names, the held sender; and keeps screenshots.
 package main
 
 import (
@@ -135,14 +141,13 @@ func num(v any) int64 {
 
 func main() {
 	expectFile := flag.String("expect", "", "the expectations (JSON)")
+	mode := flag.String("mode", "pages", "what to check: pages (t-80-web) or alerts (t-85-alerts)")
 	out := flag.String("out", "", "directory for the screenshots")
 	chromium := flag.String("chromium", "/usr/bin/chromium", "the browser")
 	timeout := flag.Duration("timeout", 60*time.Second, "for everything")
 	flag.Parse()
 	data, err := os.ReadFile(*expectFile)
 	must(err, "expectations")
-	var ex Expect
-	must(json.Unmarshal(data, &ex), "expectations")
 	must(os.MkdirAll(*out, 0o755), "screenshot directory")
 	profile, err := os.MkdirTemp("", "webcheck-profile")
 	must(err, "profile directory")
@@ -185,6 +190,35 @@ func main() {
 		}
 	}()
 
+	switch *mode {
+	case "pages":
+		var ex Expect
+		must(json.Unmarshal(data, &ex), "expectations")
+		pages(ctx, ex, *out)
+	case "alerts":
+		var ex AlertsExpect
+		must(json.Unmarshal(data, &ex), "expectations")
+		alertPages(ctx, ex, *out)
+	default:
+		must(fmt.Errorf("unknown mode %q", *mode), "-mode")
+	}
+
+	// Let late console messages arrive, then stop listening.
+	time.Sleep(200 * time.Millisecond)
+	stopConsole()
+	<-done
+	mu.Lock()
+	check(len(console) == 0, "console: %d errors or warnings %v", len(console), console)
+	mu.Unlock()
+	if len(failures) > 0 {
+		fmt.Printf("webcheck: %d checks failed\n", len(failures))
+		os.Exit(1)
+	}
+	fmt.Println("webcheck: all checks passed")
+}
+
+// pages checks every page after t-80-web's mix.
+func pages(ctx context.Context, ex Expect, out string) {
 	// Overview.
 	must(chromedp.Do(ctx, chromedp.Navigate(ex.Base+"/")), "open the overview")
 	h1, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
@@ -224,7 +258,7 @@ func main() {
 		api[l.Verdict+"/"+l.Reason] = l.Total
 	}
 	check(reflect.DeepEqual(api, ex.Inbound), "api/overview: inbound %v", api)
-	shot(ctx, *out, "overview")
+	shot(ctx, out, "overview")
 
 	// Floods, through the menu.
 	loc := clickAndLoad(ctx, `header nav a[href="/floods"]`)
@@ -252,7 +286,7 @@ func main() {
 	check(strings.HasSuffix(loc, "window=30d") && len(row) == 2 && row[1] == fmt.Sprint(num(ex.TopRecipient[1])), "floods: 30 days, first recipient %v", row)
 	loc = clickAndLoad(ctx, `nav.windows a[href="/floods?window=24h"]`)
 	check(strings.HasSuffix(loc, "window=24h"), "floods: back to 24 hours (%s)", loc)
-	shot(ctx, *out, "floods")
+	shot(ctx, out, "floods")
 
 	// From a targeted recipient to its bounces.
 	loc = clickAndLoad(ctx, `#top-recipients tbody a`)
@@ -279,7 +313,7 @@ func main() {
 	apiGet(ex.Base, "/api/suppressions?since=7d&min_hard=2", &sup)
 	srows := eval[int](ctx, `document.querySelectorAll('#suppressions tbody tr').length`)
 	check(srows == max(len(sup), 1), "bounces: %d suppression rows, the API has %d", srows, len(sup))
-	shot(ctx, *out, "bounces")
+	shot(ctx, out, "bounces")
 
 	// Keys.
 	loc = clickAndLoad(ctx, `header nav a[href="/keys"]`)
@@ -291,7 +325,7 @@ func main() {
 	ktotal := eval[string](ctx, fmt.Sprintf(`document.querySelector('#key%d').dataset.total`, ex.Key))
 	kchart := sumRects(ctx, fmt.Sprintf("key%d", ex.Key))
 	check(ktotal == fmt.Sprint(ex.KeySigned) && len(kchart) == 1, "keys: chart of key %d totals %s %v", ex.Key, ktotal, kchart)
-	shot(ctx, *out, "keys")
+	shot(ctx, out, "keys")
 
 	// From a key to its domain's overview.
 	loc = clickAndLoad(ctx, fmt.Sprintf(`#keys tr[data-key="%d"] a[href="/?domain=%s"]`, ex.Key, ex.Domain))
@@ -299,17 +333,4 @@ func main() {
 	must(err, "domain overview title")
 	dtotal := eval[string](ctx, `document.querySelector('#in24').dataset.total`)
 	check(strings.Contains(h1, ex.Domain) && dtotal == fmt.Sprint(ex.DomainTotal), "overview of %s: %q, inbound total %s, want %d (%s)", ex.Domain, h1, dtotal, ex.DomainTotal, loc)
-
-	// Let late console messages arrive, then stop listening.
-	time.Sleep(200 * time.Millisecond)
-	stopConsole()
-	<-done
-	mu.Lock()
-	check(len(console) == 0, "console: %d errors or warnings %v", len(console), console)
-	mu.Unlock()
-	if len(failures) > 0 {
-		fmt.Printf("webcheck: %d checks failed\n", len(failures))
-		os.Exit(1)
-	}
-	fmt.Println("webcheck: all checks passed")
 }

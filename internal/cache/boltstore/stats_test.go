@@ -45,3 +45,7 @@ func TestStatsPersistAndPrune(t *testing.T) {
 		t.Fatalf("pruned bucket still read: %+v %v", bs, err)
 	}
 }
+
+func TestAlertsConformance(t *testing.T) {
+	storetest.RunAlerts(t, func(t *testing.T) cache.AlertStore { return open(t, t.TempDir(), storetest.Base()) })
+}

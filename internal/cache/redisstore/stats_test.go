@@ -89,3 +89,19 @@ func TestMiniredisStatsTTLAndRoundTrips(t *testing.T) {
 		t.Fatalf("%d keys outlived their TTL: %q", n, m.Keys())
 	}
 }
+
+func TestMiniredisAlertsConformance(t *testing.T) {
+	storetest.RunAlerts(t, func(t *testing.T) cache.AlertStore { return openMini(t, miniredis.RunT(t), statsCfg()) })
+}
+
+func TestStandaloneAlertsConformance(t *testing.T) {
+	srv := startRedis(t)
+	url := "redis://" + srv.Addr + "/4"
+	storetest.RunAlerts(t, func(t *testing.T) cache.AlertStore { return openURL(t, url, statsCfg()) })
+}
+
+func TestClusterAlertsConformance(t *testing.T) {
+	nodes := startCluster(t)
+	url := "redis-cluster://" + nodes[0].Addr
+	storetest.RunAlerts(t, func(t *testing.T) cache.AlertStore { return openURL(t, url, statsCfg()) })
+}
