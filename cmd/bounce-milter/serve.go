@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -194,6 +195,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	smallMachineProcs()
 	gomilter.LogWarning = func(format string, v ...any) {
 		log.Warn("milter protocol: " + fmt.Sprintf(format, v...))
 	}
@@ -240,7 +242,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		go func() { defer wg.Done(); errc <- x.run() }()
 	}
 	log.Info("bounce-milter started", "version", versionString(), "listening", strings.Join(listening, ", "),
-		"domains", strings.Join(cfg.DomainNames(), ","), "store", storeDesc, "data_dir", cfg.DataDir)
+		"domains", strings.Join(cfg.DomainNames(), ","), "store", storeDesc, "data_dir", cfg.DataDir,
+		"gomaxprocs", runtime.GOMAXPROCS(0))
 	logDomains(rt, log)
 	fmt.Fprintf(stdout, "bounce-milter %s listening: %s\n\n%s", versionString(), strings.Join(listening, ", "), postfixLines(cfg, rt.engine, time.Now(), RegexpMapPath, detectPostfix("/etc/postfix")))
 	notifyReady(log)
