@@ -506,7 +506,12 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 		}
 	}
 	var err error
-	if q.Count && hasTag {
+	switch {
+	case len(ids) == 0 && !hasTag:
+		// Nothing to read (a forged tag or an untagged recipient at RCPT,
+		// before any Message-ID is known): only the flood state below,
+		// which lives in memory. No transaction, no goroutine.
+	case q.Count && hasTag:
 		err = s.run(ctx, "inbound", s.cfg.Timeout, func() error {
 			return s.write(func(tx *bolt.Tx) error {
 				days := window(tx, q.Now)
@@ -534,7 +539,7 @@ func (s *Store) Inbound(ctx context.Context, q cache.InboundQuery) (cache.Inboun
 				return nil
 			})
 		})
-	} else {
+	default:
 		err = s.run(ctx, "inbound", s.cfg.Timeout, func() error {
 			return s.db.View(func(tx *bolt.Tx) error { read(tx, window(tx, q.Now)); return nil })
 		})
