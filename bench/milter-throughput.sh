@@ -128,9 +128,10 @@ sink_count() {
 # bm_deploy NET: starts bounce-milter with its three listeners on unix
 # sockets or tcp loopback, and sets PF_LINES (main.cf) and SUB_OPTS (the
 # submission service's -o options) from what postfix-config prints.
-BMPID="" PF_LINES="" SUB_OPTS=""
+BMPID="" BMDATA="" PF_LINES="" SUB_OPTS=""
 bm_deploy() {
   local net=$1 m s sm data=$DATA_ROOT/$RANDOM$RANDOM
+  BMDATA=$data
   case $net in
     unix) m=unix:$T/run/m.sock s=unix:$T/run/s.sock sm=unix:$T/run/sm.sock ;;
     tcp) m=inet:127.0.0.1:$MPORT s=inet:127.0.0.1:$SPORT sm=inet:127.0.0.1:$SMPORT ;;
@@ -351,17 +352,24 @@ bm_deploy unix
 pf_start inbound unix
 rss_sampler "$BMPID" "$T/rss-long.txt" & SAMPLER=$!
 step=$((MEMN / 10))
-marks=()
+marks=() anon=()
 for _ in $(seq 10); do
   # per tenth: half signed, 3/10 inbound, 2/10 backscatter DSNs
   send sign $((step / 2)) 10 >/dev/null
   send inbound $((step * 3 / 10)) 10 >/dev/null
   send dsn $((step / 5)) 10 >/dev/null
   marks+=("$(awk '/^VmRSS/ {print $2}' "/proc/$BMPID/status")")
+  # RssFile: pages of mapped files, here the embedded store's file (bbolt
+  # maps it), which grows with the records kept; RssAnon: the heap.
+  anon+=("$(awk '/^RssAnon/ {print $2}' "/proc/$BMPID/status")")
 done
 kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
 peak=$(awk '{print $2}' "$T/rss-long.txt" | sort -n | tail -1)
 printf 'memory: %d mixed messages (5/10 signed, 3/10 inbound, 2/10 backscatter DSNs): VmRSS (MB) after each tenth:' "$MEMN"
 for m in "${marks[@]}"; do printf ' %.1f' "$(echo "$m / 1024" | bc -l)"; done
 printf '; peak %.1f MB\n' "$(echo "$peak / 1024" | bc -l)"
+printf 'memory: of it anonymous (RssAnon: heap and stacks; the rest maps the store file, %.1f MB at the end):' \
+  "$(echo "$(stat -c %s "$BMDATA/state.db" 2>/dev/null || echo 0) / 1048576" | bc -l)"
+for m in "${anon[@]}"; do printf ' %.1f' "$(echo "$m / 1024" | bc -l)"; done
+printf '\n'
 pf_down; bm_stop
