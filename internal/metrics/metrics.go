@@ -21,10 +21,11 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bounce-milter/bounce-milter/internal/domainlabel"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
@@ -35,7 +36,7 @@ import (
 )
 
 // Other is the label value for anything outside a label's fixed set.
-const Other = "other"
+const Other = domainlabel.Other
 
 // Label value sets. Reasons are the engine's closed set
 // (backscatter.Reasons).
@@ -85,7 +86,7 @@ type Metrics struct {
 	floodEntered prometheus.Counter
 	strict       strictStates
 
-	domains   atomic.Pointer[map[string]bool]
+	domains   domainlabel.Set
 	ev        eventMetrics
 	socketmap *prometheus.CounterVec
 	store     atomic.Pointer[storeState]
@@ -291,19 +292,11 @@ func (m *Metrics) Handler() http.Handler {
 // SetDomains sets our domains: the only values the domain label takes
 // besides "other". Called at start and on every reload.
 func (m *Metrics) SetDomains(names []string) {
-	d := make(map[string]bool, len(names))
-	for _, n := range names {
-		d[strings.ToLower(strings.TrimSuffix(n, "."))] = true
-	}
-	m.domains.Store(&d)
+	m.domains.Replace(names)
 }
 
 func (m *Metrics) domain(d string) string {
-	d = strings.ToLower(strings.TrimSuffix(d, "."))
-	if (*m.domains.Load())[d] {
-		return d
-	}
-	return Other
+	return m.domains.Label(d)
 }
 
 // Decision counts one decision (milter.Observer).

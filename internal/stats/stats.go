@@ -78,6 +78,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bounce-milter/bounce-milter/internal/domainlabel"
+
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/bounce"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
@@ -131,7 +133,7 @@ const (
 )
 
 // Other is the label of anything outside a label's closed set.
-const Other = "other"
+const Other = domainlabel.Other
 
 // Directions and verdicts.
 const (
@@ -283,7 +285,7 @@ type Aggregator struct {
 	failing  bool
 	lastLog  time.Time
 
-	domains atomic.Pointer[map[string]bool]
+	domains domainlabel.Set
 	dropped atomic.Uint64
 
 	writeMu   sync.Mutex // one write at a time
@@ -324,19 +326,11 @@ func New(o Options) *Aggregator {
 // SetDomains sets our domains: the only values the domain label takes
 // besides "other" (at start and every reload).
 func (a *Aggregator) SetDomains(names []string) {
-	d := make(map[string]bool, len(names))
-	for _, n := range names {
-		d[strings.ToLower(strings.TrimSuffix(n, "."))] = true
-	}
-	a.domains.Store(&d)
+	a.domains.Replace(names)
 }
 
 func (a *Aggregator) domain(d string) string {
-	d = strings.ToLower(strings.TrimSuffix(d, "."))
-	if (*a.domains.Load())[d] {
-		return d
-	}
-	return Other
+	return a.domains.Label(d)
 }
 
 func clip(s string) string {

@@ -250,12 +250,24 @@ func dayName(d int64) []byte { return []byte(dayPrefix + cache.DayStart(d).Forma
 
 // Prune drops the day buckets whose day has passed and returns how many.
 func (s *Store) Prune(now time.Time) (int, error) {
-	first := string(dayName(cache.Day(now)))
+	n, err := s.dropBuckets(map[string]string{dayPrefix: string(dayName(cache.Day(now)))})
+	if err != nil {
+		return 0, fmt.Errorf("embedded store: pruning: %w", err)
+	}
+	return n, nil
+}
+
+// dropBuckets drops the top-level buckets named with each prefix that
+// sort before its cut (names carry their day, so this is "before that
+// day"), reading first and writing only when there is something to drop.
+func (s *Store) dropBuckets(cutByPrefix map[string]string) (int, error) {
 	var old [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Cursor()
-		for k, _ := c.Seek([]byte(dayPrefix)); k != nil && bytes.HasPrefix(k, []byte(dayPrefix)) && string(k) < first; k, _ = c.Next() {
-			old = append(old, append([]byte(nil), k...))
+		for p, cut := range cutByPrefix {
+			c := tx.Cursor()
+			for k, _ := c.Seek([]byte(p)); k != nil && bytes.HasPrefix(k, []byte(p)) && string(k) < cut; k, _ = c.Next() {
+				old = append(old, append([]byte(nil), k...))
+			}
 		}
 		return nil
 	})
@@ -271,7 +283,7 @@ func (s *Store) Prune(now time.Time) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("embedded store: pruning: %w", err)
+		return 0, err
 	}
 	return len(old), nil
 }

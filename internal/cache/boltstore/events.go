@@ -134,32 +134,14 @@ func (s *Store) boundEvents(tx *bolt.Tx) error {
 // PruneEvents drops the event days older than the retention.
 func (s *Store) PruneEvents(now time.Time) (int, error) {
 	cut := now.Add(-s.cfg.Events.Retention)
-	var old [][]byte
-	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, p := range []string{eventPrefix, hardPrefix} {
-			first := string(eventDay(p, cut))
-			c := tx.Cursor()
-			for k, _ := c.Seek([]byte(p)); k != nil && bytes.HasPrefix(k, []byte(p)) && string(k) < first; k, _ = c.Next() {
-				old = append(old, append([]byte(nil), k...))
-			}
-		}
-		return nil
-	})
-	if err != nil || len(old) == 0 {
-		return 0, err
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		for _, n := range old {
-			if err := tx.DeleteBucket(n); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
-				return err
-			}
-		}
-		return nil
+	n, err := s.dropBuckets(map[string]string{
+		eventPrefix: string(eventDay(eventPrefix, cut)),
+		hardPrefix:  string(eventDay(hardPrefix, cut)),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("embedded store: pruning events: %w", err)
 	}
-	return len(old), nil
+	return n, nil
 }
 
 // Events implements events.Reader: newest first, within the retention.
