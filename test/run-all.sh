@@ -45,6 +45,9 @@ run_one() { # NAME: runs one test, records and prints its result
       echo "PASS $name (${secs}s)"
     else
       echo "FAIL $name (${secs}s)"
+      # What failed first (a test's log tails follow its FAIL line and can
+      # push it out of the tail), then the end of the output.
+      grep -m3 '^FAIL' "$OUT/$name.log" | sed 's/^/    /'
       sed 's/^/    /' "$OUT/$name.log" | tail -60
     fi
   } 9>>"$OUT/print.lock"
