@@ -18,11 +18,17 @@
 #            refused after DATA by the milter; baseline: Postfix refusing
 #            the same messages at end of data (header_checks REJECT)
 #
+# With -F, two more configurations: the same deployment with bounce-milter's
+# milters replaced by bench/floormilter, which holds the same conversation
+# with Postfix (events, no-reply flags, macros, the same answers at the
+# same stages) with no logic behind it: the floor of any milter deployed
+# this way; bounce-milter's own work is the difference.
+#
 # Then the daemon's memory: VmRSS peak with 200 concurrent milter sessions,
 # and VmRSS along a long mixed run (-M messages; flat is the goal).
 #
 #   sudo bench/milter-throughput.sh [-n MESSAGES] [-s SESSIONS] [-r ROUNDS]
-#        [-S SCENARIOS] [-M MEMORY_RUN_MESSAGES] [-o results.tsv]
+#        [-S SCENARIOS] [-M MEMORY_RUN_MESSAGES] [-o results.tsv] [-F]
 #
 # Defaults: -n 3000 -s 10 -r 3 -S "sign inbound forged dsn" -M 100000
 # (-M 0 skips the memory part). One message per SMTP connection (so one
@@ -35,11 +41,11 @@
 # daemon (perf record -g) during each timed run; BENCH_ENV="GOMAXPROCS=1
 # GOGC=200" sets the daemon's environment.
 set -euo pipefail
-N=3000 S=10 R=3 OUT="" SCEN="sign inbound forged dsn" MEMN=100000 W=300
-while getopts n:s:r:o:S:M:w: opt; do
+N=3000 S=10 R=3 OUT="" SCEN="sign inbound forged dsn" MEMN=100000 W=300 CONFIGS="none unix tcp"
+while getopts n:s:r:o:S:M:w:F opt; do
   case $opt in
     n) N=$OPTARG ;; s) S=$OPTARG ;; r) R=$OPTARG ;; o) OUT=$OPTARG ;;
-    S) SCEN=$OPTARG ;; M) MEMN=$OPTARG ;; w) W=$OPTARG ;;
+    S) SCEN=$OPTARG ;; M) MEMN=$OPTARG ;; w) W=$OPTARG ;; F) CONFIGS="none unix tcp funix ftcp" ;;
     *) sed -n '2,32p' "$0" >&2; exit 2 ;;
   esac
 done
@@ -47,12 +53,12 @@ export T=/dev/shm/bm-bench
 source "$(dirname "$0")/../test/lib.sh"
 setup_dirs
 [ -x /usr/sbin/smtp-sink ] || { echo "needs Postfix's smtp-sink (bash test/deps.sh)" >&2; exit 1; }
-(cd "$ROOT" && go build -o "$T/smtpload" ./bench/smtpload)
+(cd "$ROOT" && go build -o "$T/smtpload" ./bench/smtpload && go build -o "$T/floormilter" ./bench/floormilter)
 DATA_ROOT=$(mktemp -d "${BENCH_DATA:-/var/tmp}/bm-bench-data.XXXXXX")
 trap 'cleanup; rm -rf "$DATA_ROOT"' EXIT
 
 PF_PORT=$(free_port); SUB_PORT=$(free_port); SINK_PORT=$(free_port)
-MPORT=$(free_port); SPORT=$(free_port); SMPORT=$(free_port)
+MPORT=$(free_port); SPORT=$(free_port); SMPORT=$(free_port); FPORT=$(free_port)
 KEYS=$T/keys
 printf '1 bench-secret-0123456789\n' > "$KEYS"; chmod 600 "$KEYS"
 TAG=$("$BM" sign --key-file "$KEYS" user@example.com)
@@ -128,7 +134,7 @@ sink_count() {
 # bm_deploy NET: starts bounce-milter with its three listeners on unix
 # sockets or tcp loopback, and sets PF_LINES (main.cf) and SUB_OPTS (the
 # submission service's -o options) from what postfix-config prints.
-BMPID="" BMDATA="" PF_LINES="" SUB_OPTS=""
+BMPID="" BMDATA="" BM_M="" BM_S="" PF_LINES="" SUB_OPTS="" FLOORPID=""
 bm_deploy() {
   local net=$1 m s sm data=$DATA_ROOT/$RANDOM$RANDOM
   BMDATA=$data
@@ -136,6 +142,7 @@ bm_deploy() {
     unix) m=unix:$T/run/m.sock s=unix:$T/run/s.sock sm=unix:$T/run/sm.sock ;;
     tcp) m=inet:127.0.0.1:$MPORT s=inet:127.0.0.1:$SPORT sm=inet:127.0.0.1:$SMPORT ;;
   esac
+  BM_M=$m BM_S=$s
   cat > "$T/bm.toml" <<CONF
 data_dir = "$data"
 key_file = "$KEYS"
@@ -178,8 +185,38 @@ CONF
 }
 
 bm_stop() {
+  if [ -n "$FLOORPID" ]; then stop_pid "$FLOORPID"; FLOORPID=""; fi
   [ -n "$BMPID" ] || return 0
   stop_pid "$BMPID"; BMPID=""
+}
+
+# floor_deploy NET SCENARIO: bench/floormilter in place of the milter the
+# scenario goes through (the sign-only one on submission, else the MX one),
+# in the lines bm_deploy read from postfix-config (bounce-milter keeps
+# serving the socketmap).
+floor_deploy() {
+  local net=$1 scen=$2 f args=()
+  case $net in
+    unix) f=unix:$T/run/floor.sock; rm -f "$T/run/floor.sock" ;;
+    tcp) f=inet:127.0.0.1:$FPORT ;;
+  esac
+  [ "$scen" = sign ] && args=(-sign)
+  "$T/floormilter" -listen "$f" "${args[@]}" >"$T/floor.log" 2>&1 &
+  FLOORPID=$!
+  PIDS+=("$FLOORPID")
+  for _ in $(seq 200); do
+    case $f in
+      unix:*) [ -S "${f#unix:}" ] && break ;;
+      inet:*) ss -Hltn "sport = :$FPORT" | grep -q . && break ;;
+    esac
+    sleep 0.05
+  done
+  if [ "$scen" = sign ]; then
+    SUB_OPTS=${SUB_OPTS//"$BM_S"/"$f"}
+  else
+    PF_LINES=$(sed "s|^smtpd_milters = $BM_M\$|smtpd_milters = $f|" <<<"$PF_LINES")
+  fi
+  grep -q "$f" <<<"$PF_LINES $SUB_OPTS" || fail "floor: no milter line to replace"
 }
 
 # pf_start SCENARIO CONFIG: a fresh Postfix for the run.
@@ -257,7 +294,11 @@ RESULTS=${OUT:-$T/results.tsv}
 [ -n "$OUT" ] || : > "$RESULTS"
 run() { # SCENARIO CONFIG ROUND
   local scen=$1 cfg=$2 round=$3 secs rate
-  if [ "$cfg" != none ]; then bm_deploy "$cfg"; fi
+  if [ "$cfg" != none ]; then bm_deploy "${cfg#f}"; fi
+  case $cfg in funix|ftcp) floor_deploy "${cfg#f}" "$scen" ;; esac
+  # The daemon's CPU: the milter the mail goes through.
+  local cpupid=$BMPID
+  [ -n "$FLOORPID" ] && cpupid=$FLOORPID
   pf_start "$scen" "$cfg"
   [ "$W" -gt 0 ] && send "$scen" "$W" "$S" >/dev/null
   : > "$T/pf/log/maillog"
@@ -267,17 +308,17 @@ run() { # SCENARIO CONFIG ROUND
     # with BENCH_PERF_ALL=1, of the whole machine (perf report --sort comm
     # splits it by process: smtpd, cleanup, bounce-milter...).
     mkdir -p "$BENCH_PERF"
-    local target=(-p "$BMPID")
+    local target=(-p "$cpupid")
     [ -n "${BENCH_PERF_ALL:-}" ] && target=(-a)
-    if [ -n "${BENCH_PERF_ALL:-}" ] || [ -n "$BMPID" ]; then
+    if [ -n "${BENCH_PERF_ALL:-}" ] || [ -n "$cpupid" ]; then
       perf record -q -g "${target[@]}" -o "$BENCH_PERF/$scen-$cfg-$round.data" >/dev/null 2>&1 & perfpid=$!
       sleep 0.3
     fi
   fi
   local busy0 busy1 d0=0 d1=0 cpu_all cpu_bm
-  busy0=$(cpu_busy); [ -n "$BMPID" ] && d0=$(proc_cpu "$BMPID")
+  busy0=$(cpu_busy); [ -n "$cpupid" ] && d0=$(proc_cpu "$cpupid")
   secs=$(send "$scen" "$N" "$S")
-  busy1=$(cpu_busy); [ -n "$BMPID" ] && d1=$(proc_cpu "$BMPID")
+  busy1=$(cpu_busy); [ -n "$cpupid" ] && d1=$(proc_cpu "$cpupid")
   if [ -n "$perfpid" ]; then kill -INT "$perfpid"; wait "$perfpid" 2>/dev/null || true; fi
   check_outcome "$scen" "$cfg"
   rate=$(echo "$N / $secs" | bc -l)
@@ -294,7 +335,7 @@ run() { # SCENARIO CONFIG ROUND
 echo "# $(nproc) CPUs; N=$N per run, $S sessions, $R rounds, warm-up $W; results in $RESULTS" >&2
 for round in $(seq "$R"); do
   for scen in $SCEN; do
-    for cfg in none unix tcp; do run "$scen" "$cfg" "$round"; done
+    for cfg in $CONFIGS; do run "$scen" "$cfg" "$round"; done
   done
 done
 
@@ -306,13 +347,15 @@ label() {
     */none) echo "Postfix alone" ;;
     */unix) echo "bounce-milter, unix sockets" ;;
     */tcp) echo "bounce-milter, tcp loopback" ;;
+    */funix) echo "floor milter (same conversation), unix" ;;
+    */ftcp) echo "floor milter (same conversation), tcp" ;;
   esac
 }
 echo
 printf '%-9s %-44s %9s %18s %6s %9s %9s\n' scenario configuration "msg/s" "runs" ratio "cpu ms" "daemon"
 for scen in $SCEN; do
   base=$(awk -F'\t' -v s="$scen" '$1==s && $2=="none" {print $7}' "$RESULTS" | median)
-  for cfg in none unix tcp; do
+  for cfg in $CONFIGS; do
     col() { awk -F'\t' -v s="$scen" -v c="$cfg" -v k="$1" '$1==s && $2==c {print $k}' "$RESULTS" | median; }
     m=$(col 7)
     runs=$(awk -F'\t' -v s="$scen" -v c="$cfg" '$1==s && $2==c {printf "%s%.0f", (n++ ? "/" : ""), $7}' "$RESULTS")
@@ -320,7 +363,7 @@ for scen in $SCEN; do
       "$(echo "$m / $base" | bc -l)" "$(col 8)" "$(col 9)"
   done
 done
-echo "(cpu ms: the machine's CPU time per message, Postfix, the load driver and the daemon; daemon: bounce-milter's own)"
+echo "(cpu ms: the machine's CPU time per message, Postfix, the load driver and the daemon; daemon: the milter's own, bounce-milter's or the floor's)"
 
 [ "$MEMN" -gt 0 ] || exit 0
 

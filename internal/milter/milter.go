@@ -223,15 +223,23 @@ func (s *Server) SetSettings(st Settings) {
 // packet goes out in one write; on tcp listeners each connection also
 // re-arms TCP_QUICKACK after every read.
 func (s *Server) Serve(ln net.Listener) error {
-	if _, ok := ln.Addr().(*net.TCPAddr); ok {
-		ln = quickAckListener{ln}
-	}
+	ln = QuickAck(ln)
 	ln = newLimitListener(ln, s.opts.MaxConnections, s.log)
 	err := s.srv.Serve(ln)
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// QuickAck returns ln, its tcp connections re-arming TCP_QUICKACK after
+// every read (see quickAckListener); other listeners are returned as they
+// are. Serve applies it; bench/floormilter too, so that its floor is fair.
+func QuickAck(ln net.Listener) net.Listener {
+	if _, ok := ln.Addr().(*net.TCPAddr); ok {
+		return quickAckListener{ln}
+	}
+	return ln
 }
 
 // Shutdown stops accepting connections and waits for the sessions in
