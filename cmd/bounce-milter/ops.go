@@ -133,11 +133,6 @@ func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Co
 	if !isLoopbackHost(host) {
 		log.Warn("metrics: listening on a non-loopback address; /metrics shows domains and mail volumes, restrict access to it", "address", addr)
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return service{}, fmt.Errorf("metrics: cannot listen on %s: %w", addr, err)
-	}
-	ln = connlimit.New(ln, cfg.Listen.MaxConnections, log, "metrics connection limit reached: new connections closed at once")
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("GET /healthz", healthHandler(health, log))
@@ -150,18 +145,32 @@ func startMetrics(cfg *config.Config, m *metrics.Metrics, health func(context.Co
 		// Read only here: clearing needs the web listener's login.
 		mux.Handle("GET /api/alerts", al.API(false))
 	}
+	return httpService(cfg, "metrics", "/metrics", addr, mux, log)
+}
+
+// httpService listens on addr (tcp HOST:PORT) and serves handler as the
+// daemon's HTTP listeners all are: at most [listen] max_connections open
+// connections, bounded headers and timeouts (a slow client cannot hold a
+// connection), the server's errors logged as warnings.
+func httpService(cfg *config.Config, what, path, addr string, handler http.Handler, log *slog.Logger) (service, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return service{}, fmt.Errorf("%s: cannot listen on %s: %w", what, addr, err)
+	}
+	ln = connlimit.New(ln, cfg.Listen.MaxConnections, log, what+" connection limit reached: new connections closed at once")
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return service{
-		name: "metrics http://" + ln.Addr().String() + "/metrics",
+		name: what + " http://" + ln.Addr().String() + path,
 		run: func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("metrics server: %w", err)
+				return fmt.Errorf("%s server: %w", what, err)
 			}
 			return nil
 		},

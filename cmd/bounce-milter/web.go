@@ -10,11 +10,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -176,33 +173,16 @@ func startWeb(cfg *config.Config, h storeHandle, agg *stats.Aggregator, engine *
 	if err != nil {
 		return service{}, err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return service{}, fmt.Errorf("web: cannot listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	access := "loopback only, no login"
 	if o.Token != "" || o.User != "" {
 		access = "login required"
 	}
-	log.Info("web: monitoring pages", "url", "http://"+ln.Addr().String()+"/", "access", access, "mask_addresses", cfg.Web.MaskAddresses)
-	return service{
-		name: "web http://" + ln.Addr().String() + "/",
-		run: func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("web server: %w", err)
-			}
-			return nil
-		},
-		shutdown: srv.Shutdown,
-	}, nil
+	svc, err := httpService(cfg, "web", "/", addr, handler, log)
+	if err != nil {
+		return service{}, err
+	}
+	log.Info("web: monitoring pages", "url", strings.TrimPrefix(svc.name, "web "), "access", access, "mask_addresses", cfg.Web.MaskAddresses)
+	return svc, nil
 }
 
 // storeStatus reports the store's health for the Overview.
