@@ -129,7 +129,7 @@ type Listen struct {
 	// give files to it).
 	SocketGroup string `toml:"socket_group"`
 	// MaxConnections caps the connections each service (milter, sign-only
-	// milter, socketmap, policy, metrics) holds open at once (default 1000). Over
+	// milter, socketmap, policy, metrics, web) holds open at once (default 1000). Over
 	// it a new connection is closed at once, so that whoever can connect
 	// cannot hold memory without bound.
 	MaxConnections int `toml:"max_connections"`
