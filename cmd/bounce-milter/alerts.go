@@ -4,7 +4,6 @@ package main
 // the bounce events counted for them, and the alerts command.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -144,33 +143,6 @@ func alertsBase(urlFlag, tokenFile, configFile string, clear bool) (base, token 
 	return base, token, nil
 }
 
-func alertsRequest(ctx context.Context, method, u, token string, body []byte, into any) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(into)
-}
-
 func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("alerts", "alerts [--json] [--recent] [--config FILE | --url URL] [--token-file F]\n       bounce-milter alerts clear [--false-alarm] KIND SUBJECT [--config FILE | --url URL] [--token-file F]",
 		"Lists the alerts in force (threat signals from bounce patterns: forged-domain,\n"+
@@ -212,7 +184,7 @@ func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 		}
 		body, _ := json.Marshal(watch.ClearBody{Kind: string(kind), Subject: pos[2], FalseAlarm: *falseAlarm})
 		var out map[string]any
-		if err := alertsRequest(ctx, http.MethodPost, base+"/api/alerts/clear", token, body, &out); err != nil {
+		if err := apiRequest(ctx, http.MethodPost, base+"/api/alerts/clear", token, body, &out); err != nil {
 			fmt.Fprintf(stderr, "alerts: clear: %v\n", err)
 			return 1
 		}
@@ -224,7 +196,7 @@ func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	var a watch.Answer
-	if err := alertsRequest(ctx, http.MethodGet, base+"/api/alerts", token, nil, &a); err != nil {
+	if err := apiRequest(ctx, http.MethodGet, base+"/api/alerts", token, nil, &a); err != nil {
 		fmt.Fprintf(stderr, "alerts: %v\n", err)
 		return 1
 	}

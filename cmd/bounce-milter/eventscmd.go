@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -40,17 +41,30 @@ func apiBase(urlFlag, configFile string) (string, error) {
 	return "http://" + cfg.Listen.Metrics, nil
 }
 
-func getJSON(ctx context.Context, u string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// apiRequest calls the daemon's JSON API: body (JSON) when not nil, the
+// bearer token when not empty; a status other than 2xx is an error with
+// the start of the answer.
+func apiRequest(ctx context.Context, method, u, token string, body []byte, into any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
@@ -103,7 +117,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	for {
 		var es []events.Event
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := getJSON(ctx, base+"/api/events?"+v.Encode(), &es)
+		err := apiRequest(ctx, http.MethodGet, base+"/api/events?"+v.Encode(), "", nil, &es)
 		cancel()
 		if err != nil {
 			fmt.Fprintf(stderr, "events: %v\n", err)
@@ -173,7 +187,7 @@ func cmdSuppressions(args []string, stdout, stderr io.Writer) int {
 	var ss []events.Suppression
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := getJSON(ctx, base+"/api/suppressions?"+v.Encode(), &ss); err != nil {
+	if err := apiRequest(ctx, http.MethodGet, base+"/api/suppressions?"+v.Encode(), "", nil, &ss); err != nil {
 		fmt.Fprintf(stderr, "suppressions: %v\n", err)
 		return 1
 	}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,39 +23,32 @@ func API(r Reader, now func() time.Time) http.Handler {
 		now = time.Now
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, req *http.Request) {
-		q, err := ParseQuery(req.URL.Query().Get, now())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		es, err := r.Events(req.Context(), q)
-		if err != nil {
-			http.Error(w, "events: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		if es == nil {
-			es = []Event{}
-		}
-		writeJSON(w, es)
-	})
-	mux.HandleFunc("GET /api/suppressions", func(w http.ResponseWriter, req *http.Request) {
-		q, err := ParseSuppressionQuery(req.URL.Query().Get, now())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		ss, err := r.Suppressions(req.Context(), q)
-		if err != nil {
-			http.Error(w, "suppressions: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		if ss == nil {
-			ss = []Suppression{}
-		}
-		writeJSON(w, ss)
-	})
+	mux.HandleFunc("GET /api/events", list("events", now, ParseQuery, r.Events))
+	mux.HandleFunc("GET /api/suppressions", list("suppressions", now, ParseSuppressionQuery, r.Suppressions))
 	return mux
+}
+
+// list answers a GET with a JSON array: the query read from the URL (400
+// when it is not valid), then what read returns for it (503 when the store
+// cannot answer; [] rather than null when nothing matches).
+func list[Q, T any](what string, now func() time.Time, parse func(func(string) string, time.Time) (Q, error),
+	read func(context.Context, Q) ([]T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		q, err := parse(req.URL.Query().Get, now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		out, err := read(req.Context(), q)
+		if err != nil {
+			http.Error(w, what+": "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if out == nil {
+			out = []T{}
+		}
+		writeJSON(w, out)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
