@@ -43,12 +43,10 @@ func (o observer) Signed(domain string, keyNum int) {
 	o.agg.Signed(domain, keyNum)
 }
 
-func (o observer) FloodChanged(f stats.FloodChange) {
-	if f.Entered {
-		o.Metrics.FloodEntered()
-	}
-	o.agg.FloodChanged(f)
-}
+// FloodChanged feeds the statistics only: the milter tells the metrics
+// itself (FloodEntered and FloodLeft, as the policy service does), so
+// counting here too counted every entry twice.
+func (o observer) FloodChanged(f stats.FloodChange) { o.agg.FloodChanged(f) }
 
 func (o observer) SetDomains(names []string) {
 	o.Metrics.SetDomains(names)

@@ -320,7 +320,11 @@ deliver "untagged bounce from another client during grace" "$PF_PORT" --from '<>
 sink_has $n '^X-Bounce-Check: neutral (untagged; grace' || fail "grace: no neutral verdict"
 strict=$(metric bounce_milter_flood_strict)
 [ "${strict:-0}" != 0 ] || fail "bounce_milter_flood_strict is ${strict:-unset} during a strict state"
-ok "45 bad-tag RCPTs from 127.0.0.5: refused, client in the flood state (gauge $strict); its untagged bounce refused during grace, another client's accepted"
+# Each entry is counted once: as many as the log says.
+entered=$(metric bounce_milter_flood_entered_total)
+lines=$(grep -c 'flood: strict state entered' "$T/bm.log")
+[ "${entered:-0}" = "$lines" ] || fail "bounce_milter_flood_entered_total is ${entered:-unset}, the log has $lines entries"
+ok "45 bad-tag RCPTs from 127.0.0.5: refused, client in the flood state (gauge $strict, $entered entries counted as logged); its untagged bounce refused during grace, another client's accepted"
 
 # --- 8. Our verdict header from outside, on our own mail. ------------------
 deliver "submission with a forged verdict header" "$SUB_PORT" --from alice@example.com --to bob@remote.example \
