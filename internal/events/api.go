@@ -70,7 +70,9 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	}
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
+		// At most 100 years: more days overflow a time.Duration and would
+		// come out as a time in the future.
+		if err != nil || n < 0 || n > 36500 {
 			return time.Time{}, fmt.Errorf("time %q: want a duration such as 24h or 7d, or an RFC 3339 time", s)
 		}
 		return now.Add(-time.Duration(n) * 24 * time.Hour), nil

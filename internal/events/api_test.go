@@ -65,3 +65,52 @@ func TestAPIAnswers(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTime(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"":                     {},
+		"24h":                  now.Add(-24 * time.Hour),
+		"7d":                   now.Add(-7 * 24 * time.Hour),
+		"0d":                   now,
+		"36500d":               now.Add(-36500 * 24 * time.Hour),
+		"2026-11-01T00:00:00Z": time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		got, err := events.ParseTime(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1d", "-24h", "106752d", "7x", "d", "yesterday", "1.5d", "2026-13-01T00:00:00Z"} {
+		if got, err := events.ParseTime(in, now); err == nil {
+			t.Errorf("ParseTime(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+// Whatever the parameters, a query is refused or reads a window that ends
+// no later than now, with a bounded limit.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"24h", "7d", "-1d", "106752d", "7x", "", "2026-11-01T00:00:00Z", "9223372036854775807d"} {
+		f.Add(s, "10", "true")
+	}
+	f.Add("1d", "0", "maybe")
+	f.Add("1d", "-1", "soft")
+	f.Add("1d", "99999999", "")
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, since, limit, hard string) {
+		params := map[string]string{"since": since, "limit": limit, "hard": hard, "min_hard": limit}
+		get := func(k string) string { return params[k] }
+		if q, err := events.ParseQuery(get, now); err == nil {
+			if q.Since.After(now) && !strings.ContainsAny(since, "TZ:") {
+				t.Errorf("since=%q: a window starting after now (%v)", since, q.Since)
+			}
+			if q.Limit < 1 || q.Limit > events.MaxLimit {
+				t.Errorf("limit=%q: %d outside 1..%d", limit, q.Limit, events.MaxLimit)
+			}
+		}
+		if q, err := events.ParseSuppressionQuery(get, now); err == nil && q.MinHard < 1 {
+			t.Errorf("min_hard=%q: %d", limit, q.MinHard)
+		}
+	})
+}
