@@ -98,3 +98,13 @@ func TestWebhookQueueBoundedAndSignature(t *testing.T) {
 		t.Fatal("stale timestamp verified")
 	}
 }
+
+// The signature is the documented one (docs/events.md: HMAC-SHA256 of
+// "timestamp.body" under the key), not only whatever VerifySignature
+// accepts: the value was computed apart, with Python's hmac module.
+func TestSignatureKnownAnswer(t *testing.T) {
+	const want = "sha256=2655e03f10a8fd7235d79954c38e9505a91bcb47ec23da4621901a18136d9f74"
+	if got := Signature([]byte("k"), 100, []byte("b")); got != want {
+		t.Errorf("Signature(k, 100, b) = %s, want %s", got, want)
+	}
+}
