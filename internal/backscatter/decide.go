@@ -328,6 +328,11 @@ type Decision struct {
 	// Verdicts are the per-recipient decisions made here, for the log,
 	// the metrics and the bounce events.
 	Verdicts []RcptVerdict
+	// Bounce is the Judgement's: the message was judged as a bounce, an
+	// auto-reply or another automatic answer. A valid tag accepts any
+	// mail (a person replying to a VERP return path too); only a bounce
+	// tells what became of the mail we sent.
+	Bounce bool
 }
 
 // RcptVerdict is one recipient's verdict.
@@ -363,7 +368,7 @@ type Reply struct {
 // Decide makes the decision. It must be called after the adapter filled
 // the answers to the queries and, when WantsDKIM, the DKIM results.
 func (j *Judgement) Decide() Decision {
-	var d Decision
+	d := Decision{Bounce: j.Bounce}
 	for i := range j.Rcpts {
 		rj := &j.Rcpts[i]
 		r := rj.R

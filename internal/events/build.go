@@ -26,11 +26,17 @@ type Delivered struct {
 	Ours func(host string) bool
 }
 
-// Build returns the events of one delivered message: per genuine recipient
+// Build returns the events of one delivered bounce or auto-reply (none for
+// other mail): per genuine recipient
 // of ours, one per bounced or delayed recipient the report names, or one
 // for an auto-reply. hash, when not nil, replaces every remote address
 // (privacy).
 func Build(d Delivered, hash func(string) string) []Event {
+	if !d.Decision.Bounce {
+		// Ordinary mail to a valid tag (a reply to a list's signed VERP
+		// address) is accepted, but it tells of no failure.
+		return nil
+	}
 	var out []Event
 	rep := d.Report
 	for _, rv := range d.Decision.Verdicts {

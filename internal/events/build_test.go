@@ -11,7 +11,7 @@ import (
 )
 
 func genuine(untagged, domain string) backscatter.Decision {
-	return backscatter.Decision{Verdicts: []backscatter.RcptVerdict{{
+	return backscatter.Decision{Bounce: true, Verdicts: []backscatter.RcptVerdict{{
 		R:       backscatter.Recipient{Untagged: untagged, Domain: domain},
 		Verdict: backscatter.Verdict{Action: backscatter.ActAccept, Reason: backscatter.ReasonValidTag},
 	}}}
@@ -84,5 +84,20 @@ func TestQuerySendingHost(t *testing.T) {
 	pq, err := ParseQuery(func(k string) string { return map[string]string{"sending_host": " 192.0.2.1 "}[k] }, time.Now())
 	if err != nil || pq.SendingHost != "192.0.2.1" {
 		t.Fatalf("%+v %v", pq, err)
+	}
+}
+
+// A valid signed-VERP tag names the recipient of the mail it answers, but
+// only a bounce says that mail failed: a person's reply to the VERP address
+// (not judged a bounce) makes no event.
+func TestBuildOnlyForBounces(t *testing.T) {
+	d := genuine("news@example.com", "example.com")
+	d.Verdicts[0].R.Verified = &backscatter.Verified{Recipient: "reader@remote.example"}
+	if es := Build(Delivered{Decision: d}, nil); len(es) != 1 || es[0].Recipient != "reader@remote.example" {
+		t.Fatalf("bounce without a body read: %+v, want one event for reader@remote.example", es)
+	}
+	d.Bounce = false
+	if es := Build(Delivered{Decision: d}, nil); len(es) != 0 {
+		t.Errorf("ordinary reply to a VERP address: %+v, want no event", es)
 	}
 }

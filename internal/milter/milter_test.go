@@ -500,6 +500,17 @@ func TestBounceEvents(t *testing.T) {
 	if res.final.SMTPCode != 550 {
 		t.Fatalf("backscatter: %+v", res.final)
 	}
+	// A person replying to a signed VERP return path: accepted (valid
+	// tag), but no bounce, so no event.
+	verp, err := backscatter.SignVERP("news@example.com", "reader@example.org", h.secret, 2, testNow, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = h.run(txn{from: "reader@example.org", rcpts: []string{verp},
+		headers: [][2]string{{"From", "reader@example.org"}, {"Subject", "Re: our newsletter"}}, body: "Thanks!\r\n"})
+	if res.final == nil || res.final.Type != gomilter.ActionAccept {
+		t.Fatalf("reply to a VERP address: %+v", res.final)
+	}
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	if len(sink.es) != 2 {
