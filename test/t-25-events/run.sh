@@ -104,7 +104,8 @@ ok "events: DSN with two recipients (hard, soft), delay, untagged with evidence,
 # Suppressions: a1 hard-bounced twice.
 sup=$("$BM" suppressions --url "http://127.0.0.1:$MB" --min-hard 2)
 [ "$sup" = a1@remote.example ] || fail "suppressions: $sup"
-[ -z "$("$BM" suppressions --url "http://127.0.0.1:$MB" --min-hard 3)" ] || fail "suppressions --min-hard 3 not empty"
+sup3=$("$BM" suppressions --url "http://127.0.0.1:$MB" --min-hard 3) || fail "suppressions --min-hard 3: $sup3"
+[ -z "$sup3" ] || fail "suppressions --min-hard 3 not empty: $sup3"
 ok "suppressions: a1@remote.example after two hard bounces"
 
 # The webhook: every event, signed (checked by the receiver), after a 500.

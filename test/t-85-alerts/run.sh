@@ -152,7 +152,15 @@ rcpts() { # PREFIX N: N recipients at N domains
   for i in $(seq "$2"); do out+=("$1$i@d$i.$1.example"); done
   echo "${out[@]}"
 }
-active() { curl -fsS "http://127.0.0.1:$MB/api/alerts" | python3 -c 'import json,sys; print("\n".join(sorted(a["kind"]+"|"+a["subject"] for a in json.load(sys.stdin)["active"])))'; }
+# active: host B's active alerts, a line each ("API DOWN" when it does not
+# answer, so that "none active" is never read from a failure).
+active() {
+  local j
+  j=$(curl -fsS "http://127.0.0.1:$MB/api/alerts") || { echo "API DOWN"; return; }
+  python3 -c 'import json,sys; print("\n".join(sorted(a["kind"]+"|"+a["subject"] for a in json.load(sys.stdin)["active"])))' <<<"$j" || echo "API ANSWER UNREADABLE"
+}
+# get URL: the body, or the test fails (a grep on a failed fetch proves nothing).
+get() { curl -fsS "$1" || { echo "GET-FAILED $1"; return 1; }; }
 
 # --- 1. Ordinary traffic -------------------------------------------------
 sign() { # SENDER N-RCPTS ID: a message through submission; its tag in $TAG
@@ -177,8 +185,10 @@ expect_reply "$out" '<\*\* 550 5\.7\.1 .*bad-signature' "a forged tag"
 sleep 5
 [ "$(logs | grep -c 'alert raised')" = 0 ] || fail "ordinary traffic raised: $(logs | grep 'alert raised')"
 [ -z "$(active)" ] || fail "active after ordinary traffic: $(active)"
-curl -fsS "http://127.0.0.1:$MB/api/alerts" | grep -q '"learning_until"' && fail "still learning despite the seeded history"
-curl -fsS "http://127.0.0.1:$MA/metrics" | grep -q '^bounce_milter_alert{' && fail "an alert metric after ordinary traffic"
+body=$(get "http://127.0.0.1:$MB/api/alerts") || fail "$body"
+grep -q '"learning_until"' <<<"$body" && fail "still learning despite the seeded history"
+body=$(get "http://127.0.0.1:$MA/metrics") || fail "$body"
+grep -q '^bounce_milter_alert{' <<<"$body" && fail "an alert metric after ordinary traffic"
 ok "ordinary traffic raised nothing: 3 signed messages (key 5 new: a rotation); the newsletter's 6 unknown recipients at 6 domains (thresholds 24 unknown, 30 bounces); alice's soft bounce and spam verdict (spam threshold 3); 4 backscatter in the grace period and a forged tag (5, threshold 9); that forged tag after the rotation (1, threshold 4)"
 
 # --- 2. The threats ------------------------------------------------------
@@ -281,10 +291,11 @@ done
 # tests two at a time can stretch a round to seconds: wait up to 30 s).
 for p in "$MA" "$MB"; do
   for _ in $(seq 300); do
-    curl -fsS "http://127.0.0.1:$p/metrics" | grep -q '^bounce_milter_alert{' || break
+    body=$(get "http://127.0.0.1:$p/metrics") || fail "$body"
+    grep -q '^bounce_milter_alert{' <<<"$body" || break
     sleep 0.1
   done
-  curl -fsS "http://127.0.0.1:$p/metrics" | grep -q '^bounce_milter_alert{' && fail "an alert metric after the clear (port $p): $(curl -fsS "http://127.0.0.1:$p/metrics" | grep '^bounce_milter_alert'; curl -fsS "http://127.0.0.1:$p/api/alerts" | head -c 600)"
+  grep -q '^bounce_milter_alert{' <<<"$body" && fail "an alert metric after the clear (port $p): $(grep '^bounce_milter_alert' <<<"$body"; get "http://127.0.0.1:$p/api/alerts" | head -c 600)"
 done
 for _ in $(seq 150); do
   [ "$(grep -c '"state":"cleared"' "$T/hooks.jsonl")" -ge 6 ] && break
