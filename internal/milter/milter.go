@@ -258,7 +258,11 @@ type session struct {
 
 	host   string
 	client netip.Addr
-	local  bool
+	// clientText is client as the logs, statistics and store queries
+	// name it, made once per connection (it is asked for several times
+	// per recipient).
+	clientText string
+	local      bool
 
 	msg message
 }
@@ -285,6 +289,10 @@ type message struct {
 func (ss *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
 	ss.host = host
 	ss.client, _ = netip.ParseAddr(addr)
+	ss.clientText = ""
+	if ss.client.IsValid() {
+		ss.clientText = ss.client.Unmap().String()
+	}
 	// For non_smtpd_milters Postfix's cleanup fakes a connection from
 	// localhost with port 0; no SMTP client has port 0.
 	ss.local = port == 0 && (host == "localhost" || addr == "127.0.0.1" || addr == "::1") && family != "unix"
@@ -518,12 +526,7 @@ func (ss *session) queueID() string {
 	return ss.msg.queueID
 }
 
-func (ss *session) clientString() string {
-	if !ss.client.IsValid() {
-		return ""
-	}
-	return ss.client.Unmap().String()
-}
+func (ss *session) clientString() string { return ss.clientText }
 
 // logDecision is the one log line per recipient decided.
 func (ss *session) logDecision(r backscatter.Recipient, v backscatter.Verdict, attrs ...any) {
