@@ -114,29 +114,27 @@ func (r *Recorder) loop() {
 		}
 		batch = batch[:0]
 	}
+	add := func(e Event) {
+		batch = append(batch, e)
+		if r.hook != nil {
+			r.hook.Send(e)
+		}
+		if len(batch) >= cap(batch) {
+			flush()
+		}
+	}
 	for {
 		select {
 		case e := <-r.queue:
-			batch = append(batch, e)
-			if r.hook != nil {
-				r.hook.Send(e)
-			}
-			if len(batch) >= cap(batch) {
-				flush()
-			}
+			add(e)
 		case <-tick.C:
 			flush()
 		case <-r.stop:
+			// What was queued before Close is still written.
 			for {
 				select {
 				case e := <-r.queue:
-					batch = append(batch, e)
-					if r.hook != nil {
-						r.hook.Send(e)
-					}
-					if len(batch) >= cap(batch) {
-						flush()
-					}
+					add(e)
 				default:
 					flush()
 					return
