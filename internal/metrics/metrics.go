@@ -25,7 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bounce-milter/bounce-milter/internal/domainlabel"
+	"github.com/bounce-milter/bounce-milter/internal/labels"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/cache"
@@ -36,15 +36,15 @@ import (
 )
 
 // Other is the label value for anything outside a label's fixed set.
-const Other = domainlabel.Other
+const Other = labels.Other
 
 // Label value sets. Reasons are the engine's closed set
 // (backscatter.Reasons).
 var (
-	directions    = set("inbound", "outbound")
-	verdicts      = set("accept", "reject", "tempfail", "quarantine", "drop-recipient")
+	directions    = labels.Set("inbound", "outbound")
+	verdicts      = labels.Set("accept", "reject", "tempfail", "quarantine", "drop-recipient")
 	reasons       = reasonSet()
-	storeOps      = set("record_sent", "inbound", "ping", "journal")
+	storeOps      = labels.Set("record_sent", "inbound", "ping", "journal")
 	breakerStates = []string{"closed", "open", "half-open"}
 )
 
@@ -54,21 +54,6 @@ func reasonSet() map[string]bool {
 		m[string(r)] = true
 	}
 	return m
-}
-
-func set(vals ...string) map[string]bool {
-	m := make(map[string]bool, len(vals))
-	for _, v := range vals {
-		m[v] = true
-	}
-	return m
-}
-
-func bounded(allowed map[string]bool, v string) string {
-	if allowed[v] {
-		return v
-	}
-	return Other
 }
 
 // Metrics holds every bounce-milter metric. It implements the milter's
@@ -86,7 +71,7 @@ type Metrics struct {
 	floodEntered prometheus.Counter
 	strict       strictStates
 
-	domains   domainlabel.Set
+	domains   labels.Domains
 	ev        eventMetrics
 	socketmap *prometheus.CounterVec
 	store     atomic.Pointer[storeState]
@@ -301,8 +286,8 @@ func (m *Metrics) domain(d string) string {
 
 // Decision counts one decision (milter.Observer).
 func (m *Metrics) Decision(direction, verdict, reason, domain string) {
-	m.decisions.WithLabelValues(bounded(directions, direction), bounded(verdicts, verdict),
-		bounded(reasons, reason), m.domain(domain)).Inc()
+	m.decisions.WithLabelValues(labels.Bounded(directions, direction), labels.Bounded(verdicts, verdict),
+		labels.Bounded(reasons, reason), m.domain(domain)).Inc()
 }
 
 // Signed counts one signed envelope sender (milter.Observer).
@@ -321,7 +306,7 @@ func (m *Metrics) RecordDropped() { m.dropped.Inc() }
 // ObserveStore records one store operation: "record_sent", "inbound" or
 // "ping" (cache.Observer).
 func (m *Metrics) ObserveStore(op string, d time.Duration, err error) {
-	op = bounded(storeOps, op)
+	op = labels.Bounded(storeOps, op)
 	m.storeDur.WithLabelValues(op).Observe(d.Seconds())
 	if err != nil {
 		m.storeErrs.WithLabelValues(op).Inc()

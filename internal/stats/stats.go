@@ -78,7 +78,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bounce-milter/bounce-milter/internal/domainlabel"
+	"github.com/bounce-milter/bounce-milter/internal/labels"
 
 	"github.com/bounce-milter/bounce-milter/internal/backscatter"
 	"github.com/bounce-milter/bounce-milter/internal/bounce"
@@ -133,7 +133,7 @@ const (
 )
 
 // Other is the label of anything outside a label's closed set.
-const Other = domainlabel.Other
+const Other = labels.Other
 
 // Directions and verdicts.
 const (
@@ -150,8 +150,8 @@ var (
 )
 
 var (
-	directionSet = setOf(Inbound, Outbound)
-	verdictSet   = setOf(append(append([]string{}, InboundVerdicts...), OutboundVerdicts...)...)
+	directionSet = labels.Set(Inbound, Outbound)
+	verdictSet   = labels.Set(append(append([]string{}, InboundVerdicts...), OutboundVerdicts...)...)
 	reasonSet    = func() map[string]bool {
 		m := map[string]bool{}
 		for _, r := range backscatter.Reasons {
@@ -159,25 +159,10 @@ var (
 		}
 		return m
 	}()
-	suspect = setOf(string(backscatter.ReasonBackscatter), string(backscatter.ReasonFlood), string(backscatter.ReasonGrace),
+	suspect = labels.Set(string(backscatter.ReasonBackscatter), string(backscatter.ReasonFlood), string(backscatter.ReasonGrace),
 		string(backscatter.ReasonReplayed), string(backscatter.ReasonBadSignature), string(backscatter.ReasonExpired),
 		string(backscatter.ReasonUnknownKey), string(backscatter.ReasonMalformed))
 )
-
-func setOf(vs ...string) map[string]bool {
-	m := make(map[string]bool, len(vs))
-	for _, v := range vs {
-		m[v] = true
-	}
-	return m
-}
-
-func bounded(allowed map[string]bool, v string) string {
-	if allowed[v] {
-		return v
-	}
-	return Other
-}
 
 // Suspect reports whether an inbound decision's reason counts as
 // suspected backscatter (see the package doc).
@@ -285,7 +270,7 @@ type Aggregator struct {
 	failing  bool
 	lastLog  time.Time
 
-	domains domainlabel.Set
+	domains labels.Domains
 	dropped atomic.Uint64
 
 	writeMu   sync.Mutex // one write at a time
@@ -428,9 +413,9 @@ func (a *Aggregator) now(t time.Time) time.Time {
 // Decided counts one decision (milter and policy observers).
 func (a *Aggregator) Decided(d Decision) {
 	t := a.now(d.Time)
-	dir := bounded(directionSet, d.Direction)
-	verdict := bounded(verdictSet, d.Verdict)
-	reason := bounded(reasonSet, d.Reason)
+	dir := labels.Bounded(directionSet, d.Direction)
+	verdict := labels.Bounded(verdictSet, d.Verdict)
+	reason := labels.Bounded(reasonSet, d.Reason)
 	name := "d|" + dir + "|" + verdict + "|" + reason + "|" + a.domain(d.Domain)
 
 	var rcpt, net, mta, replay string

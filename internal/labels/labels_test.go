@@ -1,9 +1,9 @@
-package domainlabel
+package labels
 
 import "testing"
 
 func TestLabel(t *testing.T) {
-	var s Set
+	var s Domains
 	if got := s.Label("example.com"); got != Other {
 		t.Errorf("zero Set: got %q, want %q", got, Other)
 	}
@@ -23,5 +23,14 @@ func TestLabel(t *testing.T) {
 	s.Replace(nil)
 	if got := s.Label("example.com"); got != Other {
 		t.Errorf("after Replace(nil): got %q, want %q", got, Other)
+	}
+}
+
+func TestBounded(t *testing.T) {
+	allowed := Set("reject", "accept")
+	for in, want := range map[string]string{"reject": "reject", "accept": "accept", "Reject": Other, "": Other, "drop": Other} {
+		if got := Bounded(allowed, in); got != want {
+			t.Errorf("Bounded(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
