@@ -265,13 +265,21 @@ func TestRecorderSpool(t *testing.T) {
 		}
 	}
 	written := st.records.Load()
+	// The restarted store refuses writes until the reloaded records are
+	// counted: the new writer starts at once and would otherwise race the
+	// count.
 	st2 := &flaky{MemoryStore: st.MemoryStore}
-	r2 := cache.NewRecorder(st2, cache.RecorderOptions{SpoolPath: spool})
+	st2.failWrites.Store(true)
+	r2 := cache.NewRecorder(st2, cache.RecorderOptions{SpoolPath: spool, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
 	defer r2.Close()
 	if p := r2.Pending(); int64(p)+written != 800 {
 		t.Fatalf("reloaded %d, written before %d", p, written)
 	}
+	st2.failWrites.Store(false)
 	flush(t, r2)
+	if got := st2.records.Load(); got+written != 800 {
+		t.Fatalf("written after the restart %d, before %d", got, written)
+	}
 	for _, i := range []int{0, 299, 300, 799} {
 		if f := found(t, st2.MemoryStore, i, now); f.Sent == nil || !f.SenderMatch {
 			t.Fatalf("record %d lost across the restart: %+v", i, f)
