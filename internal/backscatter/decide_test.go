@@ -592,6 +592,16 @@ func TestSignAndStatus(t *testing.T) {
 	if s := e.Sign("list-bounces+bob=remote.example@example.com", nil); s.Skip != ReasonVERP {
 		t.Errorf("VERP sender: %+v", s)
 	}
+	// A list's own bounce and owner addresses are pass_through: left
+	// unsigned; a user's address that merely resembles one is signed.
+	for _, sender := range []string{"list-bounces@example.com", "Owner-List@example.com", "list-request@example.com"} {
+		if s := e.Sign(sender, []string{"x@remote.example"}); s.Skip != ReasonPassThrough || s.Sender != "" {
+			t.Errorf("pass_through sender %q: %+v", sender, s)
+		}
+	}
+	if s := e.Sign("bounces@example.com", []string{"x@remote.example"}); s.Skip != "" || s.Sender == "" {
+		t.Errorf("ordinary sender: %+v", s)
+	}
 	var newEx DomainStatus
 	for _, st := range e.Status(testNow) {
 		if st.Name == "new.example" {

@@ -249,6 +249,8 @@ func (e *Engine) Sign(sender string, rcpts []string) Signed {
 		out.Skip = ReasonVERP
 	case e.optOut.match(sender):
 		out.Skip = ReasonOptedOut
+	case e.pass.match(sender):
+		out.Skip = ReasonPassThrough
 	}
 	if out.Skip != "" {
 		return out

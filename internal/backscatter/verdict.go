@@ -42,6 +42,11 @@ const (
 	ReasonSRS           Reason = "srs"
 	ReasonVERP          Reason = "verp"
 	ReasonOptedOut      Reason = "opted-out"
+	// ReasonPassThrough: the sender is an address whose bounces are left
+	// alone ([inbound] pass_through: a list's bounce or owner address):
+	// a tag would protect nothing, and its genuine bounces, all delivered,
+	// would count against it as a sender's.
+	ReasonPassThrough Reason = "pass-through"
 	ReasonSigningOff    Reason = "signing-off"
 	ReasonNoKey         Reason = "no-key"
 	ReasonNullSender    Reason = "null-sender"
@@ -60,7 +65,7 @@ var Reasons = []Reason{
 	ReasonNotTagged, ReasonBadSignature, ReasonExpired, ReasonUnknownKey, ReasonForeignTag, ReasonMalformed,
 	ReasonValidTag, ReasonReplayed, ReasonEvidence, ReasonBackscatter, ReasonFlood, ReasonExempt, ReasonModeOff,
 	ReasonGrace, ReasonGap, ReasonStoreError, ReasonBadAddress, ReasonNotChecked, ReasonInternal,
-	ReasonSigned, ReasonNotOurDomain, ReasonAlreadyTagged, ReasonSRS, ReasonVERP, ReasonOptedOut, ReasonSigningOff,
+	ReasonSigned, ReasonNotOurDomain, ReasonAlreadyTagged, ReasonSRS, ReasonVERP, ReasonOptedOut, ReasonPassThrough, ReasonSigningOff,
 	ReasonNoKey, ReasonNullSender, ReasonUnparsable, ReasonSignError, ReasonAlertNoSign, ReasonAlertHold,
 }
 

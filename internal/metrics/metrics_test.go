@@ -190,7 +190,7 @@ func TestEngineLabelsKnown(t *testing.T) {
 	for _, r := range backscatter.Reasons {
 		switch r {
 		case backscatter.ReasonSigned, backscatter.ReasonNotOurDomain, backscatter.ReasonAlreadyTagged, backscatter.ReasonSRS,
-			backscatter.ReasonVERP, backscatter.ReasonOptedOut, backscatter.ReasonSigningOff, backscatter.ReasonNoKey,
+			backscatter.ReasonVERP, backscatter.ReasonOptedOut, backscatter.ReasonPassThrough, backscatter.ReasonSigningOff, backscatter.ReasonNoKey,
 			backscatter.ReasonNullSender, backscatter.ReasonUnparsable, backscatter.ReasonSignError:
 			continue // outbound: not a decision label
 		}

@@ -55,6 +55,10 @@ func run() int {
 	bob := outbound("bob", "bob@example.com", []string{"dest2@remote.example", "dest3@remote.example"})
 	news := outbound("news", "alice+news@example.com", []string{"dest4@remote.example"})
 	erin := outbound("erin", "erin@example.com", []string{"dest5@remote.example"})
+	// A mailing list's post, sent with its bounce address: that address
+	// is pass_through (its bounces go to the list software unjudged), so
+	// it leaves unsigned.
+	list := outbound("list", "list-bounces@example.com", []string{"member@remote.example"})
 	// All sent first, then waited for together.
 	carolFwd := func() string {
 		// A remote sender's mail forwarded by our alias: PostSRSd rewrites
@@ -70,8 +74,12 @@ func run() int {
 		}
 		return ""
 	}()
-	for _, s := range []*sent{&alice, &bob, &news, &erin} {
+	for _, s := range []*sent{&alice, &bob, &news, &erin, &list} {
 		tagOf(s)
+	}
+	if list.tag != list.from {
+		fmt.Fprintf(os.Stderr, "a list's bounce address (pass_through) left as %q, want %q unsigned\n", list.tag, list.from)
+		os.Exit(1)
 	}
 	for _, s := range []sent{alice, bob, news, erin} {
 		if !strings.HasPrefix(strings.ToLower(s.tag), "prvs=") {
