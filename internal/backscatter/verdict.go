@@ -47,11 +47,11 @@ const (
 	// a tag would protect nothing, and its genuine bounces, all delivered,
 	// would count against it as a sender's.
 	ReasonPassThrough Reason = "pass-through"
-	ReasonSigningOff    Reason = "signing-off"
-	ReasonNoKey         Reason = "no-key"
-	ReasonNullSender    Reason = "null-sender"
-	ReasonUnparsable    Reason = "unparsable-sender"
-	ReasonSignError     Reason = "sign-error"
+	ReasonSigningOff  Reason = "signing-off"
+	ReasonNoKey       Reason = "no-key"
+	ReasonNullSender  Reason = "null-sender"
+	ReasonUnparsable  Reason = "unparsable-sender"
+	ReasonSignError   Reason = "sign-error"
 	// A response to an alert (package alerts): the sender's account looks
 	// compromised, and the site chose to stop signing its mail, or to
 	// defer it until an admin clears the alert.
