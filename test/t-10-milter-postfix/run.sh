@@ -159,6 +159,24 @@ ok "daemon down: a bounce to a tag is deferred (4xx), other mail flows; with the
 # postfix-config prints strips the valid tag, and when the milter is stopped
 # mail flows (milter_default_action = accept).
 "$BM" postfix-config --config "$T/bm.toml" --regexp-map > "$T/pf/etc/tags.regexp"
+# Postfix's own regexp engine (POSIX, no case) reads the map as
+# TestRegexpMap says: every tag form of our domain stripped, nothing else.
+while read -r in want; do
+  got=$(postmap -c "$T/pf/etc" -q "$in" "regexp:$T/pf/etc/tags.regexp") || got=-
+  [ "$got" = "$want" ] || fail "postmap -q $in on the regexp map: '$got', want '$want'"
+done <<'CASES'
+prvs=1234abcdef=alice@example.com alice@example.com
+PRVS=1234ABCDEF=alice@EXAMPLE.COM alice@EXAMPLE.COM
+alice+prvs=1234abcdef@example.com alice@example.com
+vrp=1234abcdef0123456789=mfrgg=alice@example.com alice@example.com
+prvs=1234abcdef=bob@other.example -
+prvs=234d5777c=alice@example.com -
+alice@example.com -
+alice+news@example.com -
+prvs=1234abcdef=alice@example.com.evil.test -
+SRS0=HHH=TT=remote.example=carol@example.com -
+CASES
+ok "the regexp map through postmap -q: 4 tag forms stripped, 6 other addresses left"
 postconf -c "$T/pf/etc" -e "recipient_canonical_maps = regexp:$T/pf/etc/tags.regexp" && postfix -c "$T/pf/etc" reload >/dev/null 2>&1
 start_bm bm --config "$T/bm.toml" --socketmap off
 wait_port "$MILTER_PORT"
