@@ -366,6 +366,11 @@ bm_rcpt=$(grep -c 'msg=decision .*verdict=reject.* stage=rcpt' "$T/bm.log" || tr
 pf_eom=$(grep 'milter-reject: END-OF-MESSAGE' "$T/pf/log/maillog" | sed 's/.*: \([0-9A-F]*\): milter-reject.*/\1/' | sort -u)
 bm_eom=$(grep 'msg=decision .*verdict=reject' "$T/bm.log" | grep -v 'stage=rcpt' | sed 's/.*queue_id=\([0-9A-F]*\) .*/\1/' | sort -u)
 [ "$pf_eom" = "$bm_eom" ] || fail "END-OF-MESSAGE: Postfix refused [$(echo $pf_eom)], bounce-milter logged [$(echo $bm_eom)]"
+# The agreement means something only if there was much to agree on: the
+# sections above refused at least 45 guessed tags and 2 unreadable
+# addresses at RCPT, and 5 routed or percent-hack bounces after DATA.
+[ "$pf_rcpt" -ge 47 ] || fail "only $pf_rcpt refusals at RCPT in Postfix's log, want at least 47"
+[ "$(wc -w <<<"$pf_eom")" -ge 5 ] || fail "only $(wc -w <<<"$pf_eom") messages refused at end of data in Postfix's log, want at least 5"
 ok "no victim received anything; log and metrics agree ($m_reject reject, $m_drop drop-recipient) and match Postfix ($pf_rcpt at RCPT, $(wc -w <<<"$pf_eom") messages at end of data)"
 
 # --- 11. Key files that are not ours: reload refused at once; SIGTERM. ----
