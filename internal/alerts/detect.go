@@ -50,6 +50,11 @@ func (e *Evaluator) Evaluate(in Input, st State) (State, []Transition) {
 	e.tr.observe(&in, cfg.windows())
 	st = st.clone()
 	st.prune(now)
+	if cfg.CompromisedResponse != ResponseHold {
+		// The site switched holds off: the held senders are let go (they
+		// were not held again if hold came back later without an alert).
+		st.Holds = nil
+	}
 	learning := in.Since.IsZero() || now.Sub(in.Since) < cfg.MinHistory
 	st.LearningUntil = time.Time{}
 	if learning {

@@ -329,6 +329,11 @@ func TestAdminClearHoldSnooze(t *testing.T) {
 	if Responses(s.st, noResp) != nil {
 		t.Fatal("a hold applied with responses off")
 	}
+	// The site switches holds off: the next evaluation lets the sender
+	// go, so that switching back to hold does not hold it again.
+	if st, _ := NewEvaluator(noResp).Evaluate(Input{Now: at.Add(26 * time.Hour)}, s.st); len(st.Holds) != 0 {
+		t.Fatalf("holds kept after the response changed: %+v", st.Holds)
+	}
 	// The admin clears: the hold goes.
 	now := at.Add(26 * time.Hour)
 	st, tr := ApplyClears(s.st, map[string]time.Time{ClearRequest{Key: Key(KindCompromised, "mallory@example.com")}.Encode(): now}, now, cfg.Snooze)
