@@ -18,8 +18,14 @@ const (
 // Defaults. They are documented in the package doc and applied by
 // Config.WithDefaults.
 const (
-	DefaultTimeout          = 250 * time.Millisecond
-	DefaultReplaySlack      = 2
+	DefaultTimeout = 250 * time.Millisecond
+	// DefaultReplaySlack: a relay that holds our message for days sends
+	// warnings before its failure (Exim, the default MTA of Debian, warns
+	// every 24 hours until its 4-day timeout: 3 warnings, then the failure,
+	// for one recipient), and a remote alias may expand one recipient into
+	// several that fail apart. 5 takes these in; a harvested tag's spam run
+	// is thousands.
+	DefaultReplaySlack      = 5
 	DefaultRetention        = 14 * 24 * time.Hour
 	DefaultBreakerFailures  = 3
 	DefaultBreakerCooldown  = 2 * time.Second
@@ -45,7 +51,7 @@ const (
 //	timeout = "250ms"           # budget of one store call (Redis: also the
 //	                            # socket deadline, ContextTimeoutEnabled)
 //	secret_file = ""            # key for hashing Message-IDs, tags, recipients
-//	replay_slack = 2            # bounces allowed per tag beyond its recipients
+//	replay_slack = 5            # bounces allowed per tag beyond its recipients
 //	retention = "336h"          # TTL of a record that comes without one, and
 //	                            # of the bounce count of a tag that has no
 //	                            # record; records otherwise keep their own

@@ -100,7 +100,7 @@ func FuzzParseRedisURL(f *testing.F) {
 func TestConfigDefaultsAndValidate(t *testing.T) {
 	c := Config{}.WithDefaults()
 	if c.Backend != BackendEmbedded || c.Timeout != DefaultTimeout || c.Flood.RecipientLimit != 30 || c.Flood.ClientLimit != 100 ||
-		c.Flood.Window != 10*time.Minute || c.Flood.StrictFor != time.Hour || c.ReplaySlack != 2 {
+		c.Flood.Window != 10*time.Minute || c.Flood.StrictFor != time.Hour || c.ReplaySlack != 5 {
 		t.Fatalf("defaults %+v", c)
 	}
 	if err := c.Validate(); err != nil {

@@ -124,7 +124,8 @@ func TestDecide(t *testing.T) {
 	}
 	with := func(r Request, f func(*Request)) Request { f(&r); return r }
 	noStore := errors.New("no store")
-	spent := cache.InboundFacts{TagRecipients: 1, TagBounces: 3}
+	// One recipient, its budget (1 + the default slack) spent.
+	spent := cache.InboundFacts{TagRecipients: 1, TagBounces: 1 + cache.DefaultReplaySlack}
 	for _, tc := range []struct {
 		name       string
 		req        Request

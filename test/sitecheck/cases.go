@@ -50,7 +50,7 @@ func run() int {
 			s.tag = ms[0].From
 		}
 	}
-	// alice writes to four: her tag takes 4 + 2 bounces (five come back below).
+	// alice writes to four: her tag takes 4 + 5 bounces (five come back below).
 	alice := outbound("alice", "alice@example.com", []string{"dest1@remote.example", "dest1b@remote.example", "dest1c@remote.example", "dest1d@remote.example"})
 	bob := outbound("bob", "bob@example.com", []string{"dest2@remote.example", "dest3@remote.example"})
 	news := outbound("news", "alice+news@example.com", []string{"dest4@remote.example"})
@@ -280,15 +280,24 @@ Disposition: manual-action/MDN-sent-manually; displayed
 	deliver("bounce to a list's VERP bounce address", "", []string{"list-bounces+member=remote.example@example.com"}, dsn(tok, "member@remote.example", "5.1.1", "failed", "From: list@example.com\nMessage-ID: <list."+T+"@example.com>\n", true), tok, "list-bounces+member=remote.example@example.com")
 	tok = "tok-g12-" + T
 	deliver("bounce to a list owner address", "", []string{"owner-list@example.com"}, dsn(tok, "member@remote.example", "5.1.1", "failed", "From: owner-list@example.com\nMessage-ID: <owner."+T+"@example.com>\n", true), tok, "owner-list@example.com")
-	// Callout probes first: they must not spend erin's budget (1 recipient + 2).
+	// Callout probes first: they must not spend erin's budget (1 recipient
+	// + replay_slack 5).
 	for i := 0; i < 4; i++ {
 		if o := probe(*mxAddr, erin.tag); !o.accepted {
 			add(result{name: "callout probe to a valid tag", genuine: true, detail: "probe refused: " + o.String()})
 		}
 	}
-	for i := 1; i <= 3; i++ {
+	// A relay that holds erin's message warns once a day for three days
+	// (Exim's delay_warning), then fails it; two more hops of a remote
+	// alias report their copies failed: 6 bounces, the whole budget.
+	for i := 1; i <= 6; i++ {
 		tok = fmt.Sprintf("tok-g13-%d-%s", i, T)
-		deliver(fmt.Sprintf("bounce %d of 3 to a tag after 4 callout probes", i), "", []string{erin.tag}, dsn(tok, "dest5@remote.example", "5.1.1", "failed", origHeaders(erin, "dest5@remote.example"), true), tok, "erin@example.com")
+		status, action := "5.1.1", "failed"
+		if i <= 3 {
+			status, action = "4.4.1", "delayed"
+		}
+		deliver(fmt.Sprintf("bounce %d of 6 (%s) to a 1-recipient tag after 4 callout probes", i, action), "", []string{erin.tag},
+			dsn(tok, "dest5@remote.example", status, action, origHeaders(erin, "dest5@remote.example"), true), tok, "erin@example.com")
 	}
 	tok = "tok-g14-" + T
 	deliver("ordinary mail from another site's postmaster", "postmaster@remote.example", []string{"alice@example.com"},
@@ -341,7 +350,7 @@ Disposition: manual-action/MDN-sent-manually; displayed
 	tok = "tok-b5-" + T
 	refuse("unknown-key tag", false, "", []string{"prvs=7" + alice.tag[6:]}, dsn(tok, "x@remote.example", "5.1.1", "failed", origHeaders(other, "x@remote.example"), true), tok)
 	tok = "tok-b6-" + T
-	refuse("replay past the budget (4th bounce to a 1-recipient tag)", false, "", []string{erin.tag}, dsn(tok, "dest5@remote.example", "5.1.1", "failed", origHeaders(erin, "dest5@remote.example"), true), tok)
+	refuse("replay past the budget (7th bounce to a 1-recipient tag)", false, "", []string{erin.tag}, dsn(tok, "dest5@remote.example", "5.1.1", "failed", origHeaders(erin, "dest5@remote.example"), true), tok)
 	tok = "tok-b7-" + T
 	refuse("untagged bounce quoting another user's Message-ID", true, "", []string{"dave@example.com"}, dsn(tok, "dest1@remote.example", "5.1.1", "failed", origHeaders(alice, "dest1@remote.example"), true), tok)
 	tok = "tok-b8-" + T
