@@ -602,6 +602,18 @@ func TestSignAndStatus(t *testing.T) {
 	if s := e.Sign("bounces@example.com", []string{"x@remote.example"}); s.Skip != "" || s.Sender == "" {
 		t.Errorf("ordinary sender: %+v", s)
 	}
+	// A mixed-case sender is signed in lower case, so that the tag verifies
+	// whatever case a relay gives the return path back in.
+	s = e.Sign("Alice.Smith@Example.COM", []string{"x@remote.example"})
+	if s.Sender == "" || s.Sender != strings.ToLower(s.Sender) {
+		t.Fatalf("mixed-case sender signed as %+v", s)
+	}
+	for _, back := range []string{s.Sender, strings.ToUpper(s.Sender), strings.Replace(s.Sender, "alice.smith@example.com", "Alice.Smith@Example.COM", 1),
+		strings.Replace(s.Sender, "example.com", "EXAMPLE.com", 1)} {
+		if r := e.CheckRecipient(back); r.Err != nil || r.Verified == nil || !strings.EqualFold(r.Untagged, "alice.smith@example.com") {
+			t.Errorf("tag back as %q: %+v", back, r)
+		}
+	}
 	var newEx DomainStatus
 	for _, st := range e.Status(testNow) {
 		if st.Name == "new.example" {

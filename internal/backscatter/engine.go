@@ -220,6 +220,15 @@ type Signed struct {
 
 // Sign returns the signed envelope sender for mail from sender to rcpts, or
 // the reason it is left alone.
+//
+// The tag is made for the sender in lower case. A relay may fold the case
+// of the return path before it bounces (a sendmail canonicalizes the
+// domain; some gateways lower-case the whole address), and a tag hashed
+// over "Alice@Example.COM" cannot be checked once it comes back as
+// "alice@example.com": the genuine bounce would be refused as forged. A
+// tag hashed over the lower-case form verifies in any case (VerifyPRVS
+// retries in lower case), and it is still Exim's ${prvs} of that form.
+// Postfix finds the mailbox whatever the case of the address.
 func (e *Engine) Sign(sender string, rcpts []string) Signed {
 	if sender == "" {
 		return Signed{Skip: ReasonNullSender}
@@ -263,6 +272,7 @@ func (e *Engine) Sign(sender string, rcpts []string) Signed {
 	now := e.Now()
 	scheme := SchemePRVS
 	var signed string
+	sender = strings.ToLower(sender)
 	switch {
 	case len(rcpts) == 1 && e.verp.match(sender):
 		signed, err = SignVERP(sender, rcpts[0], secret, k, now, dom.Lifetime)

@@ -59,6 +59,8 @@ func run() int {
 	// is pass_through (its bounces go to the list software unjudged), so
 	// it leaves unsigned.
 	list := outbound("list", "list-bounces@example.com", []string{"member@remote.example"})
+	// A sender written in mixed case, as some mail clients send it.
+	carol := outbound("carol", "Carol@Example.COM", []string{"dest6@remote.example"})
 	// All sent first, then waited for together.
 	carolFwd := func() string {
 		// A remote sender's mail forwarded by our alias: PostSRSd rewrites
@@ -74,14 +76,14 @@ func run() int {
 		}
 		return ""
 	}()
-	for _, s := range []*sent{&alice, &bob, &news, &erin, &list} {
+	for _, s := range []*sent{&alice, &bob, &news, &erin, &list, &carol} {
 		tagOf(s)
 	}
 	if list.tag != list.from {
 		fmt.Fprintf(os.Stderr, "a list's bounce address (pass_through) left as %q, want %q unsigned\n", list.tag, list.from)
 		os.Exit(1)
 	}
-	for _, s := range []sent{alice, bob, news, erin} {
+	for _, s := range []sent{alice, bob, news, erin, carol} {
 		if !strings.HasPrefix(strings.ToLower(s.tag), "prvs=") {
 			fmt.Fprintf(os.Stderr, "outbound mail from %s left unsigned (%q)\n", s.from, s.tag)
 			os.Exit(1)
@@ -309,6 +311,16 @@ Disposition: manual-action/MDN-sent-manually; displayed
 	deliver("untagged bounce to postmaster", "", []string{"postmaster@example.com"}, dsn(tok, "x@remote.example", "5.1.1", "failed", "From: someone@remote.example\nMessage-ID: <pm."+T+"@remote.example>\n", true), tok, "postmaster@example.com")
 	tok = "tok-g17-" + T
 	deliver("bounce to a sub-addressed sender's tag", "", []string{news.tag}, dsn(tok, "dest4@remote.example", "5.1.1", "failed", origHeaders(news, "dest4@remote.example"), true), tok, "alice+news@example.com")
+	// Relays that fold the case of the return path before they bounce: a
+	// sendmail that canonicalizes the domain, a gateway that lower-cases
+	// the whole address. Carol's tag must verify either way.
+	tok = "tok-g19-" + T
+	deliver("bounce to a mixed-case sender's tag, lower-cased by a relay", "", []string{strings.ToLower(carol.tag)},
+		dsn(tok, "dest6@remote.example", "5.1.1", "failed", origHeaders(carol, "dest6@remote.example"), true), tok, "carol@example.com")
+	tok = "tok-g20-" + T
+	at := strings.LastIndexByte(carol.tag, '@')
+	deliver("bounce to a mixed-case sender's tag, domain upper-cased by a relay", "", []string{carol.tag[:at] + strings.ToUpper(carol.tag[at:])},
+		dsn(tok, "dest6@remote.example", "4.4.1", "delayed", origHeaders(carol, "dest6@remote.example"), true), tok, "carol@example.com")
 	tok = "tok-g18-" + T
 	deliver("one DSN to two valid tags", "", []string{alice.tag, bob.tag}, dsn(tok, "dest1@remote.example", "5.1.1", "failed", origHeaders(alice, "dest1@remote.example"), true), tok, "alice@example.com", "bob@example.com")
 	later(func() result {
