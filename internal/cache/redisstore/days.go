@@ -106,7 +106,7 @@ func (s *Store) daysLoop() {
 	t := time.NewTicker(daysRefresh)
 	defer t.Stop()
 	for {
-		_ = s.refreshDays(context.Background())
+		_ = s.refreshDays(uncounted(context.Background()))
 		select {
 		case <-s.stop:
 			return

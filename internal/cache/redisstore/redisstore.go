@@ -700,21 +700,37 @@ func (s *Store) Close() error {
 	return s.rdb.Close()
 }
 
-// countHook counts network exchanges: each command or pipeline sent.
+// countHook counts network exchanges: each command or pipeline sent for
+// a caller. The store's own background work (the days refresh, once a
+// second) is not counted: RoundTrips tells what a call costs, and a
+// refresh landing in the middle of a measurement must not change that.
 type countHook struct{ n *atomic.Uint64 }
+
+// uncounted marks a context whose exchanges countHook leaves out.
+type uncountedKey struct{}
+
+func uncounted(ctx context.Context) context.Context {
+	return context.WithValue(ctx, uncountedKey{}, true)
+}
+
+func counted(ctx context.Context) bool { return ctx.Value(uncountedKey{}) == nil }
 
 func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
+		if counted(ctx) {
+			h.n.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
 
 func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
+		if counted(ctx) {
+			h.n.Add(1)
+		}
 		return next(ctx, cmds)
 	}
 }
