@@ -201,6 +201,9 @@ func (h *history) sync(ctx context.Context, now time.Time) error {
 		}
 		h.mu.Lock()
 		h.unsaved = slices.DeleteFunc(h.unsaved, func(w Window) bool { return slices.Contains(unsaved, w) })
+		// Until the store's list is read back, the gaps just saved stay in
+		// view: a bounce judged meanwhile must not miss one.
+		h.saved = MergeWindows(append(slices.Clone(h.saved), unsaved...), time.Time{}, MaxGaps)
 		h.mu.Unlock()
 	}
 	saved, err := h.j.Gaps(ctx, now)
@@ -213,15 +216,19 @@ func (h *history) sync(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// takeLost moves the span of records given up into the unsaved gaps.
+// takeLost moves the span of records given up into the unsaved gaps, in
+// one step under both locks (h.mu, then r.mu, as Gaps takes them), so that
+// Gaps never sees it in neither place.
 func (h *history) takeLost() {
+	h.mu.Lock()
 	h.r.mu.Lock()
 	l := h.r.lost
 	h.r.lost = lostSpan{}
 	h.r.mu.Unlock()
 	if l.n > 0 {
-		h.addGap(Window{From: l.from, To: l.to})
+		h.unsaved = MergeWindows(append(h.unsaved, Window{From: l.from, To: l.to}), time.Time{}, MaxGaps)
 	}
+	h.mu.Unlock()
 }
 
 func (h *history) addGap(w Window) {
@@ -345,20 +352,25 @@ func (h *history) unsavedN() int {
 // MaxGaps.
 func (r *Recorder) Gaps(now time.Time) []Window {
 	var ws []Window
-	if h := r.hist; h != nil {
+	// h.mu, then r.mu, held together (the order takeLost takes them): a
+	// span given up moves from r.lost to the history's gaps at once.
+	h := r.hist
+	if h != nil {
 		h.mu.Lock()
 		ws = append(ws, h.saved...)
 		ws = append(ws, h.unsaved...)
 		if h.suspect || (h.j != nil && !h.started && h.o.Shared) {
 			ws = append(ws, Window{From: now.Add(-MaxTTL), To: now})
 		}
-		h.mu.Unlock()
 	}
 	r.mu.Lock()
 	if r.lost.n > 0 {
 		ws = append(ws, Window{From: r.lost.from, To: r.lost.to})
 	}
 	r.mu.Unlock()
+	if h != nil {
+		h.mu.Unlock()
+	}
 	if len(ws) == 0 {
 		return nil
 	}

@@ -124,10 +124,17 @@ func TestHistoryEpochLost(t *testing.T) {
 	waitGaps(t, r, later, func(g []cache.Window) bool {
 		return covers(g, cache.Window{From: later.Add(-cache.MaxTTL), To: later})
 	})
-	// The gap is in the store again (the old list went with the data).
-	g, err := st.Gaps(context.Background(), later)
-	if err != nil || !covers(g, cache.Window{From: later.Add(-cache.MaxTTL), To: later}) {
-		t.Fatalf("store's gaps %v %v", g, err)
+	// The gap is in the store again (the old list went with the data):
+	// saved by the history's next sync, which may still be under way.
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		g, err := st.Gaps(context.Background(), later)
+		if err == nil && covers(g, cache.Window{From: later.Add(-cache.MaxTTL), To: later}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store's gaps %v %v", g, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	// A store error: provisional gap until the epoch is checked again.
@@ -156,7 +163,13 @@ func TestHistoryOutageGaps(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		r.Record(msg(i, now.Add(time.Duration(i)*time.Second)))
 	}
-	time.Sleep(30 * time.Millisecond)
+	// At least one batch must fail (the outage), however slow the machine.
+	for deadline := time.Now().Add(3 * time.Second); r.Stats().FailedBatches == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no batch write failed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	st.failWrites.Store(false)
 	flush(t, r)
 	// Records 10..29 were given up; 0..9 waited (an outage: invisible to

@@ -205,15 +205,23 @@ func TestRecorderGivesUpBounded(t *testing.T) {
 	st.failWrites.Store(true)
 	var logs syncBuf
 	var gave atomic.Int64
+	// Taken before the recorder starts its log ticker: the bound on log
+	// lines below counts every interval it can have had.
+	start := time.Now()
 	r := cache.NewRecorder(st, cache.RecorderOptions{MaxPending: 1000, FlushTimeout: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
 		LogEvery: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnGiveUp: func(n int) { gave.Add(int64(n)) }})
 	defer r.Close()
 	t0 := time.Now().Truncate(time.Second)
-	start := time.Now()
 	for i := 0; i < 20000; i++ {
 		r.Record(msg(i, t0.Add(time.Duration(i)*time.Millisecond)))
 	}
-	time.Sleep(350 * time.Millisecond)
+	// The summary of the interval in which the last records were given up.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "given_up_total=19000"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("summary does not count the records given up:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if r.Pending() != 1000 || r.DroppedRecords() != 19000 || gave.Load() != 19000 {
 		t.Fatalf("pending %d, given up %d (hook %d)", r.Pending(), r.DroppedRecords(), gave.Load())
 	}

@@ -283,7 +283,7 @@ func TestStalledWriteFailsFast(t *testing.T) {
 	start := time.Now()
 	err = s.RecordSent(context.Background(), cache.SentMessage{MessageID: "<stall@x>", Tag: "prvs=0123abcdef=s@x", Time: time.Now()})
 	d := time.Since(start)
-	if !errors.Is(err, cache.ErrUnavailable) || d > cfg.Timeout+250*time.Millisecond {
+	if !errors.Is(err, cache.ErrUnavailable) || d > cfg.Timeout+time.Second {
 		t.Fatalf("stalled write: %v after %v", err, d)
 	}
 	if s.DroppedRecords() != 1 {
@@ -291,7 +291,7 @@ func TestStalledWriteFailsFast(t *testing.T) {
 	}
 	start = time.Now()
 	_, err = s.Inbound(context.Background(), cache.InboundQuery{Tag: "prvs=0123abcdef=s@x", Count: true, Now: time.Now()})
-	if d := time.Since(start); !errors.Is(err, cache.ErrUnavailable) || d > cfg.Timeout+250*time.Millisecond {
+	if d := time.Since(start); !errors.Is(err, cache.ErrUnavailable) || d > cfg.Timeout+time.Second {
 		t.Fatalf("stalled counted inbound: %v after %v", err, d)
 	}
 	if err := tx.Rollback(); err != nil {

@@ -89,7 +89,9 @@ func TestMiniredisErrorsAndBreaker(t *testing.T) {
 	m := miniredis.RunT(t)
 	cfg := storetest.Base()
 	cfg.BreakerFailures = 2
-	cfg.BreakerCooldown = 100 * time.Millisecond
+	// Long enough that the breaker is still open for the RecordSent below
+	// however slow the machine; the probe waits it out.
+	cfg.BreakerCooldown = time.Second
 	obs := &recObs{}
 	cfg.Observer = obs
 	s := openMini(t, m, cfg)
@@ -113,7 +115,7 @@ func TestMiniredisErrorsAndBreaker(t *testing.T) {
 		t.Fatalf("record while open: %v, dropped %d", err, s.DroppedRecords())
 	}
 	m.SetError("")
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	if _, err := s.Inbound(ctx, q); err != nil {
 		t.Fatalf("probe: %v", err)
 	}
