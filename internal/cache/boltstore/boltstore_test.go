@@ -190,7 +190,12 @@ func TestUpgradeFromJSON(t *testing.T) {
 				}
 			}
 		}
-		b := tx.Bucket([]byte("d-" + now.UTC().Format("20060102")))
+		// Today's bucket: in the first hour of a UTC day no record above
+		// falls in it (old2 is an hour old), so it may not exist yet.
+		b, err := tx.CreateBucketIfNotExists([]byte("d-" + now.UTC().Format("20060102")))
+		if err != nil {
+			return err
+		}
 		return b.Put([]byte("b"+h.Tag(tag)), be8(2))
 	}); err != nil {
 		t.Fatal(err)
