@@ -37,11 +37,13 @@ func needBin(tb testing.TB, name string) string {
 }
 
 // freePort finds a loopback port that is free, and whose cluster bus port
-// (+10000) is free too.
+// (+10000) is free too. Both stay below Linux's ephemeral range (32768
+// and up), so that no outgoing connection of another process can take
+// the port between this check and redis-server's bind.
 func freePort(tb testing.TB) int {
 	tb.Helper()
 	for i := 0; i < 200; i++ {
-		p := 20000 + rand.IntN(25000)
+		p := 10000 + rand.IntN(12768)
 		l1, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
 			continue
