@@ -14,16 +14,8 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/cache"
 	"github.com/bounce-milter/bounce-milter/internal/cache/boltstore"
 	"github.com/bounce-milter/bounce-milter/internal/cache/redisstore"
+	"github.com/bounce-milter/bounce-milter/internal/cache/storetest"
 )
-
-// relaxed widens the time budgets (250 ms in production) for tests that
-// may run on a loaded machine with the race detector: a first call dials
-// and loads scripts.
-func relaxed(cfg cache.Config) cache.Config {
-	cfg.Timeout = 3 * time.Second
-	cfg.Redis.DialTimeout, cfg.Redis.ReadTimeout, cfg.Redis.WriteTimeout, cfg.Redis.PoolTimeout = time.Second, 2*time.Second, 2*time.Second, time.Second
-	return cfg
-}
 
 func TestOpenChoosesBackend(t *testing.T) {
 	dir := t.TempDir()
@@ -40,7 +32,7 @@ func TestOpenChoosesBackend(t *testing.T) {
 	s.Close()
 
 	m := miniredis.RunT(t)
-	s, err = Open(relaxed(cache.Config{Redis: cache.RedisConfig{URL: "redis://" + m.Addr()}}), dir, nil)
+	s, err = Open(storetest.Relaxed(cache.Config{Redis: cache.RedisConfig{URL: "redis://" + m.Addr()}}), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +71,7 @@ func TestSecretFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := miniredis.RunT(t)
-	cfg := relaxed(cache.Config{SecretFile: sf, Redis: cache.RedisConfig{URL: "redis://" + m.Addr()}})
+	cfg := storetest.Relaxed(cache.Config{SecretFile: sf, Redis: cache.RedisConfig{URL: "redis://" + m.Addr()}})
 	s, err := Open(cfg, dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +95,7 @@ func TestSecretFile(t *testing.T) {
 	if !find(cfg) {
 		t.Fatal("a second store with the same secret file does not find the record")
 	}
-	if find(relaxed(cache.Config{Redis: cache.RedisConfig{URL: "redis://" + m.Addr()}})) {
+	if find(storetest.Relaxed(cache.Config{Redis: cache.RedisConfig{URL: "redis://" + m.Addr()}})) {
 		t.Fatal("a store without the secret finds the keyed record")
 	}
 }

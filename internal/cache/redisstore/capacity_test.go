@@ -48,7 +48,7 @@ func usedMemory(t testing.TB, s *Store) int64 {
 // returns the used_memory growth per record.
 func measureRecords(t testing.TB, n int) (perRecord float64, s *Store) {
 	srv := startRedis(t)
-	s = openURL(t, "redis://"+srv.Addr, relaxed(storetest.Base()))
+	s = openURL(t, "redis://"+srv.Addr, storetest.Relaxed(storetest.Base()))
 	ctx := context.Background()
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func capacityStore(b *testing.B) *Store {
 	if addr == "" {
 		addr = startRedis(b).Addr
 	}
-	s := openURL(b, "redis://"+addr, relaxed(storetest.Base()))
+	s := openURL(b, "redis://"+addr, storetest.Relaxed(storetest.Base()))
 	if err := s.Client().FlushAll(context.Background()).Err(); err != nil {
 		b.Fatal(err)
 	}

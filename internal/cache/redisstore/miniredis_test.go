@@ -17,7 +17,7 @@ func openMini(t *testing.T, m *miniredis.Miniredis, cfg cache.Config) *Store {
 	t.Helper()
 	cfg.Backend = cache.BackendRedis
 	cfg.Redis.URL = "redis://" + m.Addr()
-	cfg = relaxed(cfg)
+	cfg = storetest.Relaxed(cfg)
 	s, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -18,15 +18,6 @@ import (
 	"github.com/bounce-milter/bounce-milter/internal/events/eventstest"
 )
 
-// relaxed widens the time budget for functional tests, which must not
-// fail because a loaded CI machine (-race, packages in parallel) is slow;
-// the outage tests keep the production defaults.
-func relaxed(cfg cache.Config) cache.Config {
-	cfg.Timeout = 3 * time.Second
-	cfg.Redis.DialTimeout, cfg.Redis.ReadTimeout, cfg.Redis.WriteTimeout, cfg.Redis.PoolTimeout = time.Second, 2*time.Second, 2*time.Second, time.Second
-	return cfg
-}
-
 func openURL(t testing.TB, url string, cfg cache.Config) *Store {
 	t.Helper()
 	cfg.Backend = cache.BackendRedis
@@ -42,10 +33,10 @@ func openURL(t testing.TB, url string, cfg cache.Config) *Store {
 func TestStandalone(t *testing.T) {
 	srv := startRedis(t)
 	url := "redis://" + srv.Addr + "/3"
-	storetest.Run(t, func(t *testing.T, cfg cache.Config) cache.Store { return openURL(t, url, relaxed(cfg)) })
+	storetest.Run(t, func(t *testing.T, cfg cache.Config) cache.Store { return openURL(t, url, storetest.Relaxed(cfg)) })
 
 	t.Run("OneRoundTripPerCall", func(t *testing.T) {
-		s := openURL(t, url, relaxed(storetest.Base()))
+		s := openURL(t, url, storetest.Relaxed(storetest.Base()))
 		ctx := context.Background()
 		// Warm the pools (go-redis keeps a separate pool for pipelines):
 		// connection handshakes (HELLO, CLIENT SETNAME) are per connection,
@@ -84,7 +75,7 @@ func TestStandalone(t *testing.T) {
 	t.Run("Legacy", func(t *testing.T) {
 		raw := directClient(srv.Addr)
 		defer raw.Close()
-		s := openURL(t, "redis://"+srv.Addr, relaxed(storetest.Base()))
+		s := openURL(t, "redis://"+srv.Addr, storetest.Relaxed(storetest.Base()))
 		testLegacy(t, s, raw)
 	})
 }
@@ -107,8 +98,8 @@ func sentMsg(id string, n int) cache.SentMessage {
 
 // Two Store instances (two milter processes) over one Redis behave as one.
 func testFleet(t *testing.T, url string) {
-	a := openURL(t, url, relaxed(storetest.Base()))
-	b := openURL(t, url, relaxed(storetest.Base()))
+	a := openURL(t, url, storetest.Relaxed(storetest.Base()))
+	b := openURL(t, url, storetest.Relaxed(storetest.Base()))
 	ctx := context.Background()
 	uniq := fmt.Sprint(time.Now().UnixNano())
 	tag := "prvs=0123abcdef=fleet" + uniq + "@example.org"
@@ -274,10 +265,10 @@ func TestCluster(t *testing.T) {
 		addrs = append(addrs, n.Addr)
 	}
 	url := "redis-cluster://" + strings.Join(addrs, ",")
-	storetest.Run(t, func(t *testing.T, cfg cache.Config) cache.Store { return openURL(t, url, relaxed(cfg)) })
+	storetest.Run(t, func(t *testing.T, cfg cache.Config) cache.Store { return openURL(t, url, storetest.Relaxed(cfg)) })
 	t.Run("Fleet", func(t *testing.T) { testFleet(t, url) })
 	t.Run("RoundTrips", func(t *testing.T) {
-		s := openURL(t, url, relaxed(storetest.Base()))
+		s := openURL(t, url, storetest.Relaxed(storetest.Base()))
 		ctx := context.Background()
 		if err := s.Ping(ctx); err != nil {
 			t.Fatal(err)
@@ -504,7 +495,7 @@ func TestSentinelFailover(t *testing.T) {
 // count or a missing record from before is never held against a bounce.
 func TestRedisRestartedEmptyIsAGap(t *testing.T) {
 	srv := startRedis(t)
-	cfg := relaxed(storetest.Base())
+	cfg := storetest.Relaxed(storetest.Base())
 	// The history's journal calls fail while Redis restarts; a slow restart
 	// must not open the breaker (its provisional gap would stand in for
 	// the real one, and the store's list could not be read).
@@ -555,8 +546,8 @@ func TestRedisRestartedEmptyIsAGap(t *testing.T) {
 // used before, written through a Recorder on host A, is found on host B
 // as soon as A has written it.
 func testDaysInUse(t *testing.T, url string) {
-	a := openURL(t, url, relaxed(storetest.Base()))
-	b := openURL(t, url, relaxed(storetest.Base()))
+	a := openURL(t, url, storetest.Relaxed(storetest.Base()))
+	b := openURL(t, url, storetest.Relaxed(storetest.Base()))
 	ctx := context.Background()
 	now := time.Now()
 	if err := a.RecordSent(ctx, cache.SentMessage{MessageID: "<d0@example.org>", Sender: "d@example.org", Time: now, TTL: 3 * 24 * time.Hour}); err != nil {
@@ -586,6 +577,6 @@ func testDaysInUse(t *testing.T, url string) {
 // Bounce events on a real redis-server: the conformance suite.
 func TestEventsStandalone(t *testing.T) {
 	srv := startRedis(t)
-	s := openURL(t, "redis://"+srv.Addr+"/4", relaxed(storetest.Base()))
+	s := openURL(t, "redis://"+srv.Addr+"/4", storetest.Relaxed(storetest.Base()))
 	eventstest.Run(t, s, time.Now())
 }

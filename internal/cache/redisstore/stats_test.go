@@ -19,7 +19,7 @@ var statsPrefixN atomic.Int64
 // statsCfg gives each store a key prefix of its own: stores of one test
 // share a server.
 func statsCfg() cache.Config {
-	cfg := relaxed(storetest.Base())
+	cfg := storetest.Relaxed(storetest.Base())
 	cfg.Redis.KeyPrefix = fmt.Sprintf("st%d-%d:", time.Now().UnixNano(), statsPrefixN.Add(1))
 	return cfg
 }

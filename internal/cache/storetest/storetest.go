@@ -24,6 +24,16 @@ func Base() cache.Config {
 	return c.WithDefaults()
 }
 
+// Relaxed widens cfg's time budgets (250 ms in production) for functional
+// tests against Redis, which must not fail on a loaded machine with the
+// race detector: a first call dials, handshakes and loads scripts. Tests
+// of outages keep the production budgets.
+func Relaxed(cfg cache.Config) cache.Config {
+	cfg.Timeout = 3 * time.Second
+	cfg.Redis.DialTimeout, cfg.Redis.ReadTimeout, cfg.Redis.WriteTimeout, cfg.Redis.PoolTimeout = time.Second, 2*time.Second, 2*time.Second, time.Second
+	return cfg
+}
+
 // T0 is the suite's time: now, in the middle of a one-minute flood window.
 // It follows the real clock because Redis expires the day hashes at
 // absolute times (EXPIREAT): records dated days ago would be gone at once.
