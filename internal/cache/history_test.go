@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,16 +29,19 @@ func histOpts(c *clock, instance string, shared bool) cache.RecorderOptions {
 // waitGaps polls r's gaps at now until cond holds.
 func waitGaps(t *testing.T, r *cache.Recorder, now time.Time, cond func([]cache.Window) bool) []cache.Window {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		g := r.Gaps(now)
-		if cond(g) {
-			return g
-		}
+	var g []cache.Window
+	waitUntil(t, 3*time.Second, func() bool { g = r.Gaps(now); return cond(g) }, func() string { return fmt.Sprintf("gaps %v", g) })
+	return g
+}
+
+// waitUntil polls cond until it holds; past timeout the test fails with
+// what() (background work is waited for, never slept on).
+func waitUntil(t *testing.T, timeout time.Duration, cond func() bool, what func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("gaps %v", g)
+			t.Fatal(what())
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -126,16 +130,12 @@ func TestHistoryEpochLost(t *testing.T) {
 	})
 	// The gap is in the store again (the old list went with the data):
 	// saved by the history's next sync, which may still be under way.
-	for deadline := time.Now().Add(3 * time.Second); ; {
-		g, err := st.Gaps(context.Background(), later)
-		if err == nil && covers(g, cache.Window{From: later.Add(-cache.MaxTTL), To: later}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("store's gaps %v %v", g, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var g []cache.Window
+	var err error
+	waitUntil(t, 3*time.Second, func() bool {
+		g, err = st.Gaps(context.Background(), later)
+		return err == nil && covers(g, cache.Window{From: later.Add(-cache.MaxTTL), To: later})
+	}, func() string { return fmt.Sprintf("store's gaps %v %v", g, err) })
 
 	// A store error: provisional gap until the epoch is checked again.
 	st2 := newFlaky()
@@ -164,12 +164,7 @@ func TestHistoryOutageGaps(t *testing.T) {
 		r.Record(msg(i, now.Add(time.Duration(i)*time.Second)))
 	}
 	// At least one batch must fail (the outage), however slow the machine.
-	for deadline := time.Now().Add(3 * time.Second); r.Stats().FailedBatches == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("no batch write failed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 3*time.Second, func() bool { return r.Stats().FailedBatches > 0 }, func() string { return "no batch write failed" })
 	st.failWrites.Store(false)
 	flush(t, r)
 	// Records 10..29 were given up; 0..9 waited (an outage: invisible to
