@@ -226,16 +226,21 @@ func (h *history) takeLost() {
 	h.r.lost = lostSpan{}
 	h.r.mu.Unlock()
 	if l.n > 0 {
-		h.unsaved = MergeWindows(append(h.unsaved, Window{From: l.from, To: l.to}), time.Time{}, MaxGaps)
+		h.addGapLocked(Window{From: l.from, To: l.to})
 	}
 	h.mu.Unlock()
 }
 
 func (h *history) addGap(w Window) {
 	h.mu.Lock()
-	h.unsaved = MergeWindows(append(h.unsaved, w), time.Time{}, MaxGaps)
+	h.addGapLocked(w)
 	h.mu.Unlock()
 	h.poke()
+}
+
+// addGapLocked adds w to the gaps not yet saved; h.mu is held.
+func (h *history) addGapLocked(w Window) {
+	h.unsaved = MergeWindows(append(h.unsaved, w), time.Time{}, MaxGaps)
 }
 
 // storeError notes that the store failed: with a shared store its data
