@@ -132,7 +132,7 @@ func (h *history) start(ctx context.Context) error {
 		}
 	}
 	h.mu.Lock()
-	h.unsaved = MergeWindows(append(h.unsaved, gaps...), time.Time{}, MaxGaps)
+	h.addGapLocked(gaps...)
 	h.mu.Unlock()
 	if err := h.j.SaveBeat(ctx, h.o.Instance, Beat{Time: now, Pending: h.r.oldestPending()}); err != nil {
 		return err
@@ -176,7 +176,7 @@ func (h *history) checkEpoch(ctx context.Context, now time.Time) error {
 	switch {
 	case lost:
 		h.log.Warn("store history: the store lost its data (its epoch is new); what was sent before now is unknown to it: gap", "from", now.Add(-MaxTTL), "to", now)
-		h.unsaved = MergeWindows(append(h.unsaved, Window{From: now.Add(-MaxTTL), To: now}), time.Time{}, MaxGaps)
+		h.addGapLocked(Window{From: now.Add(-MaxTTL), To: now})
 	case created:
 		h.log.Info("store history: a new store", "epoch", id)
 	}
@@ -238,9 +238,9 @@ func (h *history) addGap(w Window) {
 	h.poke()
 }
 
-// addGapLocked adds w to the gaps not yet saved; h.mu is held.
-func (h *history) addGapLocked(w Window) {
-	h.unsaved = MergeWindows(append(h.unsaved, w), time.Time{}, MaxGaps)
+// addGapLocked adds ws to the gaps not yet saved; h.mu is held.
+func (h *history) addGapLocked(ws ...Window) {
+	h.unsaved = MergeWindows(append(h.unsaved, ws...), time.Time{}, MaxGaps)
 }
 
 // storeError notes that the store failed: with a shared store its data
